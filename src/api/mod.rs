@@ -1,0 +1,166 @@
+//! Wire types of the admin API v1, shared by the server and its clients.
+//!
+//! Input types reject unknown fields so that a typo in a request is an error, not a
+//! silently ignored setting.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The shape of a webhook's request body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookKind {
+    /// The JSON envelope `{id, type, timestamp, data}`, signed.
+    #[default]
+    Generic,
+    /// A Slack Block Kit message for a Slack incoming-webhook URL.
+    Slack,
+}
+
+impl WebhookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Slack => "slack",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "generic" => Some(Self::Generic),
+            "slack" => Some(Self::Slack),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /webhooks` body.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookIn {
+    /// 1–100 characters.
+    pub name: String,
+    /// Where deliveries are POSTed: https, or http where the server allows it.
+    pub url: String,
+    /// Event type names from the catalog, or `*` for every type.
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub kind: WebhookKind,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// `PATCH /webhooks/{id}` body: every field is optional; the secret is not touched.
+/// An empty `description` or `owner` clears it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// A webhook as the API shows it: never its secret, only `secret_hint`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub kind: WebhookKind,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub is_active: bool,
+    /// Why the service deactivated this webhook, when it did.
+    pub disabled_reason: Option<String>,
+    /// The last 4 characters of the current signing secret.
+    pub secret_hint: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Deliveries that succeeded in the last 24 hours.
+    pub success_24h: u64,
+    /// Deliveries that failed for good in the last 24 hours.
+    pub failed_24h: u64,
+    pub last_delivery_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<u16>,
+}
+
+/// `POST /webhooks` answer: the webhook plus its signing secret, shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// `whsec_` + base64 of 32 random bytes. Returned only here and on rotation.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<Webhook>,
+}
+
+/// `POST /webhooks/{id}/rotate-secret` body (may be empty).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretIn {
+    /// How long the previous secret keeps signing: default 86400, at most 604800 (7 days).
+    #[serde(default)]
+    pub grace_seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RotatedSecret {
+    /// The new signing secret, shown this once.
+    pub secret: String,
+    /// Until then deliveries carry a signature with the previous secret too.
+    pub previous_secret_expires_at: DateTime<Utc>,
+}
+
+/// One entry of the event-type catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub example: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventTypeList {
+    pub items: Vec<EventType>,
+}
+
+/// Every error answer: `{"error": {"code", "message", "field"?}}`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, e.g. `validation_failed`, `not_found`, `unauthorized`.
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+    /// The request field the error is about, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}

@@ -1,0 +1,16 @@
+//! Hookpanel: an operations console for webhooks, and the webhook delivery service it
+//! operates.
+//!
+//! - [`api`]: the admin API's wire types, shared by the server and its clients.
+//! - [`server`]: the admin API (axum) and a running service's lifetime.
+//! - [`store`]: persistence (SQLite), behind one narrow type.
+//! - [`crypto`]: secrets — generation, sealing at rest, admin-key checks.
+//! - [`catalog`]: the event types webhooks subscribe to.
+//! - [`validate`]: input checks whose errors name the field.
+
+pub mod api;
+pub mod catalog;
+pub mod crypto;
+pub mod server;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,142 @@
+//! The `hookpanel` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hookpanel::crypto;
+use hookpanel::server::{self, SecretsAtRest, ServiceConfig};
+use hookpanel::validate::HttpPolicy;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Operate webhooks: the delivery service and its admin API."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the admin API headless.
+    Serve(ServeArgs),
+    /// Print a fresh secrets-encryption key for HOOKPANEL_ENCRYPTION_KEY.
+    Keygen,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "HOOKPANEL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Database URL: sqlite://PATH (created if missing).
+    #[arg(long, env = "HOOKPANEL_DB", default_value = "sqlite://hookpanel.db")]
+    db: String,
+
+    /// The admin key callers must present. Unset: one is generated on first start,
+    /// printed once, and only its hash is kept in the database.
+    #[arg(long, env = "HOOKPANEL_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+
+    /// Key that encrypts signing secrets at rest: 32 bytes, base64 (`hookpanel keygen`).
+    #[arg(long, env = "HOOKPANEL_ENCRYPTION_KEY", hide_env_values = true)]
+    encryption_key: Option<String>,
+
+    /// Store signing secrets unencrypted. Anyone with a copy of the database can then
+    /// sign as you. For throwaway setups only.
+    #[arg(long, env = "HOOKPANEL_INSECURE_PLAINTEXT_SECRETS")]
+    insecure_plaintext_secrets: bool,
+
+    /// Allow plain-http webhook URLs to any host (by default only to localhost).
+    #[arg(long, env = "HOOKPANEL_ALLOW_HTTP")]
+    allow_http: bool,
+
+    /// A JSON event-type catalog to use instead of the built-in one.
+    #[arg(long, env = "HOOKPANEL_EVENT_TYPES")]
+    event_types: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Keygen => crypto::generate_encryption_key()
+            .map(|key| println!("{}", key.as_str()))
+            .map_err(anyhow::Error::from),
+        Command::Serve(args) => serve(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let secrets_at_rest = match (args.encryption_key, args.insecure_plaintext_secrets) {
+        (Some(key), _) => SecretsAtRest::Encrypted(Zeroizing::new(key)),
+        (None, true) => {
+            eprintln!(
+                "\n  WARNING: --insecure-plaintext-secrets: webhook signing secrets are stored UNENCRYPTED.\n  Anyone with a copy of {} can sign webhooks as you.\n  Set HOOKPANEL_ENCRYPTION_KEY (`hookpanel keygen`) for anything that matters.\n",
+                args.db
+            );
+            tracing::warn!("signing secrets are stored unencrypted (--insecure-plaintext-secrets)");
+            SecretsAtRest::InsecurePlaintext
+        }
+        (None, false) => anyhow::bail!(
+            "HOOKPANEL_ENCRYPTION_KEY is not set. Signing secrets are encrypted at rest with it:\n  export HOOKPANEL_ENCRYPTION_KEY=$(hookpanel keygen)\nand keep it somewhere safe (without it the stored secrets cannot be used).\nFor a throwaway setup, --insecure-plaintext-secrets stores them unencrypted."
+        ),
+    };
+    let config = ServiceConfig {
+        listen: args.listen,
+        database_url: args.db,
+        admin_key: args.admin_key.map(Zeroizing::new),
+        secrets_at_rest,
+        http_policy: if args.allow_http {
+            HttpPolicy::Anywhere
+        } else {
+            HttpPolicy::LoopbackOnly
+        },
+        event_types_path: args.event_types,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut service = server::start(config).await?;
+        if let Some(key) = service.take_generated_admin_key() {
+            // Printed to the terminal once, never logged: only its hash is stored.
+            println!(
+                "Generated an admin key (shown once; only its hash is stored):\n\n  {}\n",
+                key.as_str()
+            );
+        }
+        println!("Hookpanel admin API listening on {}", service.base_url());
+        service
+            .run_until(async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+            })
+            .await
+            .context("serving the admin API")
+    })
+}

@@ -1,0 +1,137 @@
+//! Request extractors whose rejections speak the API's error format.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+
+/// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.
+/// Errors name the offending field: type errors by their path, unknown and missing
+/// fields by name.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is larger than {BODY_LIMIT_BYTES} bytes"),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    rejection.body_text(),
+                )
+            }
+        })?;
+        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        parse_json(json).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(json: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {err}"),
+        )
+    })?;
+    Ok(value)
+}
+
+fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let message = inner.to_string();
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            // serde names unknown and missing fields in backticks and reports the path of
+            // the object that holds them.
+            let named = ["unknown field `", "missing field `"]
+                .iter()
+                .find_map(|prefix| message.strip_prefix(prefix))
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned);
+            // The path of an unknown field already ends with its name; a missing field's
+            // path is the object that lacks it.
+            let field = match named {
+                Some(name) if path == name || path.ends_with(&format!(".{name}")) => Some(path),
+                Some(name) if path == "." => Some(name),
+                Some(name) => Some(format!("{path}.{name}")),
+                None => (path != ".").then_some(path),
+            };
+            let code = if message.starts_with("unknown field") {
+                "unknown_field"
+            } else {
+                "validation_failed"
+            };
+            let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+            match field {
+                Some(field) => error.with_field(field),
+                None => error,
+            }
+        }
+        serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof
+        | serde_json::error::Category::Io => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {message}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::WebhookIn;
+
+    fn error_of(json: &str) -> ApiError {
+        match parse_json::<WebhookIn>(json.as_bytes()) {
+            Ok(_) => panic!("{json} parsed"),
+            Err(err) => err,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let unknown = error_of(r#"{"name":"a","url":"https://x.y","events":["*"],"colour":1}"#);
+        assert_eq!(unknown.code, "unknown_field");
+        assert_eq!(unknown.field.as_deref(), Some("colour"));
+        let missing = error_of(r#"{"url":"https://x.y","events":["*"]}"#);
+        assert_eq!(missing.field.as_deref(), Some("name"));
+        let wrong_type = error_of(r#"{"name":5,"url":"https://x.y","events":["*"]}"#);
+        assert_eq!(wrong_type.field.as_deref(), Some("name"));
+        let bad_kind =
+            error_of(r#"{"name":"a","url":"https://x.y","events":["*"],"kind":"teams"}"#);
+        assert_eq!(bad_kind.field.as_deref(), Some("kind"));
+        let element = error_of(r#"{"name":"a","url":"https://x.y","events":[1]}"#);
+        assert_eq!(element.field.as_deref(), Some("events[0]"));
+        let syntax = error_of(r#"{"name":"#);
+        assert_eq!(syntax.status, StatusCode::BAD_REQUEST);
+        assert_eq!(syntax.code, "invalid_json");
+        let trailing = error_of(r#"{"name":"a","url":"https://x.y","events":["*"]} x"#);
+        assert_eq!(trailing.code, "invalid_json");
+    }
+}

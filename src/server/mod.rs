@@ -1,0 +1,357 @@
+//! The admin API service: configuration, routing, and a running instance's lifetime.
+//!
+//! [`start`] is the one way to run it — `hookpanel serve`, the panel's embedded service
+//! and the tests all go through it.
+
+mod auth;
+pub mod error;
+mod event_types;
+pub mod extract;
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use zeroize::Zeroizing;
+
+use self::error::ApiError;
+use crate::api::Health;
+use crate::catalog::{Catalog, CatalogError};
+use crate::crypto::{self, CryptoError, SecretCipher};
+use crate::store::{Store, StoreError};
+use crate::validate::HttpPolicy;
+
+pub use webhooks::{DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
+
+/// Where signing secrets at rest get their protection.
+#[derive(Clone)]
+pub enum SecretsAtRest {
+    /// Sealed with this base64-encoded 32-byte key.
+    Encrypted(Zeroizing<String>),
+    /// Stored as they are (`--insecure-plaintext-secrets`).
+    InsecurePlaintext,
+}
+
+impl std::fmt::Debug for SecretsAtRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Encrypted(_) => "Encrypted(..)",
+            Self::InsecurePlaintext => "InsecurePlaintext",
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    /// `sqlite://PATH`.
+    pub database_url: String,
+    /// The admin key callers must present. `None`: the one whose hash the database keeps,
+    /// generated on first start.
+    pub admin_key: Option<Zeroizing<String>>,
+    pub secrets_at_rest: SecretsAtRest,
+    pub http_policy: HttpPolicy,
+    /// A catalog file instead of the built-in one.
+    pub event_types_path: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the admin key is empty")]
+    EmptyAdminKey,
+    #[error(
+        "this database keeps its signing secrets in plain text (it was created with --insecure-plaintext-secrets), but this service was given an encryption key; start it again with --insecure-plaintext-secrets"
+    )]
+    DatabaseIsPlaintext,
+    #[error(
+        "this database keeps its signing secrets encrypted; set HOOKPANEL_ENCRYPTION_KEY to the key it was created with"
+    )]
+    DatabaseIsEncrypted,
+    #[error("HOOKPANEL_ENCRYPTION_KEY is not the key this database's secrets were encrypted with")]
+    WrongEncryptionKey,
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub cipher: SecretCipher,
+    pub catalog: Arc<Catalog>,
+    pub http_policy: HttpPolicy,
+    /// SHA-256 of the admin key, hex; the key itself is kept nowhere.
+    pub admin_key_digest: Arc<str>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hookpanel admin API",
+        version = "1",
+        description = "Manage webhooks, their secrets and their deliveries. Every /v1/admin route but this document needs `Authorization: Bearer <admin key>`."
+    ),
+    modifiers(&AdminKeyAuth),
+    security(("admin_key" = [])),
+    tags(
+        (name = "webhooks", description = "Endpoints that receive events"),
+        (name = "event-types", description = "The catalog of event types"),
+        (name = "service", description = "Liveness"),
+    )
+)]
+struct ApiDoc;
+
+struct AdminKeyAuth;
+
+impl Modify for AdminKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The service's admin key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Liveness: answers without authentication.
+#[utoipa::path(
+    get, path = "/healthz", tag = "service", security(),
+    responses((status = 200, body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// Every `/v1/admin` route with its OpenAPI description, before authentication.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(event_types::list))
+}
+
+/// The routes and their OpenAPI document, collected from the same handlers so that
+/// the document cannot drift from what is served.
+fn documented_routes(
+    admin: OpenApiRouter<AppState>,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/v1/admin", admin)
+        .routes(routes!(healthz))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/v1/admin/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes(admin_routes()).1
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let admin = admin_routes().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_admin_key,
+    ));
+    let (router, openapi) = documented_routes(admin);
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/v1/admin/openapi.json",
+            get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { Json(openapi) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT_BYTES))
+        .with_state(state)
+}
+
+const META_ADMIN_KEY_DIGEST: &str = "admin_key_sha256";
+const META_SECRETS_AT_REST: &str = "secrets_at_rest";
+const PLAINTEXT_MARKER: &str = "plaintext";
+const KEY_CHECK_CONTEXT: &str = "hookpanel-key-check";
+
+/// Checks that the configured protection matches the database's, and records it on the
+/// first start.
+async fn secret_cipher(store: &Store, config: &SecretsAtRest) -> Result<SecretCipher, StartError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    let cipher = match config {
+        SecretsAtRest::Encrypted(key) => SecretCipher::from_base64_key(key)?,
+        SecretsAtRest::InsecurePlaintext => SecretCipher::insecure_plaintext(),
+    };
+    match store.meta(META_SECRETS_AT_REST).await? {
+        None => {
+            let record = if cipher.encrypts() {
+                STANDARD.encode(cipher.seal(KEY_CHECK_CONTEXT, KEY_CHECK_CONTEXT.as_bytes())?)
+            } else {
+                PLAINTEXT_MARKER.to_owned()
+            };
+            store.set_meta(META_SECRETS_AT_REST, &record).await?;
+        }
+        Some(record) if record == PLAINTEXT_MARKER => {
+            if cipher.encrypts() {
+                return Err(StartError::DatabaseIsPlaintext);
+            }
+        }
+        Some(record) => {
+            if !cipher.encrypts() {
+                return Err(StartError::DatabaseIsEncrypted);
+            }
+            let sealed = STANDARD
+                .decode(record)
+                .map_err(|_| StartError::WrongEncryptionKey)?;
+            cipher
+                .open(KEY_CHECK_CONTEXT, &sealed)
+                .map_err(|_| StartError::WrongEncryptionKey)?;
+        }
+    }
+    Ok(cipher)
+}
+
+/// The admin key's digest, and the key itself when it was generated just now.
+async fn admin_key(
+    store: &Store,
+    configured: Option<&Zeroizing<String>>,
+) -> Result<(String, Option<Zeroizing<String>>), StartError> {
+    if let Some(key) = configured {
+        if key.trim().is_empty() {
+            return Err(StartError::EmptyAdminKey);
+        }
+        return Ok((crypto::admin_key_digest(key.trim()), None));
+    }
+    if let Some(digest) = store.meta(META_ADMIN_KEY_DIGEST).await? {
+        return Ok((digest, None));
+    }
+    let key = crypto::generate_admin_key()?;
+    let digest = crypto::admin_key_digest(&key);
+    store.set_meta(META_ADMIN_KEY_DIGEST, &digest).await?;
+    Ok((digest, Some(key)))
+}
+
+/// A service answering on [`Self::local_addr`] until [`Self::shutdown`].
+pub struct RunningService {
+    local_addr: SocketAddr,
+    generated_admin_key: Option<Zeroizing<String>>,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    store: Store,
+}
+
+impl RunningService {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://ip:port`, the base for API paths.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// The admin key generated on this first start, to be shown once. Taking it leaves
+    /// `None` behind.
+    pub fn take_generated_admin_key(&mut self) -> Option<Zeroizing<String>> {
+        self.generated_admin_key.take()
+    }
+
+    /// Stops accepting requests, finishes those under way and closes the database.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        let served = self
+            .server
+            .await
+            .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)));
+        self.store.close().await;
+        served
+    }
+
+    /// Serves until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        self.shutdown().await
+    }
+}
+
+/// Opens the database, checks keys, binds `config.listen` and starts serving.
+pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> {
+    let catalog = match &config.event_types_path {
+        Some(path) => Catalog::from_file(path)?,
+        None => Catalog::builtin()?,
+    };
+    let store = Store::connect(&config.database_url).await?;
+    let cipher = secret_cipher(&store, &config.secrets_at_rest).await?;
+    let (admin_key_digest, generated_admin_key) =
+        admin_key(&store, config.admin_key.as_ref()).await?;
+    let state = AppState {
+        store: store.clone(),
+        cipher,
+        catalog: Arc::new(catalog),
+        http_policy: config.http_policy,
+        admin_key_digest: admin_key_digest.into(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+    let app = router(state);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_signal.await;
+            })
+            .await
+    });
+    tracing::info!(%local_addr, "admin API listening");
+    Ok(RunningService {
+        local_addr,
+        generated_admin_key,
+        shutdown,
+        server,
+        store,
+    })
+}

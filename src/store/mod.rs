@@ -1,0 +1,443 @@
+//! Persistence. Routes and the dispatcher see only [`Store`]'s methods, never SQL, so a
+//! PostgreSQL backend can be added here without touching them.
+//!
+//! SQLite runs in WAL mode with `synchronous=NORMAL`: a process crash loses nothing that
+//! was committed. The schema is created and upgraded by the versioned migrations in
+//! `migrations/`, embedded in the binary and run at start.
+
+use std::collections::HashMap;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row as _, SqlitePool};
+
+use crate::api::{Webhook, WebhookKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    UnsupportedUrl(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        // SQLite primary result codes for conditions that pass: busy, read-only, I/O
+        // error, disk full, cannot open.
+        const TRANSIENT_SQLITE_CODES: [i64; 5] = [5, 8, 10, 13, 14];
+        let transient_database_error = err
+            .as_database_error()
+            .and_then(|db| db.code())
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| TRANSIENT_SQLITE_CODES.contains(&(code & 0xff)));
+        match err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(err)
+            }
+            _ if transient_database_error => Self::Unavailable(err),
+            _ => Self::Database(err),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A webhook to insert, already validated, with its sealed first secret.
+#[derive(Debug)]
+pub struct NewWebhook {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub kind: WebhookKind,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub secret_hint: String,
+    pub sealed_secret: Vec<u8>,
+}
+
+/// Validated changes to a webhook; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct WebhookChanges {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+    /// `Some(None)` clears the description.
+    pub description: Option<Option<String>>,
+    pub owner: Option<Option<String>>,
+}
+
+/// A new current secret replacing the previous one, which keeps signing until
+/// `previous_expires_at`.
+#[derive(Debug)]
+pub struct SecretRotation {
+    pub sealed_secret: Vec<u8>,
+    pub secret_hint: String,
+    pub previous_expires_at: DateTime<Utc>,
+}
+
+/// A sealed signing secret as stored; open it with the service's cipher.
+#[derive(Debug, Clone)]
+pub struct SealedSecret {
+    pub sealed: Vec<u8>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} is out of range")))
+}
+
+/// The columns [`webhook_from_row`] reads, as a literal for `concat!`: sqlx takes only
+/// static SQL text.
+macro_rules! webhook_columns {
+    () => {
+        "id, name, url, kind, description, owner, is_active, disabled_reason, \
+         secret_hint, created_at, updated_at"
+    };
+}
+
+impl Store {
+    /// Opens (creating if need be) the database at `url` and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(StoreError::UnsupportedUrl(
+                "PostgreSQL storage is not available in this build yet; use a sqlite:// URL"
+                    .to_owned(),
+            ));
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl(format!(
+                "the database URL must start with sqlite:// (got {:?})",
+                url.split(':').next().unwrap_or_default()
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Database)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let value = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_webhook(&self, new: NewWebhook) -> Result<Webhook> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO webhooks (id, name, url, kind, description, owner, is_active, \
+             secret_hint, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, TRUE, ?, ?, ?)",
+        )
+        .bind(&new.id)
+        .bind(&new.name)
+        .bind(&new.url)
+        .bind(new.kind.as_str())
+        .bind(&new.description)
+        .bind(&new.owner)
+        .bind(&new.secret_hint)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        replace_events(&mut tx, &new.id, &new.events).await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(&new.id)
+        .bind(&new.sealed_secret)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.webhook(&new.id).await
+    }
+
+    /// Every webhook that is not deleted, oldest first.
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            webhook_columns!(),
+            " FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events: HashMap<String, Vec<String>> = HashMap::new();
+        let event_rows = sqlx::query(
+            "SELECT e.webhook_id, e.event_type FROM webhook_events e \
+             JOIN webhooks w ON w.id = e.webhook_id WHERE w.deleted_at IS NULL \
+             ORDER BY e.webhook_id, e.event_type",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in event_rows {
+            events
+                .entry(row.try_get("webhook_id")?)
+                .or_default()
+                .push(row.try_get("event_type")?);
+        }
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                let webhook_events = events.remove(&id).unwrap_or_default();
+                webhook_from_row(row, webhook_events)
+            })
+            .collect()
+    }
+
+    pub async fn webhook(&self, id: &str) -> Result<Webhook> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            webhook_columns!(),
+            " FROM webhooks WHERE id = ? AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let events = sqlx::query_scalar(
+            "SELECT event_type FROM webhook_events WHERE webhook_id = ? ORDER BY event_type",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        webhook_from_row(&row, events)
+    }
+
+    pub async fn update_webhook(&self, id: &str, changes: WebhookChanges) -> Result<Webhook> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        // Reactivating clears the reason the service gave for deactivating.
+        let clear_reason = changes.is_active == Some(true);
+        sqlx::query(
+            "UPDATE webhooks SET \
+               name = COALESCE(?, name), \
+               url = COALESCE(?, url), \
+               is_active = COALESCE(?, is_active), \
+               disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
+               description = CASE WHEN ? THEN ? ELSE description END, \
+               owner = CASE WHEN ? THEN ? ELSE owner END, \
+               updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(changes.name)
+        .bind(changes.url)
+        .bind(changes.is_active)
+        .bind(clear_reason)
+        .bind(changes.description.is_some())
+        .bind(changes.description.flatten())
+        .bind(changes.owner.is_some())
+        .bind(changes.owner.flatten())
+        .bind(millis(Utc::now()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(events) = &changes.events {
+            replace_events(&mut tx, id, events).await?;
+        }
+        tx.commit().await?;
+        self.webhook(id).await
+    }
+
+    /// Marks a webhook deleted and destroys its secrets. Its delivery history stays.
+    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = millis(Utc::now());
+        let deleted = sqlx::query(
+            "UPDATE webhooks SET deleted_at = ?, is_active = FALSE, updated_at = ? \
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM webhook_secrets WHERE webhook_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM webhook_events WHERE webhook_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes `rotation` the current secret. The previous current secret stays valid until
+    /// `rotation.previous_expires_at`; secrets already expired are destroyed.
+    pub async fn rotate_secret(&self, id: &str, rotation: SecretRotation) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = millis(Utc::now());
+        let updated = sqlx::query(
+            "UPDATE webhooks SET secret_hint = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&rotation.secret_hint)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "DELETE FROM webhook_secrets WHERE webhook_id = ? AND expires_at IS NOT NULL AND expires_at <= ?",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE webhook_secrets SET expires_at = ? WHERE webhook_id = ? AND expires_at IS NULL",
+        )
+        .bind(millis(rotation.previous_expires_at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&rotation.sealed_secret)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The secrets a delivery made at `at` is signed with: the current one first, then any
+    /// previous one still in its grace period.
+    pub async fn signing_secrets(&self, id: &str, at: DateTime<Utc>) -> Result<Vec<SealedSecret>> {
+        let rows = sqlx::query(
+            "SELECT sealed, expires_at FROM webhook_secrets \
+             WHERE webhook_id = ? AND (expires_at IS NULL OR expires_at > ?) \
+             ORDER BY expires_at IS NOT NULL, id DESC",
+        )
+        .bind(id)
+        .bind(millis(at))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SealedSecret {
+                    sealed: row.try_get("sealed")?,
+                    expires_at: row
+                        .try_get::<Option<i64>, _>("expires_at")?
+                        .map(from_millis)
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn replace_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    events: &[String],
+) -> Result<()> {
+    sqlx::query("DELETE FROM webhook_events WHERE webhook_id = ?")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for event in events {
+        sqlx::query("INSERT INTO webhook_events (webhook_id, event_type) VALUES (?, ?)")
+            .bind(id)
+            .bind(event)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, events: Vec<String>) -> Result<Webhook> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        events,
+        kind: WebhookKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown webhook kind {kind:?}")))?,
+        description: row.try_get("description")?,
+        owner: row.try_get("owner")?,
+        is_active: row.try_get("is_active")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        secret_hint: row.try_get("secret_hint")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        success_24h: 0,
+        failed_24h: 0,
+        last_delivery_at: None,
+        last_status_code: None,
+    })
+}
+
+/// A new sortable id: `prefix_` + a ULID (time-ordered, 128 bits).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::new())
+}

@@ -1,0 +1,246 @@
+//! Validation of what callers send, with an error that names the field.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+use crate::catalog::{Catalog, WILDCARD};
+
+pub const NAME_MAX_CHARS: usize = 100;
+pub const DESCRIPTION_MAX_CHARS: usize = 1000;
+pub const OWNER_MAX_CHARS: usize = 200;
+pub const URL_MAX_CHARS: usize = 2048;
+pub const EVENTS_MAX: usize = 200;
+
+/// A request field that is not acceptable, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether webhook URLs may use plain http.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpPolicy {
+    /// http only to loopback hosts (localhost, 127.0.0.0/8, ::1); https everywhere else.
+    #[default]
+    LoopbackOnly,
+    /// http to any host (`--allow-http`).
+    Anywhere,
+}
+
+/// Query parameter names that suggest a credential in the URL.
+const SECRET_LOOKING_WORDS: &[&str] = &[
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "apikey",
+    "api_key",
+    "api-key",
+    "access_key",
+    "private_key",
+    "auth",
+    "signature",
+    "credential",
+];
+
+fn looks_like_secret(parameter: &str) -> bool {
+    let lower = parameter.to_ascii_lowercase();
+    lower == "key"
+        || lower == "sig"
+        || lower.ends_with("_key")
+        || lower.ends_with("-key")
+        || SECRET_LOOKING_WORDS.iter().any(|word| lower.contains(word))
+}
+
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            domain == "localhost" || domain.ends_with(".localhost")
+        }
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+pub fn webhook_url(field: &str, text: &str, policy: HttpPolicy) -> Result<Url, FieldError> {
+    let error = |message: String| FieldError::new(field, message);
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(error("the URL is empty".into()));
+    }
+    if text.chars().count() > URL_MAX_CHARS {
+        return Err(error(format!(
+            "the URL is longer than {URL_MAX_CHARS} characters"
+        )));
+    }
+    let url = Url::parse(text).map_err(|err| error(format!("not a valid URL: {err}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if policy == HttpPolicy::Anywhere || is_loopback_host(&url) => {}
+        "http" => {
+            return Err(error(
+                "the URL must use https (plain http is allowed only for localhost unless the server runs with --allow-http)".into(),
+            ));
+        }
+        other => return Err(error(format!("the URL must be https, not {other}:"))),
+    }
+    if url.host().is_none() {
+        return Err(error("the URL has no host".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(error(
+            "the URL must not carry a user name or password; receivers verify the signature instead"
+                .into(),
+        ));
+    }
+    if let Some((name, _)) = url.query_pairs().find(|(name, _)| looks_like_secret(name)) {
+        return Err(error(format!(
+            "the query parameter {name:?} looks like a credential; credentials in URLs end up in logs — verify the signature instead"
+        )));
+    }
+    Ok(url)
+}
+
+pub fn name(field: &str, text: &str) -> Result<String, FieldError> {
+    let trimmed = text.trim();
+    let count = trimmed.chars().count();
+    if count == 0 {
+        return Err(FieldError::new(field, "the name is empty"));
+    }
+    if count > NAME_MAX_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!("the name is {count} characters long; at most {NAME_MAX_CHARS} are allowed"),
+        ));
+    }
+    no_control_characters(field, trimmed)?;
+    Ok(trimmed.to_owned())
+}
+
+/// An optional free text: empty means none.
+pub fn optional_text(
+    field: &str,
+    text: Option<&str>,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    let Some(trimmed) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let count = trimmed.chars().count();
+    if count > max_chars {
+        return Err(FieldError::new(
+            field,
+            format!("{count} characters is too long; at most {max_chars} are allowed"),
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FieldError::new(field, "control characters are not allowed"));
+    }
+    Ok(Some(trimmed.to_owned()))
+}
+
+fn no_control_characters(field: &str, text: &str) -> Result<(), FieldError> {
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// Event subscriptions: non-empty, each in the catalog or `*`. Returns them sorted, once each.
+pub fn events(
+    field: &str,
+    events: &[String],
+    catalog: &Catalog,
+) -> Result<Vec<String>, FieldError> {
+    if events.is_empty() {
+        return Err(FieldError::new(
+            field,
+            "subscribe to at least one event type (or \"*\" for all)",
+        ));
+    }
+    if events.len() > EVENTS_MAX {
+        return Err(FieldError::new(
+            field,
+            format!("at most {EVENTS_MAX} event types"),
+        ));
+    }
+    let mut unique = BTreeSet::new();
+    for event in events {
+        if event != WILDCARD && !catalog.contains(event) {
+            return Err(FieldError::new(
+                field,
+                format!("{event:?} is not in the event-type catalog (GET /v1/admin/event-types)"),
+            ));
+        }
+        unique.insert(event.clone());
+    }
+    Ok(unique.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let ok = |u: &str| webhook_url("url", u, HttpPolicy::LoopbackOnly).is_ok();
+        assert!(ok("https://example.com/hooks"));
+        assert!(ok("http://127.0.0.1:9000/in"));
+        assert!(ok("http://localhost/in"));
+        assert!(ok("http://[::1]:8080/in"));
+        assert!(ok("https://example.com/hooks?tenant=4"));
+        assert!(!ok("http://example.com/hooks"));
+        assert!(!ok("ftp://example.com/hooks"));
+        assert!(!ok("not a url"));
+        assert!(!ok(""));
+        assert!(!ok("https://user:pw@example.com/"));
+        assert!(!ok("https://example.com/?token=abc"));
+        assert!(!ok("https://example.com/?api_key=abc"));
+        assert!(!ok("https://example.com/?Key=abc"));
+        assert!(!ok("https://example.com/?client_secret=abc"));
+        assert!(webhook_url("url", "http://example.com/", HttpPolicy::Anywhere).is_ok());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name("name", "  Orders  ").as_deref(), Ok("Orders"));
+        assert!(name("name", "").is_err());
+        assert!(name("name", "   ").is_err());
+        assert!(name("name", &"é".repeat(100)).is_ok());
+        assert!(name("name", &"é".repeat(101)).is_err());
+        assert!(name("name", "a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn event_lists() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let sorted = events(
+            "events",
+            &["order.created".into(), "*".into(), "order.created".into()],
+            &catalog,
+        );
+        assert_eq!(sorted, Ok(vec!["*".to_owned(), "order.created".to_owned()]));
+        assert!(events("events", &[], &catalog).is_err());
+        let unknown = events("events", &["nope".into()], &catalog).expect_err("unknown");
+        assert_eq!(unknown.field, "events");
+    }
+}

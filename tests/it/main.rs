@@ -1,0 +1,9 @@
+//! End-to-end tests: the real service on 127.0.0.1:0 over a real SQLite file, driven
+//! over HTTP with reqwest.
+
+mod cli;
+mod e2e_auth;
+mod e2e_openapi;
+mod e2e_persistence;
+mod e2e_webhooks;
+mod support;

@@ -1,0 +1,154 @@
+//! Starts a real service for a test and talks to it.
+
+use std::path::{Path, PathBuf};
+
+use hookpanel::crypto;
+use hookpanel::server::{self, RunningService, SecretsAtRest, ServiceConfig};
+use hookpanel::validate::HttpPolicy;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+pub struct TestService {
+    pub service: RunningService,
+    pub client: reqwest::Client,
+    pub admin_key: String,
+    pub encryption_key: Zeroizing<String>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn database_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("hookpanel.db").display())
+}
+
+pub fn config(dir: &Path, encryption_key: &Zeroizing<String>) -> ServiceConfig {
+    ServiceConfig {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        database_url: database_url(dir),
+        admin_key: None,
+        secrets_at_rest: SecretsAtRest::Encrypted(encryption_key.clone()),
+        http_policy: HttpPolicy::LoopbackOnly,
+        event_types_path: None,
+    }
+}
+
+impl TestService {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let encryption_key = crypto::generate_encryption_key().expect("random");
+        let mut service = server::start(config(dir.path(), &encryption_key))
+            .await
+            .expect("service starts");
+        let admin_key = service
+            .take_generated_admin_key()
+            .expect("first start generates an admin key")
+            .to_string();
+        Self {
+            service,
+            client: reqwest::Client::new(),
+            admin_key,
+            encryption_key,
+            dir,
+        }
+    }
+
+    /// Stops the service and starts it again on the same database and keys.
+    pub async fn restart(self) -> Self {
+        let Self {
+            service,
+            client,
+            admin_key,
+            encryption_key,
+            dir,
+        } = self;
+        service.shutdown().await.expect("clean shutdown");
+        let service = server::start(config(dir.path(), &encryption_key))
+            .await
+            .expect("service restarts");
+        Self {
+            service,
+            client,
+            admin_key,
+            encryption_key,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.service.base_url())
+    }
+
+    /// Every file the service keeps: the database and its WAL and shared-memory files.
+    pub fn database_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path())
+            .expect("temp dir readable")
+            .map(|entry| entry.expect("dir entry").path())
+            .collect()
+    }
+
+    /// An authenticated admin request; returns the status and the raw body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let mut request = self
+            .client
+            .request(method, self.url(&format!("/v1/admin{path}")))
+            .bearer_auth(&self.admin_key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request reaches the service");
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// Like [`Self::call`], parsing the body as JSON.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, text) = self.call(method, path, body).await;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|err| panic!("{err}: {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let (status, created) = self.json(Method::POST, "/webhooks", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+}
+
+pub fn orders_webhook() -> Value {
+    serde_json::json!({
+        "name": "Orders",
+        "url": "https://orders.example.com/hooks",
+        "events": ["order.created", "order.cancelled"],
+        "description": "ERP sync",
+        "owner": "team-orders",
+    })
+}
+
+/// Asserts a 4xx error body naming `field`, and returns its message.
+pub fn assert_field_error(status: StatusCode, body: &Value, field: &str) -> String {
+    assert!(
+        status.is_client_error(),
+        "expected a 4xx, got {status}: {body}"
+    );
+    assert_eq!(body["error"]["field"], field, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(!code.is_empty(), "{body}");
+    body["error"]["message"]
+        .as_str()
+        .expect("error message")
+        .to_owned()
+}
