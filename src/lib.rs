@@ -4,6 +4,8 @@
 //! - [`api`]: the admin API's wire types, shared by the server and its clients.
 //! - [`server`]: the admin API (axum) and a running service's lifetime.
 //! - [`store`]: persistence (SQLite), behind one narrow type.
+//! - [`dispatch`]: the dispatcher — signs, sends, retries and records every attempt.
+//! - [`signing`]: delivery signatures, and `verify` for receivers.
 //! - [`crypto`]: secrets — generation, sealing at rest, admin-key checks.
 //! - [`catalog`]: the event types webhooks subscribe to.
 //! - [`validate`]: input checks whose errors name the field.
@@ -11,6 +13,8 @@
 pub mod api;
 pub mod catalog;
 pub mod crypto;
+pub mod dispatch;
 pub mod server;
+pub mod signing;
 pub mod store;
 pub mod validate;

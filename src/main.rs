@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hookpanel::crypto;
+use hookpanel::dispatch::{self, DeliveryConfig};
 use hookpanel::server::{self, SecretsAtRest, ServiceConfig};
 use hookpanel::validate::HttpPolicy;
 use zeroize::Zeroizing;
@@ -60,7 +62,29 @@ struct ServeArgs {
     /// A JSON event-type catalog to use instead of the built-in one.
     #[arg(long, env = "HOOKPANEL_EVENT_TYPES")]
     event_types: Option<PathBuf>,
+
+    /// Delay before each attempt of a delivery; after the last, it fails.
+    #[arg(long, env = "HOOKPANEL_RETRY_SCHEDULE", default_value = dispatch::DEFAULT_RETRY_SCHEDULE,
+          value_parser = dispatch::parse_schedule)]
+    retry_schedule: Schedule,
+
+    /// Allow deliveries to loopback and private networks (refused by default against SSRF;
+    /// link-local, multicast and unspecified addresses stay refused).
+    #[arg(long, env = "HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS")]
+    allow_private_destinations: bool,
+
+    /// Deactivate a webhook whose deliveries have all failed for this long.
+    #[arg(long, env = "HOOKPANEL_AUTO_DISABLE_AFTER", default_value = "5days",
+          value_parser = humantime::parse_duration)]
+    auto_disable_after: Duration,
+
+    /// Delivery attempts in flight at once.
+    #[arg(long, env = "HOOKPANEL_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    delivery_concurrency: usize,
 }
+
+/// clap needs a named type for a parsed list.
+type Schedule = Vec<Duration>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,6 +140,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             HttpPolicy::LoopbackOnly
         },
         event_types_path: args.event_types,
+        delivery: DeliveryConfig {
+            retry_schedule: args.retry_schedule,
+            allow_private_destinations: args.allow_private_destinations,
+            auto_disable_after: args.auto_disable_after,
+            concurrency: args.delivery_concurrency,
+            ..DeliveryConfig::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -133,10 +164,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("Hookpanel admin API listening on {}", service.base_url());
         service
             .run_until(async {
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown_signal().await;
                 tracing::info!("shutting down");
             })
             .await
             .context("serving the admin API")
     })
+}
+
+/// Ctrl-C, or SIGTERM where there is one (systemd, containers).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

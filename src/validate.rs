@@ -196,6 +196,28 @@ pub fn events(
     Ok(unique.into_iter().collect())
 }
 
+pub const EVENT_ID_MAX_CHARS: usize = 100;
+
+/// A caller-chosen event id: 1–100 of `A-Z a-z 0-9 _ - . :`, so it travels safely in a header.
+pub fn event_id(field: &str, text: &str) -> Result<String, FieldError> {
+    if text.is_empty() || text.len() > EVENT_ID_MAX_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!("an event id has 1 to {EVENT_ID_MAX_CHARS} characters"),
+        ));
+    }
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    {
+        return Err(FieldError::new(
+            field,
+            "an event id may hold only letters, digits, and _ - . :",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,3 +164,176 @@ pub struct Health {
     pub status: String,
     pub version: String,
 }
+
+/// `POST /events` body.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    /// An event type from the catalog.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Any JSON; delivered as the envelope's `data`.
+    pub data: serde_json::Value,
+    /// Idempotency key: the same id again fans out once. Generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EmittedEvent {
+    pub event_id: String,
+    /// How many deliveries the event fanned out to (the first time it was emitted).
+    pub deliveries: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt.
+    Pending,
+    /// An attempt failed; another is scheduled at `next_attempt_at`.
+    Retrying,
+    Succeeded,
+    /// Failed for good: a permanent error, or the retry schedule ran out.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Retrying, Self::Succeeded, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    /// HTTP status of the last attempt, when it got an answer.
+    pub status_code: Option<u16>,
+    pub success: bool,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_duration_ms: Option<u64>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<Delivery>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One HTTP attempt of a delivery, as it happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Attempt {
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub request_headers: std::collections::BTreeMap<String, String>,
+    pub response_headers: std::collections::BTreeMap<String, String>,
+    /// At most 4 KiB of what the receiver answered.
+    pub response_body: Option<String>,
+}
+
+/// `GET /deliveries/{id}`: the delivery, the event's data and every attempt, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    pub payload: serde_json::Value,
+    pub attempts: Vec<Attempt>,
+}
+
+/// `GET /deliveries` filters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    pub webhook_id: Option<String>,
+    #[param(value_type = Option<String>, example = "failed")]
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// An event id or delivery id.
+    pub q: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueuedDelivery {
+    pub delivery_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverIn {
+    /// Resend every failed delivery created at or after this time (RFC 3339).
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Recovered {
+    pub queued: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsBucket {
+    #[default]
+    Hour,
+    Day,
+}
+
+impl StatsBucket {
+    pub fn millis(self) -> i64 {
+        match self {
+            Self::Hour => 3_600_000,
+            Self::Day => 86_400_000,
+        }
+    }
+}
+
+/// `GET /stats` parameters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    pub webhook_id: Option<String>,
+    /// Start of the window (RFC 3339); default 24 hours ago.
+    pub since: Option<DateTime<Utc>>,
+    /// `hour` (default) or `day`.
+    #[param(value_type = Option<String>, example = "hour")]
+    pub bucket: Option<StatsBucket>,
+}
+
+/// Deliveries that ended in one time bucket, by outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsPoint {
+    pub start: DateTime<Utc>,
+    pub succeeded: u64,
+    pub failed: u64,
+}

@@ -1,8 +1,9 @@
 //! Request extractors whose rejections speak the API's error format.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -63,42 +64,65 @@ pub fn parse_json<T: DeserializeOwned>(json: &[u8]) -> Result<T, ApiError> {
 fn json_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = err.path().to_string();
     let inner = err.into_inner();
-    let message = inner.to_string();
     match inner.classify() {
-        serde_json::error::Category::Data => {
-            // serde names unknown and missing fields in backticks and reports the path of
-            // the object that holds them.
-            let named = ["unknown field `", "missing field `"]
-                .iter()
-                .find_map(|prefix| message.strip_prefix(prefix))
-                .and_then(|rest| rest.split('`').next())
-                .map(str::to_owned);
-            // The path of an unknown field already ends with its name; a missing field's
-            // path is the object that lacks it.
-            let field = match named {
-                Some(name) if path == name || path.ends_with(&format!(".{name}")) => Some(path),
-                Some(name) if path == "." => Some(name),
-                Some(name) => Some(format!("{path}.{name}")),
-                None => (path != ".").then_some(path),
-            };
-            let code = if message.starts_with("unknown field") {
-                "unknown_field"
-            } else {
-                "validation_failed"
-            };
-            let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
-            match field {
-                Some(field) => error.with_field(field),
-                None => error,
-            }
-        }
+        serde_json::error::Category::Data => data_error(&path, inner.to_string()),
         serde_json::error::Category::Syntax
         | serde_json::error::Category::Eof
         | serde_json::error::Category::Io => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("the body is not valid JSON: {message}"),
+            format!("the body is not valid JSON: {inner}"),
         ),
+    }
+}
+
+/// A value of the wrong shape at `path`, as serde described it.
+fn data_error(path: &str, message: String) -> ApiError {
+    // serde names unknown and missing fields in backticks. The path of an unknown field
+    // already ends with its name; a missing field's path is the object that lacks it.
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned);
+    let field = match named {
+        Some(name) if path == name || path.ends_with(&format!(".{name}")) => Some(path.to_owned()),
+        Some(name) if path == "." => Some(name),
+        Some(name) => Some(format!("{path}.{name}")),
+        None => (path != ".").then(|| path.to_owned()),
+    };
+    let code = if message.starts_with("unknown field") {
+        "unknown_field"
+    } else {
+        "validation_failed"
+    };
+    let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+    match field {
+        Some(field) => error.with_field(field),
+        None => error,
+    }
+}
+
+/// Query parameters, with errors that name the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                data_error(&path, err.into_inner().to_string())
+            })
     }
 }
 

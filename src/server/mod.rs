@@ -4,9 +4,12 @@
 //! and the tests all go through it.
 
 mod auth;
+mod deliveries;
 pub mod error;
 mod event_types;
+mod events;
 pub mod extract;
+mod stats;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -29,6 +32,7 @@ use self::error::ApiError;
 use crate::api::Health;
 use crate::catalog::{Catalog, CatalogError};
 use crate::crypto::{self, CryptoError, SecretCipher};
+use crate::dispatch::{DeliveryConfig, DispatchHandle, Dispatcher};
 use crate::store::{Store, StoreError};
 use crate::validate::HttpPolicy;
 
@@ -64,6 +68,7 @@ pub struct ServiceConfig {
     pub http_policy: HttpPolicy,
     /// A catalog file instead of the built-in one.
     pub event_types_path: Option<PathBuf>,
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +84,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot set up the HTTP client for deliveries: {0}")]
+    HttpClient(#[from] reqwest::Error),
     #[error("the admin key is empty")]
     EmptyAdminKey,
     #[error(
@@ -102,6 +109,7 @@ pub struct AppState {
     pub http_policy: HttpPolicy,
     /// SHA-256 of the admin key, hex; the key itself is kept nowhere.
     pub admin_key_digest: Arc<str>,
+    pub dispatch: DispatchHandle,
 }
 
 #[derive(OpenApi)]
@@ -116,6 +124,8 @@ pub struct AppState {
     tags(
         (name = "webhooks", description = "Endpoints that receive events"),
         (name = "event-types", description = "The catalog of event types"),
+        (name = "events", description = "Emit events to subscribed webhooks"),
+        (name = "deliveries", description = "Delivery history, attempts and resends"),
         (name = "service", description = "Liveness"),
     )
 )]
@@ -156,7 +166,14 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::send_test))
+        .routes(routes!(webhooks::recover))
         .routes(routes!(event_types::list))
+        .routes(routes!(events::emit))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::resend))
+        .routes(routes!(stats::get))
 }
 
 /// The routes and their OpenAPI document, collected from the same handlers so that
@@ -273,6 +290,7 @@ pub struct RunningService {
     generated_admin_key: Option<Zeroizing<String>>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
+    dispatcher: Dispatcher,
     store: Store,
 }
 
@@ -292,13 +310,15 @@ impl RunningService {
         self.generated_admin_key.take()
     }
 
-    /// Stops accepting requests, finishes those under way and closes the database.
+    /// Stops accepting requests, finishes those under way, stops the dispatcher and closes
+    /// the database.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
         let served = self
             .server
             .await
             .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)));
+        self.dispatcher.stop().await;
         self.store.close().await;
         served
     }
@@ -320,12 +340,20 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     let cipher = secret_cipher(&store, &config.secrets_at_rest).await?;
     let (admin_key_digest, generated_admin_key) =
         admin_key(&store, config.admin_key.as_ref()).await?;
+    // A SQLite database belongs to this one process: claims left by a crashed run are
+    // released now rather than when their lease runs out.
+    let released = store.release_all_claims().await?;
+    if released > 0 {
+        tracing::info!(released, "released claims left by the previous run");
+    }
+    let dispatcher = Dispatcher::start(store.clone(), cipher.clone(), config.delivery.clone())?;
     let state = AppState {
         store: store.clone(),
         cipher,
         catalog: Arc::new(catalog),
         http_policy: config.http_policy,
         admin_key_digest: admin_key_digest.into(),
+        dispatch: dispatcher.handle(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -352,6 +380,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         generated_admin_key,
         shutdown,
         server,
+        dispatcher,
         store,
     })
 }

@@ -9,11 +9,11 @@ use super::AppState;
 use super::error::{OrNotFound as _, Result};
 use super::extract::ApiJson;
 use crate::api::{
-    CreatedWebhook, ErrorBody, RotateSecretIn, RotatedSecret, Webhook, WebhookIn, WebhookList,
-    WebhookPatch,
+    CreatedWebhook, ErrorBody, QueuedDelivery, RecoverIn, Recovered, RotateSecretIn, RotatedSecret,
+    Webhook, WebhookIn, WebhookList, WebhookPatch,
 };
 use crate::crypto;
-use crate::store::{self, NewWebhook, SecretRotation, WebhookChanges};
+use crate::store::{self, NewEvent, NewWebhook, SecretRotation, WebhookChanges};
 use crate::validate::{self, DESCRIPTION_MAX_CHARS, FieldError, OWNER_MAX_CHARS};
 
 /// Default time a rotated-out secret keeps signing.
@@ -219,4 +219,74 @@ pub async fn rotate_secret(
         secret: secret.as_str().to_owned(),
         previous_secret_expires_at: previous_expires_at,
     }))
+}
+
+/// The event type of `POST /webhooks/{id}/test`.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// Send a `webhook.test` event to this webhook only, subscribed or not.
+#[utoipa::path(
+    post, path = "/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 202, description = "Queued", body = QueuedDelivery),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn send_test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<QueuedDelivery>)> {
+    let data = state
+        .catalog
+        .entries()
+        .find(|entry| entry.name == TEST_EVENT)
+        .map_or_else(
+            || serde_json::json!({"message": "Hello from Hookpanel"}),
+            |entry| entry.example.clone(),
+        );
+    let delivery_id = state
+        .store
+        .emit_to_one(
+            &id,
+            NewEvent {
+                id: store::new_id("msg"),
+                event_type: TEST_EVENT.to_owned(),
+                data: data.to_string(),
+            },
+        )
+        .await
+        .or_not_found(missing_webhook(&id))?;
+    state.dispatch.wake();
+    Ok((StatusCode::ACCEPTED, Json(QueuedDelivery { delivery_id })))
+}
+
+/// Resend every failed delivery of this webhook created since `since`.
+#[utoipa::path(
+    post, path = "/webhooks/{id}/recover", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    request_body = RecoverIn,
+    responses(
+        (status = 202, description = "Queued", body = Recovered),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn recover(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<RecoverIn>,
+) -> Result<(StatusCode, Json<Recovered>)> {
+    if input.since > Utc::now() {
+        return Err(FieldError::new("since", "since is in the future").into());
+    }
+    let queued = state
+        .store
+        .recover(&id, input.since)
+        .await
+        .or_not_found(missing_webhook(&id))?;
+    if queued > 0 {
+        state.dispatch.wake();
+    }
+    Ok((StatusCode::ACCEPTED, Json(Recovered { queued })))
 }

@@ -15,6 +15,10 @@ use sqlx::{Row as _, SqlitePool};
 
 use crate::api::{Webhook, WebhookKind};
 
+mod deliveries;
+
+pub use deliveries::{AttemptOutcome, AttemptRecord, DeliveryJob, Emitted, NewEvent};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -29,6 +33,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("an attempt is under way")]
+    Busy,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -116,7 +122,16 @@ fn from_millis(ms: i64) -> Result<DateTime<Utc>> {
 macro_rules! webhook_columns {
     () => {
         "id, name, url, kind, description, owner, is_active, disabled_reason, \
-         secret_hint, created_at, updated_at"
+         secret_hint, created_at, updated_at, \
+         (SELECT COUNT(*) FROM deliveries d WHERE d.webhook_id = webhooks.id \
+            AND d.status = 'succeeded' AND d.last_attempt_at >= ?) AS success_24h, \
+         (SELECT COUNT(*) FROM deliveries d WHERE d.webhook_id = webhooks.id \
+            AND d.status = 'failed' AND d.last_attempt_at >= ?) AS failed_24h, \
+         (SELECT MAX(d.last_attempt_at) FROM deliveries d WHERE d.webhook_id = webhooks.id) \
+            AS last_delivery_at, \
+         (SELECT d.status_code FROM deliveries d WHERE d.webhook_id = webhooks.id \
+            AND d.last_attempt_at IS NOT NULL ORDER BY d.last_attempt_at DESC LIMIT 1) \
+            AS last_status_code"
     };
 }
 
@@ -213,6 +228,8 @@ impl Store {
             webhook_columns!(),
             " FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, id"
         ))
+        .bind(day_ago())
+        .bind(day_ago())
         .fetch_all(&self.pool)
         .await?;
         let mut events: HashMap<String, Vec<String>> = HashMap::new();
@@ -244,6 +261,8 @@ impl Store {
             webhook_columns!(),
             " FROM webhooks WHERE id = ? AND deleted_at IS NULL"
         ))
+        .bind(day_ago())
+        .bind(day_ago())
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
@@ -295,6 +314,10 @@ impl Store {
         if let Some(events) = &changes.events {
             replace_events(&mut tx, id, events).await?;
         }
+        if changes.is_active == Some(false) {
+            deliveries::cancel_unfinished(&mut tx, id, "cancelled: the webhook was deactivated")
+                .await?;
+        }
         tx.commit().await?;
         self.webhook(id).await
     }
@@ -319,6 +342,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        deliveries::cancel_unfinished(&mut tx, id, "cancelled: the webhook was deleted").await?;
         sqlx::query("DELETE FROM webhook_events WHERE webhook_id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -327,8 +351,8 @@ impl Store {
         Ok(())
     }
 
-    /// Makes `rotation` the current secret. The previous current secret stays valid until
-    /// `rotation.previous_expires_at`; secrets already expired are destroyed.
+    /// Makes `rotation` the current secret. Every previous secret stays valid until
+    /// `rotation.previous_expires_at` at the latest; secrets already expired are destroyed.
     pub async fn rotate_secret(&self, id: &str, rotation: SecretRotation) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = millis(Utc::now());
@@ -350,8 +374,11 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // The replaced secret expires after the grace period, and no older one outlives it:
+        // a rotation with no grace stops every previous secret at once.
         sqlx::query(
-            "UPDATE webhook_secrets SET expires_at = ? WHERE webhook_id = ? AND expires_at IS NULL",
+            "UPDATE webhook_secrets SET expires_at = MIN(COALESCE(expires_at, ?1), ?1) \
+             WHERE webhook_id = ?2",
         )
         .bind(millis(rotation.previous_expires_at))
         .bind(id)
@@ -414,8 +441,16 @@ async fn replace_events(
     Ok(())
 }
 
+/// The start of the window the health counts cover.
+fn day_ago() -> i64 {
+    millis(Utc::now()) - 86_400_000
+}
+
 fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, events: Vec<String>) -> Result<Webhook> {
     let kind: String = row.try_get("kind")?;
+    let count = |column: &str| -> Result<u64> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+    };
     Ok(Webhook {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -430,10 +465,15 @@ fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, events: Vec<String>) -> Resul
         secret_hint: row.try_get("secret_hint")?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
-        success_24h: 0,
-        failed_24h: 0,
-        last_delivery_at: None,
-        last_status_code: None,
+        success_24h: count("success_24h")?,
+        failed_24h: count("failed_24h")?,
+        last_delivery_at: row
+            .try_get::<Option<i64>, _>("last_delivery_at")?
+            .map(from_millis)
+            .transpose()?,
+        last_status_code: row
+            .try_get::<Option<i64>, _>("last_status_code")?
+            .and_then(|code| u16::try_from(code).ok()),
     })
 }
 

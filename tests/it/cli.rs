@@ -126,3 +126,132 @@ fn keygen_prints_a_32_byte_base64_key() {
     assert_eq!(bytes.len(), 32);
     assert_ne!(key, keygen());
 }
+
+/// Starts `hookpanel serve` on `db` with a known admin key; returns it and its base URL.
+fn serve_with(db: &str, encryption_key: &str, extra: &[&str]) -> (Running, String) {
+    let mut child = Command::new(BINARY)
+        .arg("serve")
+        .args(extra)
+        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+        .env("HOOKPANEL_DB", db)
+        .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
+        .env("HOOKPANEL_ADMIN_KEY", "hpk_crash_test")
+        .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "true")
+        .env("HOOKPANEL_RETRY_SCHEDULE", "0s,200ms,200ms,200ms")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let (_, base_url) = read_startup(&mut child);
+    (Running(child), base_url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_a_burst_loses_no_event_and_leaves_nothing_stuck() {
+    use std::collections::HashSet;
+
+    use crate::receiver::{Behaviour, Receiver};
+    use crate::support::wait_for;
+    use serde_json::{Value, json};
+
+    const EVENTS: usize = 200;
+    let receiver = Receiver::start().await;
+    receiver.set("/slow", Behaviour::Sleep(Duration::from_millis(100)));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let encryption_key = keygen();
+    // Four attempts at a time against a 100 ms receiver: the burst takes about 5 s.
+    let (first, base_url) = serve_with(&db, &encryption_key, &["--delivery-concurrency", "4"]);
+    let client = reqwest::Client::new();
+    let admin = |path: &str| format!("{base_url}/v1/admin{path}");
+
+    let created = client
+        .post(admin("/webhooks"))
+        .bearer_auth("hpk_crash_test")
+        .json(&json!({"name": "slow", "url": receiver.url("/slow"), "events": ["order.created"]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    for n in 0..EVENTS {
+        let emitted = client
+            .post(admin("/events"))
+            .bearer_auth("hpk_crash_test")
+            .json(&json!({"type": "order.created", "id": format!("burst-{n}"), "data": {"n": n}}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(emitted.status(), StatusCode::ACCEPTED);
+    }
+    let distinct = |receiver: &Receiver| -> HashSet<String> {
+        receiver
+            .received("/slow")
+            .iter()
+            .filter_map(|r| {
+                r.headers
+                    .get("webhook-id")?
+                    .to_str()
+                    .ok()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    wait_for(
+        "the burst to be under way",
+        Duration::from_secs(30),
+        || async { (distinct(&receiver).len() >= 10).then_some(()) },
+    )
+    .await;
+    drop(first); // SIGKILL, mid-dispatch
+    let at_kill = distinct(&receiver).len();
+    assert!(
+        at_kill < EVENTS,
+        "the kill came after the burst ended ({at_kill} delivered)"
+    );
+
+    let (_second, base_url) = serve_with(&db, &encryption_key, &["--delivery-concurrency", "16"]);
+    let arrived = wait_for(
+        "every event after the restart",
+        Duration::from_secs(60),
+        || async {
+            let seen = distinct(&receiver);
+            (seen.len() == EVENTS).then_some(seen)
+        },
+    )
+    .await;
+    let expected: HashSet<String> = (0..EVENTS).map(|n| format!("burst-{n}")).collect();
+    assert_eq!(arrived, expected, "at least once, every one");
+
+    let page: Value = wait_for(
+        "every delivery recorded as succeeded",
+        Duration::from_secs(30),
+        || async {
+            let page: Value = client
+                .get(format!(
+                    "{base_url}/v1/admin/deliveries?status=succeeded&limit=500"
+                ))
+                .bearer_auth("hpk_crash_test")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (page["items"].as_array().map(Vec::len) == Some(EVENTS)).then_some(page)
+        },
+    )
+    .await;
+    assert!(page["next_cursor"].is_null());
+    for status in ["pending", "retrying", "failed"] {
+        let page: Value = client
+            .get(format!("{base_url}/v1/admin/deliveries?status={status}"))
+            .bearer_auth("hpk_crash_test")
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(page["items"], json!([]), "{status} deliveries left behind");
+    }
+}

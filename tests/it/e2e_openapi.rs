@@ -28,7 +28,14 @@ async fn openapi_lists_every_route() {
         ("/v1/admin/webhooks/{id}", "patch"),
         ("/v1/admin/webhooks/{id}", "delete"),
         ("/v1/admin/webhooks/{id}/rotate-secret", "post"),
+        ("/v1/admin/webhooks/{id}/test", "post"),
+        ("/v1/admin/webhooks/{id}/recover", "post"),
         ("/v1/admin/event-types", "get"),
+        ("/v1/admin/events", "post"),
+        ("/v1/admin/deliveries", "get"),
+        ("/v1/admin/deliveries/{id}", "get"),
+        ("/v1/admin/deliveries/{id}/resend", "post"),
+        ("/v1/admin/stats", "get"),
         ("/healthz", "get"),
     ];
     let paths = doc["paths"].as_object().expect("paths");

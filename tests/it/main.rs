@@ -3,7 +3,9 @@
 
 mod cli;
 mod e2e_auth;
+mod e2e_delivery;
 mod e2e_openapi;
 mod e2e_persistence;
 mod e2e_webhooks;
+mod receiver;
 mod support;

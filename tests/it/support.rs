@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use hookpanel::crypto;
+use hookpanel::dispatch::DeliveryConfig;
 use hookpanel::server::{self, RunningService, SecretsAtRest, ServiceConfig};
 use hookpanel::validate::HttpPolicy;
 use reqwest::{Method, StatusCode};
@@ -29,16 +32,36 @@ pub fn config(dir: &Path, encryption_key: &Zeroizing<String>) -> ServiceConfig {
         secrets_at_rest: SecretsAtRest::Encrypted(encryption_key.clone()),
         http_policy: HttpPolicy::LoopbackOnly,
         event_types_path: None,
+        delivery: test_delivery_config(),
+    }
+}
+
+/// Fast retries, a short timeout, and loopback receivers allowed.
+pub fn test_delivery_config() -> DeliveryConfig {
+    DeliveryConfig {
+        retry_schedule: vec![
+            Duration::ZERO,
+            Duration::from_millis(200),
+            Duration::from_millis(200),
+        ],
+        attempt_timeout: Duration::from_secs(2),
+        allow_private_destinations: true,
+        ..DeliveryConfig::default()
     }
 }
 
 impl TestService {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the test configuration changed by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut ServiceConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let encryption_key = crypto::generate_encryption_key().expect("random");
-        let mut service = server::start(config(dir.path(), &encryption_key))
-            .await
-            .expect("service starts");
+        let mut config = config(dir.path(), &encryption_key);
+        adjust(&mut config);
+        let mut service = server::start(config).await.expect("service starts");
         let admin_key = service
             .take_generated_admin_key()
             .expect("first start generates an admin key")
@@ -151,4 +174,55 @@ pub fn assert_field_error(status: StatusCode, body: &Value, field: &str) -> Stri
         .as_str()
         .expect("error message")
         .to_owned()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestService {
+    /// Waits until delivery `id` reaches `status`; returns its detail.
+    pub async fn wait_for_delivery(&self, id: &str, status: &str) -> Value {
+        let path = format!("/deliveries/{id}");
+        wait_for(
+            &format!("delivery {id} to be {status}"),
+            Duration::from_secs(20),
+            || async {
+                let (_, detail) = self.json(Method::GET, &path, None).await;
+                (detail["status"] == status).then_some(detail)
+            },
+        )
+        .await
+    }
+
+    /// The deliveries of one event.
+    pub async fn deliveries_of(&self, event_id: &str) -> Vec<Value> {
+        let (status, page) = self
+            .json(Method::GET, &format!("/deliveries?q={event_id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Emits an event and returns the answer.
+    pub async fn emit(&self, body: Value) -> Value {
+        let (status, emitted) = self.json(Method::POST, "/events", Some(body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{emitted}");
+        emitted
+    }
 }

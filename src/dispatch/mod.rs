@@ -1,0 +1,465 @@
+//! The dispatcher: turns pending deliveries into signed HTTP attempts, schedules retries,
+//! and records every attempt.
+//!
+//! One loop claims due deliveries with a lease (a crashed worker's claim expires and the
+//! delivery is tried again) and runs up to `concurrency` attempts at once on a shared
+//! HTTP client. [`DispatchHandle::wake`] makes it look at once after new work is queued.
+
+mod attempt;
+pub mod guard;
+mod payload;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use attempt::{RESPONSE_BODY_MAX_BYTES, USER_AGENT};
+use attempt::{Sender, Verdict};
+
+use crate::crypto::{self, SecretCipher};
+use crate::signing;
+use crate::store::{AttemptOutcome, AttemptRecord, DeliveryJob, NewEvent, Store, StoreError};
+
+/// The event emitted when the service deactivates a failing webhook.
+pub const WEBHOOK_FAILED_EVENT: &str = "webhook.failed";
+
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// Delay before each attempt of a cycle: the first is usually 0 (at once).
+    pub retry_schedule: Vec<Duration>,
+    pub attempt_timeout: Duration,
+    /// Redirects followed per attempt; one more fails the attempt.
+    pub max_redirects: usize,
+    /// Allow loopback and private-network destinations (tests, the embedded service).
+    pub allow_private_destinations: bool,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// Deactivate a webhook whose deliveries have all failed for this long.
+    pub auto_disable_after: Duration,
+    /// How long a claim keeps other workers off a delivery.
+    pub lease: Duration,
+}
+
+/// The default retry schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_schedule: parse_schedule(DEFAULT_RETRY_SCHEDULE)
+                .unwrap_or_else(|_| vec![Duration::ZERO]),
+            attempt_timeout: Duration::from_secs(10),
+            max_redirects: 2,
+            allow_private_destinations: false,
+            concurrency: 64,
+            auto_disable_after: Duration::from_secs(5 * 86_400),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Parses `0s,5s,5m,30m,2h` into delays.
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let schedule = text
+        .split(',')
+        .map(|part| {
+            humantime::parse_duration(part.trim()).map_err(|err| {
+                format!(
+                    "{:?} is not a duration like 5s, 5m or 2h: {err}",
+                    part.trim()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if schedule.is_empty() {
+        return Err("the retry schedule needs at least one entry".to_owned());
+    }
+    Ok(schedule)
+}
+
+/// Tells a running dispatcher that work is waiting.
+#[derive(Clone, Debug, Default)]
+pub struct DispatchHandle {
+    wake: Arc<Notify>,
+}
+
+impl DispatchHandle {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// A running dispatcher; stop it with [`Dispatcher::stop`].
+pub struct Dispatcher {
+    handle: DispatchHandle,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+struct Context {
+    store: Store,
+    cipher: SecretCipher,
+    sender: Sender,
+    config: DeliveryConfig,
+    handle: DispatchHandle,
+}
+
+impl Dispatcher {
+    pub fn start(
+        store: Store,
+        cipher: SecretCipher,
+        config: DeliveryConfig,
+    ) -> Result<Self, reqwest::Error> {
+        let handle = DispatchHandle::default();
+        let context = Arc::new(Context {
+            sender: Sender::new(&config)?,
+            store,
+            cipher,
+            config,
+            handle: handle.clone(),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(context, stopped));
+        Ok(Self { handle, stop, task })
+    }
+
+    pub fn handle(&self) -> DispatchHandle {
+        self.handle.clone()
+    }
+
+    /// Stops claiming, lets attempts under way finish (bounded by their timeout), and returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(err) = self.task.await {
+            tracing::error!("the dispatcher ended abnormally: {err}");
+        }
+    }
+}
+
+/// Longest the loop sleeps before looking for due work again.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Most deliveries claimed in one query.
+const CLAIM_BATCH: usize = 100;
+
+async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
+    let permits = Arc::new(Semaphore::new(context.config.concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    loop {
+        while in_flight.try_join_next().is_some() {}
+        let free = permits.available_permits().min(CLAIM_BATCH);
+        let mut claimed_any = false;
+        if free > 0 {
+            let now = Utc::now();
+            let lease_until =
+                now + TimeDelta::from_std(context.config.lease).unwrap_or(TimeDelta::MAX);
+            match context
+                .store
+                .claim_due(now, lease_until, u32::try_from(free).unwrap_or(u32::MAX))
+                .await
+            {
+                Ok(ids) => {
+                    claimed_any = !ids.is_empty();
+                    for id in ids {
+                        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                            break;
+                        };
+                        let context = Arc::clone(&context);
+                        in_flight.spawn(async move {
+                            deliver(&context, &id).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!("claiming due deliveries failed: {err}"),
+            }
+        }
+        if claimed_any {
+            continue;
+        }
+        let wait = if free == 0 {
+            // Every permit is taken: wait for an attempt to finish.
+            Duration::MAX
+        } else {
+            match context.store.next_due_at(Utc::now()).await {
+                Ok(Some(at)) => (at - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(IDLE_POLL),
+                Ok(None) => IDLE_POLL,
+                Err(err) => {
+                    tracing::warn!("looking for due deliveries failed: {err}");
+                    IDLE_POLL
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut stopped => break,
+            () = context.handle.wake.notified() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            () = tokio::time::sleep(wait), if wait != Duration::MAX => {}
+        }
+    }
+    // Attempts under way end by their own timeout; the rest are released at the next start.
+    let drain = context.config.attempt_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(drain, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        in_flight.abort_all();
+    }
+}
+
+/// Makes one attempt of a claimed delivery and records it.
+async fn deliver(context: &Context, delivery_id: &str) {
+    let job = match context.store.delivery_job(delivery_id).await {
+        Ok(job) => job,
+        Err(StoreError::NotFound) => return,
+        Err(err) => {
+            tracing::warn!(delivery_id, "loading a delivery failed: {err}");
+            return;
+        }
+    };
+    let (record, outcome, verdict) = match attempt(context, &job).await {
+        Ok((record, verdict)) => {
+            let outcome = outcome(&context.config, job.retry_step, verdict, record.started_at);
+            (record, outcome, Some(verdict))
+        }
+        Err(message) => (
+            AttemptRecord {
+                started_at: Utc::now(),
+                duration_ms: 0,
+                status_code: None,
+                error: Some(message),
+                request_headers: Vec::new(),
+                response_headers: Vec::new(),
+                response_body: None,
+            },
+            AttemptOutcome::Failed,
+            None,
+        ),
+    };
+    if let Err(err) = context
+        .store
+        .record_attempt(delivery_id, &record, outcome)
+        .await
+    {
+        // The claim runs out and the delivery is tried again: at-least-once.
+        tracing::error!(delivery_id, "recording an attempt failed: {err}");
+        return;
+    }
+    if verdict == Some(Verdict::Gone) {
+        deactivate(context, &job, "the endpoint answered 410 Gone").await;
+    } else if outcome == AttemptOutcome::Failed {
+        check_auto_disable(context, &job).await;
+    }
+}
+
+/// Builds, signs and sends the request. `Err` is a failure before any request was made.
+async fn attempt(context: &Context, job: &DeliveryJob) -> Result<(AttemptRecord, Verdict), String> {
+    if job.webhook_deleted {
+        return Err("the webhook was deleted".to_owned());
+    }
+    let now = Utc::now();
+    let sealed = context
+        .store
+        .signing_secrets(&job.webhook_id, now)
+        .await
+        .map_err(|err| format!("reading the signing secret failed: {err}"))?;
+    let secrets = sealed
+        .iter()
+        .map(|secret| context.cipher.open_string(&job.webhook_id, &secret.sealed))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("opening the signing secret failed: {err}"))?;
+    let Some(current) = secrets.first() else {
+        return Err("the webhook has no signing secret".to_owned());
+    };
+    let body =
+        payload::body(job).map_err(|err| format!("the event's data is not valid JSON: {err}"))?;
+    let timestamp = now.timestamp();
+    let signatures = secrets
+        .iter()
+        .map(|secret| signing::sign_standard(secret, &job.event_id, timestamp, &body))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("signing failed: {err}"))?
+        .join(" ");
+    let headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        (signing::HEADER_ID.to_owned(), job.event_id.clone()),
+        (signing::HEADER_TIMESTAMP.to_owned(), timestamp.to_string()),
+        (signing::HEADER_SIGNATURE.to_owned(), signatures),
+        (
+            signing::HEADER_SIMPLE_SIGNATURE.to_owned(),
+            signing::sign_simple(current, &body),
+        ),
+        ("x-webhook-event".to_owned(), job.event_type.clone()),
+        ("user-agent".to_owned(), USER_AGENT.to_owned()),
+    ];
+    Ok(context.sender.send(&job.url, headers, body).await)
+}
+
+/// Where the delivery goes after an attempt with `verdict`, the attempt being number
+/// `retry_step + 1` of its cycle.
+fn outcome(
+    config: &DeliveryConfig,
+    retry_step: u32,
+    verdict: Verdict,
+    at: DateTime<Utc>,
+) -> AttemptOutcome {
+    match verdict {
+        Verdict::Delivered => AttemptOutcome::Succeeded,
+        Verdict::Gone | Verdict::Permanent => AttemptOutcome::Failed,
+        Verdict::Transient { retry_after } => {
+            let next = usize::try_from(retry_step)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let Some(&scheduled) = config.retry_schedule.get(next) else {
+                return AttemptOutcome::Failed;
+            };
+            let delay = retry_delay(scheduled, retry_after, jitter_fraction());
+            AttemptOutcome::RetryAt(at + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX))
+        }
+    }
+}
+
+/// The scheduled delay with ±10 % jitter (`jitter` in -1..=1); a receiver's `Retry-After`
+/// is honoured between 1× and 2× the scheduled delay.
+fn retry_delay(scheduled: Duration, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    match retry_after {
+        Some(asked) => asked.clamp(scheduled, scheduled.saturating_mul(2)),
+        None => scheduled.mul_f64((1.0 + 0.1 * jitter.clamp(-1.0, 1.0)).max(0.0)),
+    }
+}
+
+/// A uniform value in -1..=1.
+fn jitter_fraction() -> f64 {
+    let bytes = crypto::random_bytes::<4>()
+        .map(|b| *b)
+        .unwrap_or([0x80, 0, 0, 0]);
+    f64::from(u32::from_be_bytes(bytes)) / f64::from(u32::MAX) * 2.0 - 1.0
+}
+
+async fn deactivate(context: &Context, job: &DeliveryJob, reason: &str) {
+    match context
+        .store
+        .deactivate_webhook(&job.webhook_id, reason)
+        .await
+    {
+        Ok(true) => {
+            tracing::warn!(webhook_id = job.webhook_id, "webhook deactivated: {reason}");
+            let data = serde_json::json!({
+                "webhook_id": job.webhook_id,
+                "url": job.url,
+                "reason": reason,
+            });
+            let event = NewEvent {
+                id: crate::store::new_id("msg"),
+                event_type: WEBHOOK_FAILED_EVENT.to_owned(),
+                data: data.to_string(),
+            };
+            match context.store.emit_event(event).await {
+                Ok(_) => context.handle.wake(),
+                Err(err) => tracing::error!("emitting {WEBHOOK_FAILED_EVENT} failed: {err}"),
+            }
+        }
+        Ok(false) => {}
+        Err(err) => tracing::error!(
+            webhook_id = job.webhook_id,
+            "deactivating a webhook failed: {err}"
+        ),
+    }
+}
+
+/// Deactivates the webhook when every delivery has failed for `auto_disable_after`.
+async fn check_auto_disable(context: &Context, job: &DeliveryJob) {
+    let since = match context.store.failing_since(&job.webhook_id).await {
+        Ok(Some(since)) => since,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(
+                webhook_id = job.webhook_id,
+                "checking webhook health failed: {err}"
+            );
+            return;
+        }
+    };
+    let failing_for = (Utc::now() - since).to_std().unwrap_or(Duration::ZERO);
+    if failing_for >= context.config.auto_disable_after {
+        let reason = format!(
+            "every delivery failed for {}",
+            humantime::format_duration(Duration::from_secs(
+                context.config.auto_disable_after.as_secs()
+            ))
+        );
+        deactivate(context, job, &reason).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_schedule_has_eight_attempts() {
+        let schedule = DeliveryConfig::default().retry_schedule;
+        assert_eq!(schedule.len(), 8);
+        assert_eq!(schedule[0], Duration::ZERO);
+        assert_eq!(schedule[1], Duration::from_secs(5));
+        assert_eq!(schedule[7], Duration::from_secs(36_000));
+        assert!(parse_schedule("1s,nope").is_err());
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let scheduled = Duration::from_secs(100);
+        assert_eq!(retry_delay(scheduled, None, -1.0), Duration::from_secs(90));
+        assert_eq!(retry_delay(scheduled, None, 1.0), Duration::from_secs(110));
+        for _ in 0..100 {
+            let delay = retry_delay(scheduled, None, jitter_fraction());
+            assert!((90..=110).contains(&delay.as_secs()), "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_one_to_two_times() {
+        let scheduled = Duration::from_secs(60);
+        let delay = |asked| retry_delay(scheduled, Some(Duration::from_secs(asked)), 0.0);
+        assert_eq!(delay(90), Duration::from_secs(90));
+        assert_eq!(delay(1), Duration::from_secs(60));
+        assert_eq!(delay(3600), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn outcomes_follow_the_schedule() {
+        let config = DeliveryConfig {
+            retry_schedule: vec![Duration::ZERO, Duration::from_secs(5)],
+            ..DeliveryConfig::default()
+        };
+        let at = Utc::now();
+        let transient = Verdict::Transient { retry_after: None };
+        assert_eq!(
+            outcome(&config, 0, Verdict::Delivered, at),
+            AttemptOutcome::Succeeded
+        );
+        assert_eq!(
+            outcome(&config, 0, Verdict::Permanent, at),
+            AttemptOutcome::Failed
+        );
+        assert_eq!(
+            outcome(&config, 0, Verdict::Gone, at),
+            AttemptOutcome::Failed
+        );
+        assert!(
+            matches!(outcome(&config, 0, transient, at), AttemptOutcome::RetryAt(next) if next > at)
+        );
+        assert_eq!(
+            outcome(&config, 1, transient, at),
+            AttemptOutcome::Failed,
+            "schedule exhausted"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! `/v1/admin/deliveries`: delivery history, every attempt, and Resend.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::AppState;
+use super::error::{ApiError, OrNotFound as _, Result};
+use super::extract::ApiQuery;
+use crate::api::{Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, ErrorBody};
+use crate::store::StoreError;
+use crate::validate::FieldError;
+
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 500;
+
+fn missing_delivery(id: &str) -> impl FnOnce() -> String + '_ {
+    move || format!("there is no delivery with id {id:?}")
+}
+
+/// A cursor is the id of the last delivery of the previous page.
+fn valid_cursor(cursor: &str) -> bool {
+    cursor
+        .strip_prefix("dlv_")
+        .is_some_and(|ulid| ulid.len() == 26 && ulid.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Deliveries, newest first, filtered, one keyset page at a time.
+#[utoipa::path(
+    get, path = "/deliveries", tag = "deliveries",
+    params(DeliveryQuery),
+    responses((status = 200, body = DeliveryList), (status = 422, body = ErrorBody))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
+) -> Result<Json<DeliveryList>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(
+            FieldError::new("limit", format!("a page holds 1 to {MAX_PAGE} deliveries")).into(),
+        );
+    }
+    if query
+        .cursor
+        .as_deref()
+        .is_some_and(|cursor| !valid_cursor(cursor))
+    {
+        return Err(FieldError::new(
+            "cursor",
+            "not a cursor: pass next_cursor from the previous page",
+        )
+        .into());
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && until <= since
+    {
+        return Err(FieldError::new("until", "until must be after since").into());
+    }
+    let mut items = state.store.deliveries(&query, limit).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| last.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(DeliveryList { items, next_cursor }))
+}
+
+/// A delivery with the event's data and every attempt, oldest first.
+#[utoipa::path(
+    get, path = "/deliveries/{id}", tag = "deliveries",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetail>> {
+    let (delivery, data, attempts) = state
+        .store
+        .delivery_detail(&id)
+        .await
+        .or_not_found(missing_delivery(&id))?;
+    let payload = serde_json::from_str(&data).map_err(|err| {
+        tracing::error!(delivery_id = id, "stored event data is not JSON: {err}");
+        ApiError::internal()
+    })?;
+    Ok(Json(DeliveryDetail {
+        delivery,
+        payload,
+        attempts,
+    }))
+}
+
+/// Send again now with the same event id, whatever the delivery's status; every earlier
+/// attempt stays in its history.
+#[utoipa::path(
+    post, path = "/deliveries/{id}/resend", tag = "deliveries",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses(
+        (status = 202, description = "Queued", body = Delivery),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "An attempt is under way", body = ErrorBody),
+    )
+)]
+pub async fn resend(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Delivery>)> {
+    let delivery = match state.store.resend(&id).await {
+        Err(StoreError::Busy) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "attempt_in_progress",
+                "an attempt of this delivery is under way; resend once it has finished",
+            ));
+        }
+        other => other.or_not_found(missing_delivery(&id))?,
+    };
+    state.dispatch.wake();
+    Ok((StatusCode::ACCEPTED, Json(delivery)))
+}

@@ -1,0 +1,60 @@
+//! `/v1/admin/events`: emit an event to every webhook subscribed to its type.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::AppState;
+use super::error::Result;
+use super::extract::ApiJson;
+use crate::api::{EmittedEvent, ErrorBody, EventIn};
+use crate::store::{self, NewEvent};
+use crate::validate::{self, FieldError};
+
+/// Emit an event. It and one delivery per active subscribed webhook are stored in one
+/// transaction before the answer; the same `id` again fans out once.
+#[utoipa::path(
+    post, path = "/events", tag = "events",
+    request_body = EventIn,
+    responses(
+        (status = 202, description = "Stored and queued", body = EmittedEvent),
+        (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn emit(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<EventIn>,
+) -> Result<(StatusCode, Json<EmittedEvent>)> {
+    if !state.catalog.contains(&input.event_type) {
+        return Err(FieldError::new(
+            "type",
+            format!(
+                "{:?} is not in the event-type catalog (GET /v1/admin/event-types)",
+                input.event_type
+            ),
+        )
+        .into());
+    }
+    let id = match &input.id {
+        Some(id) => validate::event_id("id", id)?,
+        None => store::new_id("msg"),
+    };
+    let emitted = state
+        .store
+        .emit_event(NewEvent {
+            id,
+            event_type: input.event_type,
+            data: input.data.to_string(),
+        })
+        .await?;
+    if emitted.created && emitted.deliveries > 0 {
+        state.dispatch.wake();
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EmittedEvent {
+            event_id: emitted.event_id,
+            deliveries: emitted.deliveries,
+        }),
+    ))
+}

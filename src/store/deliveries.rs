@@ -1,0 +1,582 @@
+//! Events, deliveries and attempts.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row as _, Sqlite};
+
+use super::{Result, Store, StoreError, from_millis, millis, new_id};
+use crate::api::{
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, StatsBucket, StatsPoint, WebhookKind,
+};
+use crate::catalog::WILDCARD;
+
+/// An event to store and fan out.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub id: String,
+    pub event_type: String,
+    /// The event's `data`, as JSON text.
+    pub data: String,
+}
+
+/// What emitting an event did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Emitted {
+    pub event_id: String,
+    pub deliveries: u64,
+    /// False when an event with this id already existed: nothing new was created.
+    pub created: bool,
+}
+
+/// Everything the dispatcher needs to make one attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The event's `data`, as JSON text.
+    pub data: String,
+    pub event_created_at: DateTime<Utc>,
+    pub webhook_id: String,
+    pub url: String,
+    pub kind: WebhookKind,
+    pub webhook_deleted: bool,
+    /// Attempts made so far in the current retry cycle.
+    pub retry_step: u32,
+}
+
+/// An attempt as the dispatcher made it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    RetryAt(DateTime<Utc>),
+    Failed,
+}
+
+macro_rules! delivery_columns {
+    () => {
+        "id, webhook_id, event_id, event_type, status, status_code, attempts, created_at, \
+         last_attempt_at, last_duration_ms, next_attempt_at, last_error"
+    };
+}
+
+fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(from_millis)
+        .transpose()
+}
+
+fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
+    let status: String = row.try_get("status")?;
+    let status = DeliveryStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {status:?}")))?;
+    let status_code = row
+        .try_get::<Option<i64>, _>("status_code")?
+        .and_then(|code| u16::try_from(code).ok());
+    Ok(Delivery {
+        id: row.try_get("id")?,
+        webhook_id: row.try_get("webhook_id")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        status,
+        status_code,
+        success: status == DeliveryStatus::Succeeded,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        created_at: from_millis(row.try_get("created_at")?)?,
+        last_attempt_at: optional_time(row, "last_attempt_at")?,
+        last_duration_ms: row
+            .try_get::<Option<i64>, _>("last_duration_ms")?
+            .and_then(|ms| u64::try_from(ms).ok()),
+        next_attempt_at: optional_time(row, "next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+fn headers_json(headers: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn headers_from_json(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("attempt headers: {err}")))
+}
+
+async fn insert_delivery(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event_id: &str,
+    webhook_id: &str,
+    event_type: &str,
+    now: i64,
+) -> Result<String> {
+    let id = new_id("dlv");
+    sqlx::query(
+        "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, created_at, next_attempt_at) \
+         VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+    )
+    .bind(&id)
+    .bind(event_id)
+    .bind(webhook_id)
+    .bind(event_type)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event: &NewEvent,
+    now: i64,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, event_type, data, created_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(&event.event_type)
+    .bind(&event.data)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
+pub(super) async fn cancel_unfinished(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    webhook_id: &str,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = ? \
+         WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
+    )
+    .bind(reason)
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores the event and one pending delivery per active webhook subscribed to its type,
+    /// in one transaction. An id seen before creates nothing and reports the first fan-out.
+    pub async fn emit_event(&self, event: NewEvent) -> Result<Emitted> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        if !insert_event(&mut tx, &event, now).await? {
+            let deliveries: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ?")
+                    .bind(&event.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            return Ok(Emitted {
+                event_id: event.id,
+                deliveries: u64::try_from(deliveries).unwrap_or(0),
+                created: false,
+            });
+        }
+        let webhook_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT w.id FROM webhooks w JOIN webhook_events e ON e.webhook_id = w.id \
+             WHERE w.is_active AND w.deleted_at IS NULL AND e.event_type IN (?, ?) ORDER BY w.id",
+        )
+        .bind(&event.event_type)
+        .bind(WILDCARD)
+        .fetch_all(&mut *tx)
+        .await?;
+        for webhook_id in &webhook_ids {
+            insert_delivery(&mut tx, &event.id, webhook_id, &event.event_type, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Emitted {
+            event_id: event.id,
+            deliveries: webhook_ids.len() as u64,
+            created: true,
+        })
+    }
+
+    /// Stores `event` with a single delivery to `webhook_id`, subscribed or not.
+    pub async fn emit_to_one(&self, webhook_id: &str, event: NewEvent) -> Result<String> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
+                .bind(webhook_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, &event, now).await?;
+        let id = insert_delivery(&mut tx, &event.id, webhook_id, &event.event_type, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Claims up to `limit` due deliveries until `lease_until`; returns their ids.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let ids = sqlx::query_scalar(
+            "UPDATE deliveries SET lease_until = ? WHERE id IN ( \
+               SELECT id FROM deliveries \
+               WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? \
+                 AND (lease_until IS NULL OR lease_until <= ?) \
+               ORDER BY next_attempt_at LIMIT ?) \
+             RETURNING id",
+        )
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    /// When the next unclaimed delivery falls due, if any is waiting.
+    pub async fn next_due_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries \
+             WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?)",
+        )
+        .bind(millis(now))
+        .fetch_one(&self.pool)
+        .await?;
+        at.map(from_millis).transpose()
+    }
+
+    /// Drops every claim. Only for a process that owns the database alone (SQLite) at start:
+    /// claims left by a crashed run are retried at once instead of after their lease.
+    pub async fn release_all_claims(&self) -> Result<u64> {
+        let released =
+            sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                .execute(&self.pool)
+                .await?;
+        Ok(released.rows_affected())
+    }
+
+    pub async fn delivery_job(&self, delivery_id: &str) -> Result<DeliveryJob> {
+        let row = sqlx::query(
+            "SELECT d.id, d.event_id, d.event_type, d.retry_step, d.webhook_id, \
+                    e.data, e.created_at AS event_created_at, \
+                    w.url, w.kind, w.deleted_at \
+             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.id = ?",
+        )
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let kind: String = row.try_get("kind")?;
+        Ok(DeliveryJob {
+            delivery_id: row.try_get("id")?,
+            event_id: row.try_get("event_id")?,
+            event_type: row.try_get("event_type")?,
+            data: row.try_get("data")?,
+            event_created_at: from_millis(row.try_get("event_created_at")?)?,
+            webhook_id: row.try_get("webhook_id")?,
+            url: row.try_get("url")?,
+            kind: WebhookKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown webhook kind {kind:?}")))?,
+            webhook_deleted: row.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+            retry_step: u32::try_from(row.try_get::<i64, _>("retry_step")?).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Records an attempt and moves the delivery on, releasing its claim.
+    pub async fn record_attempt(
+        &self,
+        delivery_id: &str,
+        attempt: &AttemptRecord,
+        outcome: AttemptOutcome,
+    ) -> Result<()> {
+        let (status, next_attempt_at) = match outcome {
+            AttemptOutcome::Succeeded => (DeliveryStatus::Succeeded, None),
+            AttemptOutcome::RetryAt(at) => (DeliveryStatus::Retrying, Some(millis(at))),
+            AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+        };
+        let duration_ms = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, \
+               request_headers, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(delivery_id)
+        .bind(millis(attempt.started_at))
+        .bind(duration_ms)
+        .bind(attempt.status_code.map(i64::from))
+        .bind(&attempt.error)
+        .bind(headers_json(&attempt.request_headers))
+        .bind(headers_json(&attempt.response_headers))
+        .bind(&attempt.response_body)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = ?, status_code = ?, attempts = attempts + 1, \
+               retry_step = retry_step + 1, last_attempt_at = ?, last_duration_ms = ?, \
+               next_attempt_at = ?, last_error = ?, lease_until = NULL \
+             WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(attempt.status_code.map(i64::from))
+        .bind(millis(attempt.started_at))
+        .bind(duration_ms)
+        .bind(next_attempt_at)
+        .bind(&attempt.error)
+        .bind(delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues a new attempt now with a fresh retry cycle, whatever the delivery's status.
+    /// Refused (`Busy`) while an attempt is under way.
+    pub async fn resend(&self, delivery_id: &str) -> Result<Delivery> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let lease: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE id = ?")
+                .bind(delivery_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match lease {
+            None => return Err(StoreError::NotFound),
+            Some(Some(until)) if until > now => return Err(StoreError::Busy),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END, \
+               retry_step = 0, next_attempt_at = ?, lease_until = NULL WHERE id = ?",
+        )
+        .bind(now)
+        .bind(delivery_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.delivery(delivery_id).await
+    }
+
+    /// Queues every failed delivery of `webhook_id` created at or after `since` again.
+    pub async fn recover(&self, webhook_id: &str, since: DateTime<Utc>) -> Result<u64> {
+        let now = millis(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
+                .bind(webhook_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let queued = sqlx::query(
+            "UPDATE deliveries SET status = 'retrying', retry_step = 0, next_attempt_at = ?, \
+               lease_until = NULL \
+             WHERE webhook_id = ? AND status = 'failed' AND created_at >= ?",
+        )
+        .bind(now)
+        .bind(webhook_id)
+        .bind(millis(since))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(queued.rows_affected())
+    }
+
+    pub async fn delivery(&self, delivery_id: &str) -> Result<Delivery> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = ?"
+        ))
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        delivery_from_row(&row)
+    }
+
+    /// A delivery with its event's data (JSON text) and every attempt, oldest first.
+    pub async fn delivery_detail(
+        &self,
+        delivery_id: &str,
+    ) -> Result<(Delivery, String, Vec<Attempt>)> {
+        let delivery = self.delivery(delivery_id).await?;
+        let data: String = sqlx::query_scalar("SELECT data FROM events WHERE id = ?")
+            .bind(&delivery.event_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT started_at, duration_ms, status_code, error, request_headers, response_headers, \
+               response_body FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let attempts = rows
+            .iter()
+            .map(|row| {
+                Ok(Attempt {
+                    started_at: from_millis(row.try_get("started_at")?)?,
+                    duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms")?).unwrap_or(0),
+                    status_code: row
+                        .try_get::<Option<i64>, _>("status_code")?
+                        .and_then(|code| u16::try_from(code).ok()),
+                    error: row.try_get("error")?,
+                    request_headers: headers_from_json(
+                        &row.try_get::<String, _>("request_headers")?,
+                    )?,
+                    response_headers: headers_from_json(
+                        &row.try_get::<String, _>("response_headers")?,
+                    )?,
+                    response_body: row.try_get("response_body")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((delivery, data, attempts))
+    }
+
+    /// A page of deliveries, newest first, after `query.cursor` (a delivery id). Fetches
+    /// `limit + 1` rows so the caller can tell whether there is a next page.
+    pub async fn deliveries(&self, query: &DeliveryQuery, limit: u32) -> Result<Vec<Delivery>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE 1 = 1"
+        ));
+        if let Some(webhook_id) = &query.webhook_id {
+            sql.push(" AND webhook_id = ").push_bind(webhook_id.clone());
+        }
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(event_type) = &query.event_type {
+            sql.push(" AND event_type = ").push_bind(event_type.clone());
+        }
+        if let Some(since) = query.since {
+            sql.push(" AND created_at >= ").push_bind(millis(since));
+        }
+        if let Some(until) = query.until {
+            sql.push(" AND created_at < ").push_bind(millis(until));
+        }
+        if let Some(q) = &query.q {
+            sql.push(" AND (event_id = ")
+                .push_bind(q.clone())
+                .push(" OR id = ")
+                .push_bind(q.clone())
+                .push(")");
+        }
+        if let Some(cursor) = &query.cursor {
+            sql.push(" AND id < ").push_bind(cursor.clone());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// Finished deliveries per time bucket since `since`, by their last attempt's time.
+    pub async fn stats(
+        &self,
+        webhook_id: Option<&str>,
+        since: DateTime<Utc>,
+        bucket: StatsBucket,
+    ) -> Result<Vec<StatsPoint>> {
+        let width = bucket.millis();
+        let start = millis(since).div_euclid(width) * width;
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT (last_attempt_at / ");
+        sql.push_bind(width)
+            .push(") * ")
+            .push_bind(width)
+            .push(
+                " AS bucket_start, \
+                 SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END) AS succeeded, \
+                 SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed \
+                 FROM deliveries WHERE last_attempt_at >= ",
+            )
+            .push_bind(start);
+        if let Some(webhook_id) = webhook_id {
+            sql.push(" AND webhook_id = ")
+                .push_bind(webhook_id.to_owned());
+        }
+        sql.push(" GROUP BY bucket_start ORDER BY bucket_start");
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        let mut counted = std::collections::HashMap::new();
+        for row in &rows {
+            let at: i64 = row.try_get("bucket_start")?;
+            let succeeded: i64 = row.try_get("succeeded")?;
+            let failed: i64 = row.try_get("failed")?;
+            counted.insert(at, (succeeded, failed));
+        }
+        // Every bucket up to now, empty ones included, so a chart has no gaps.
+        let end = millis(Utc::now());
+        let mut points = Vec::new();
+        let mut at = start;
+        while at <= end {
+            let (succeeded, failed) = counted.get(&at).copied().unwrap_or((0, 0));
+            points.push(StatsPoint {
+                start: from_millis(at)?,
+                succeeded: u64::try_from(succeeded).unwrap_or(0),
+                failed: u64::try_from(failed).unwrap_or(0),
+            });
+            at += width;
+        }
+        Ok(points)
+    }
+
+    /// Since when every finished delivery of this webhook has failed: the creation time of
+    /// the first failure after its last success. `None` when its latest outcome succeeded.
+    pub async fn failing_since(&self, webhook_id: &str) -> Result<Option<DateTime<Utc>>> {
+        let since: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM deliveries WHERE webhook_id = ? AND status = 'failed' \
+               AND created_at > COALESCE((SELECT MAX(last_attempt_at) FROM deliveries \
+                                          WHERE webhook_id = ? AND status = 'succeeded'), 0)",
+        )
+        .bind(webhook_id)
+        .bind(webhook_id)
+        .fetch_one(&self.pool)
+        .await?;
+        since.map(from_millis).transpose()
+    }
+
+    /// Deactivates a webhook on the service's own account, saying why, and cancels its
+    /// unfinished deliveries. Returns false when it was already inactive or is gone.
+    pub async fn deactivate_webhook(&self, webhook_id: &str, reason: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE webhooks SET is_active = FALSE, disabled_reason = ?, updated_at = ? \
+             WHERE id = ? AND is_active AND deleted_at IS NULL",
+        )
+        .bind(reason)
+        .bind(millis(Utc::now()))
+        .bind(webhook_id)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() == 1 {
+            cancel_unfinished(&mut tx, webhook_id, &format!("cancelled: {reason}")).await?;
+        }
+        tx.commit().await?;
+        Ok(changed.rows_affected() == 1)
+    }
+}
