@@ -12,9 +12,14 @@
 
 pub mod api;
 pub mod catalog;
+pub mod client;
 pub mod crypto;
 pub mod dispatch;
+pub mod embedded;
+pub mod keychain;
+pub mod paths;
 pub mod server;
 pub mod signing;
 pub mod store;
+pub mod ui;
 pub mod validate;

@@ -19,8 +19,9 @@ use zeroize::Zeroizing;
     about = "Operate webhooks: the delivery service and its admin API."
 )]
 struct Cli {
+    /// Without a subcommand: open the desktop panel, with its own embedded service.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -89,10 +90,14 @@ type Schedule = Vec<Duration>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Keygen => crypto::generate_encryption_key()
+        None => {
+            init_logging();
+            hookpanel::ui::run()
+        }
+        Some(Command::Keygen) => crypto::generate_encryption_key()
             .map(|key| println!("{}", key.as_str()))
             .map_err(anyhow::Error::from),
-        Command::Serve(args) => serve(args),
+        Some(Command::Serve(args)) => serve(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,6 +120,7 @@ fn init_logging() {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+
     let secrets_at_rest = match (args.encryption_key, args.insecure_plaintext_secrets) {
         (Some(key), _) => SecretsAtRest::Encrypted(Zeroizing::new(key)),
         (None, true) => {
@@ -147,6 +153,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             concurrency: args.delivery_concurrency,
             ..DeliveryConfig::default()
         },
+        inbox: false,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,6 +9,7 @@ pub mod error;
 mod event_types;
 mod events;
 pub mod extract;
+pub mod inbox;
 mod stats;
 mod webhooks;
 
@@ -36,6 +37,7 @@ use crate::dispatch::{DeliveryConfig, DispatchHandle, Dispatcher};
 use crate::store::{Store, StoreError};
 use crate::validate::HttpPolicy;
 
+pub use deliveries::MAX_PAGE as MAX_DELIVERY_PAGE;
 pub use webhooks::{DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
 
 /// Where signing secrets at rest get their protection.
@@ -69,6 +71,8 @@ pub struct ServiceConfig {
     /// A catalog file instead of the built-in one.
     pub event_types_path: Option<PathBuf>,
     pub delivery: DeliveryConfig,
+    /// Host test receivers at `/inbox/{name}` (the embedded service).
+    pub inbox: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +114,8 @@ pub struct AppState {
     /// SHA-256 of the admin key, hex; the key itself is kept nowhere.
     pub admin_key_digest: Arc<str>,
     pub dispatch: DispatchHandle,
+    /// Test receivers, when this service hosts them.
+    pub inbox: Option<inbox::Inbox>,
 }
 
 #[derive(OpenApi)]
@@ -126,6 +132,7 @@ pub struct AppState {
         (name = "event-types", description = "The catalog of event types"),
         (name = "events", description = "Emit events to subscribed webhooks"),
         (name = "deliveries", description = "Delivery history, attempts and resends"),
+        (name = "inbox", description = "Test receivers hosted by the embedded service"),
         (name = "service", description = "Liveness"),
     )
 )]
@@ -174,6 +181,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::get))
         .routes(routes!(deliveries::resend))
         .routes(routes!(stats::get))
+        .routes(routes!(inbox::list))
 }
 
 /// The routes and their OpenAPI document, collected from the same handlers so that
@@ -208,6 +216,7 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(openapi) }
             }),
         )
+        .route("/inbox/{name}", axum::routing::post(inbox::receive))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -354,6 +363,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         http_policy: config.http_policy,
         admin_key_digest: admin_key_digest.into(),
         dispatch: dispatcher.handle(),
+        inbox: config.inbox.then(inbox::Inbox::default),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -7,5 +7,6 @@ mod e2e_delivery;
 mod e2e_openapi;
 mod e2e_persistence;
 mod e2e_webhooks;
+mod keychain;
 mod receiver;
 mod support;

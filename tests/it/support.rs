@@ -33,6 +33,7 @@ pub fn config(dir: &Path, encryption_key: &Zeroizing<String>) -> ServiceConfig {
         http_policy: HttpPolicy::LoopbackOnly,
         event_types_path: None,
         delivery: test_delivery_config(),
+        inbox: false,
     }
 }
 

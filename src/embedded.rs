@@ -1,0 +1,127 @@
+//! The service the panel starts in-process when no remote profile is chosen: the same
+//! [`server::start`] as `hookpanel serve`, on 127.0.0.1 with a random port, reached over
+//! HTTP exactly like a remote one.
+//!
+//! Its SQLite file lives in the platform data directory; its admin key and secrets
+//! encryption key live in the OS keychain, so the file alone reveals nothing. Without a
+//! keychain it runs for this session only: a database in a temporary directory, sealed with
+//! a key that exists only in memory, all gone when the panel quits.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::crypto;
+use crate::dispatch::DeliveryConfig;
+use crate::keychain::{Keychain, KeychainError};
+use crate::server::{self, RunningService, SecretsAtRest, ServiceConfig, StartError};
+use crate::validate::HttpPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Keychain(#[from] KeychainError),
+    #[error("generating a session key failed: {0}")]
+    Random(#[from] crypto::CryptoError),
+}
+
+/// Where the embedded service keeps its data, and for how long.
+#[derive(Debug)]
+pub enum Persistence {
+    /// A SQLite file in the data directory, keys in the OS keychain.
+    Kept { database: PathBuf },
+    /// No keychain: a temporary database and in-memory keys, gone at exit.
+    SessionOnly {
+        reason: KeychainError,
+        _dir: tempfile::TempDir,
+    },
+}
+
+pub struct Embedded {
+    pub service: RunningService,
+    pub admin_key: Zeroizing<String>,
+    pub persistence: Persistence,
+}
+
+fn config(
+    database: &Path,
+    admin_key: Zeroizing<String>,
+    encryption_key: Zeroizing<String>,
+) -> ServiceConfig {
+    ServiceConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: format!("sqlite://{}", database.display()),
+        admin_key: Some(admin_key),
+        secrets_at_rest: SecretsAtRest::Encrypted(encryption_key),
+        http_policy: HttpPolicy::LoopbackOnly,
+        event_types_path: None,
+        delivery: DeliveryConfig {
+            // A local tool delivers to local receivers, its own inbox among them.
+            allow_private_destinations: true,
+            ..DeliveryConfig::default()
+        },
+        inbox: true,
+    }
+}
+
+/// Starts the embedded service. `keychain` is `Err` when no OS keychain is reachable.
+/// Keychain calls block, so this runs them on a blocking thread.
+pub async fn start(
+    keychain: Result<Keychain, KeychainError>,
+    data_dir: &Path,
+) -> Result<Embedded, EmbeddedError> {
+    let keys = match keychain {
+        Ok(keychain) => tokio::task::spawn_blocking(move || {
+            Ok::<_, KeychainError>((
+                keychain.local_admin_key()?,
+                keychain.local_encryption_key()?,
+            ))
+        })
+        .await
+        .map_err(|err| KeychainError::Failed {
+            detail: err.to_string(),
+        })?,
+        Err(err) => Err(err),
+    };
+    match keys {
+        Ok((admin_key, encryption_key)) => {
+            std::fs::create_dir_all(data_dir).map_err(|source| EmbeddedError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+            let database = data_dir.join("hookpanel.db");
+            let service =
+                server::start(config(&database, admin_key.clone(), encryption_key)).await?;
+            Ok(Embedded {
+                service,
+                admin_key,
+                persistence: Persistence::Kept { database },
+            })
+        }
+        Err(reason) if reason.is_unavailable() => {
+            tracing::warn!("{reason}; the embedded service keeps data for this session only");
+            let dir = tempfile::tempdir().map_err(|source| EmbeddedError::DataDir {
+                path: std::env::temp_dir().display().to_string(),
+                source,
+            })?;
+            let admin_key = crypto::generate_admin_key()?;
+            let encryption_key = crypto::generate_encryption_key()?;
+            let database = dir.path().join("session.db");
+            let service =
+                server::start(config(&database, admin_key.clone(), encryption_key)).await?;
+            Ok(Embedded {
+                service,
+                admin_key,
+                persistence: Persistence::SessionOnly { reason, _dir: dir },
+            })
+        }
+        Err(other) => Err(other.into()),
+    }
+}

@@ -1,0 +1,358 @@
+//! Background work for the panel. The UI sends [`Command`]s; each runs on the tokio runtime
+//! (keychain calls on a blocking thread), and its result comes back as an [`Event`] through a
+//! channel, with a repaint request so the UI picks it up at once. The UI thread never waits.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
+use zeroize::Zeroizing;
+
+use crate::api::{
+    Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EventType, Webhook, WebhookIn,
+    WebhookPatch,
+};
+use crate::client::{Client, ClientError};
+use crate::keychain::{Account, Keychain, KeychainError};
+use crate::server::inbox::InboxMessages;
+
+/// What the UI asks for.
+#[derive(Debug)]
+pub enum Command {
+    RefreshWebhooks,
+    LoadEventTypes,
+    CreateWebhook(WebhookIn),
+    UpdateWebhook {
+        id: String,
+        patch: WebhookPatch,
+    },
+    DeleteWebhook {
+        id: String,
+        name: String,
+    },
+    RotateSecret {
+        id: String,
+        name: String,
+        grace_seconds: u64,
+    },
+    SendTest {
+        id: String,
+    },
+    /// Which of these webhooks' secrets this machine's keychain holds.
+    CheckKeychain {
+        ids: Vec<String>,
+    },
+    LoadDeliveries {
+        list: ListTag,
+        query: DeliveryQuery,
+    },
+    LoadDelivery {
+        list: ListTag,
+        id: String,
+    },
+    Resend {
+        id: String,
+    },
+    /// Register a webhook pointing at a new inbox of the embedded service.
+    CreateTestEndpoint {
+        base_url: String,
+    },
+    LoadInbox {
+        name: String,
+    },
+}
+
+/// Which deliveries list asked, so an answer lands where it was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTag {
+    All,
+    Failed,
+}
+
+/// Why a secret is being shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretReason {
+    Created,
+    Rotated { previous_expires_at: DateTime<Utc> },
+}
+
+/// A secret fresh from the service, to be shown once.
+pub struct IssuedSecret {
+    pub webhook_id: String,
+    pub webhook_name: String,
+    pub secret: Zeroizing<String>,
+    /// Whether it was saved to the OS keychain.
+    pub saved: Result<(), KeychainError>,
+    pub reason: SecretReason,
+}
+
+impl std::fmt::Debug for IssuedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSecret")
+            .field("webhook_id", &self.webhook_id)
+            .field("saved", &self.saved)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What came back.
+#[derive(Debug)]
+pub enum Event {
+    Webhooks(Result<Vec<Webhook>, ClientError>),
+    EventTypes(Result<Vec<EventType>, ClientError>),
+    SecretIssued(IssuedSecret),
+    CreateFailed(ClientError),
+    Updated(Webhook),
+    UpdateFailed {
+        id: String,
+        error: ClientError,
+    },
+    Deleted {
+        id: String,
+        name: String,
+    },
+    TestQueued {
+        webhook_id: String,
+        delivery_id: String,
+    },
+    KeychainHolds(Result<HashMap<String, bool>, KeychainError>),
+    Deliveries {
+        list: ListTag,
+        result: Result<DeliveryList, ClientError>,
+    },
+    Delivery {
+        list: ListTag,
+        result: Result<DeliveryDetail, ClientError>,
+    },
+    Resent {
+        id: String,
+        result: Result<Delivery, ClientError>,
+    },
+    TestEndpointCreated {
+        inbox: String,
+    },
+    Inbox {
+        name: String,
+        result: Result<InboxMessages, ClientError>,
+    },
+    /// Something the user asked for failed; `what` says what it was.
+    Failed {
+        what: String,
+        error: String,
+    },
+}
+
+/// Runs commands against one service.
+#[derive(Clone)]
+pub struct Backend {
+    runtime: tokio::runtime::Handle,
+    client: Client,
+    keychain: Result<Keychain, KeychainError>,
+    profile: String,
+    events: mpsc::Sender<Event>,
+    repaint: egui::Context,
+}
+
+impl Backend {
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        client: Client,
+        keychain: Result<Keychain, KeychainError>,
+        profile: String,
+        events: mpsc::Sender<Event>,
+        repaint: egui::Context,
+    ) -> Self {
+        Self {
+            runtime,
+            client,
+            keychain,
+            profile,
+            events,
+            repaint,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.client.base_url()
+    }
+
+    /// Runs `command` in the background; its [`Event`] arrives through the channel.
+    pub fn send(&self, command: Command) {
+        let backend = self.clone();
+        self.runtime.spawn(async move {
+            let event = backend.run(command).await;
+            // The receiver is gone only when the panel is closing.
+            let _ = backend.events.send(event);
+            backend.repaint.request_repaint();
+        });
+    }
+
+    async fn keychain_call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, KeychainError> {
+        let keychain = self.keychain.clone()?;
+        tokio::task::spawn_blocking(move || call(&keychain))
+            .await
+            .unwrap_or_else(|err| {
+                Err(KeychainError::Failed {
+                    detail: err.to_string(),
+                })
+            })
+    }
+
+    async fn save_secret(
+        &self,
+        webhook_id: &str,
+        secret: &Zeroizing<String>,
+    ) -> Result<(), KeychainError> {
+        let account = Account::webhook_secret(&self.profile, webhook_id);
+        let secret = secret.clone();
+        self.keychain_call(move |keychain| keychain.set(&account, &secret))
+            .await
+    }
+
+    async fn run(&self, command: Command) -> Event {
+        match command {
+            Command::RefreshWebhooks => Event::Webhooks(self.client.webhooks().await),
+            Command::LoadEventTypes => Event::EventTypes(self.client.event_types().await),
+            Command::CreateWebhook(input) => match self.client.create_webhook(&input).await {
+                Ok(created) => {
+                    let secret = Zeroizing::new(created.secret);
+                    let saved = self.save_secret(&created.webhook.id, &secret).await;
+                    Event::SecretIssued(IssuedSecret {
+                        webhook_id: created.webhook.id,
+                        webhook_name: created.webhook.name,
+                        secret,
+                        saved,
+                        reason: SecretReason::Created,
+                    })
+                }
+                Err(error) => Event::CreateFailed(error),
+            },
+            Command::UpdateWebhook { id, patch } => {
+                match self.client.update_webhook(&id, &patch).await {
+                    Ok(webhook) => Event::Updated(webhook),
+                    Err(error) => Event::UpdateFailed { id, error },
+                }
+            }
+            Command::DeleteWebhook { id, name } => match self.client.delete_webhook(&id).await {
+                Ok(()) => {
+                    let account = Account::webhook_secret(&self.profile, &id);
+                    if let Err(err) = self
+                        .keychain_call(move |keychain| keychain.delete(&account))
+                        .await
+                        && !err.is_unavailable()
+                    {
+                        tracing::warn!(
+                            "removing the deleted webhook's secret from the keychain failed: {err}"
+                        );
+                    }
+                    Event::Deleted { id, name }
+                }
+                Err(error) => Event::Failed {
+                    what: format!("Deleting {name}"),
+                    error: error.to_string(),
+                },
+            },
+            Command::RotateSecret {
+                id,
+                name,
+                grace_seconds,
+            } => match self.client.rotate_secret(&id, grace_seconds).await {
+                Ok(rotated) => {
+                    let secret = Zeroizing::new(rotated.secret);
+                    let saved = self.save_secret(&id, &secret).await;
+                    Event::SecretIssued(IssuedSecret {
+                        webhook_id: id,
+                        webhook_name: name,
+                        secret,
+                        saved,
+                        reason: SecretReason::Rotated {
+                            previous_expires_at: rotated.previous_secret_expires_at,
+                        },
+                    })
+                }
+                Err(error) => Event::Failed {
+                    what: format!("Rotating the secret of {name}"),
+                    error: error.to_string(),
+                },
+            },
+            Command::SendTest { id } => match self.client.send_test(&id).await {
+                Ok(queued) => Event::TestQueued {
+                    webhook_id: id,
+                    delivery_id: queued.delivery_id,
+                },
+                Err(error) => Event::Failed {
+                    what: "Sending a test event".to_owned(),
+                    error: error.to_string(),
+                },
+            },
+            Command::CheckKeychain { ids } => {
+                let profile = self.profile.clone();
+                Event::KeychainHolds(
+                    self.keychain_call(move |keychain| {
+                        ids.into_iter()
+                            .map(|id| {
+                                let held =
+                                    keychain.contains(&Account::webhook_secret(&profile, &id))?;
+                                Ok((id, held))
+                            })
+                            .collect()
+                    })
+                    .await,
+                )
+            }
+            Command::LoadDeliveries { list, query } => Event::Deliveries {
+                list,
+                result: self.client.deliveries(&query).await,
+            },
+            Command::LoadDelivery { list, id } => Event::Delivery {
+                list,
+                result: self.client.delivery(&id).await,
+            },
+            Command::Resend { id } => {
+                let result = self.client.resend(&id).await;
+                Event::Resent { id, result }
+            }
+            Command::CreateTestEndpoint { base_url } => {
+                // The ULID's last 8 characters are random: enough to tell endpoints apart.
+                let ulid = ulid::Ulid::new().to_string().to_ascii_lowercase();
+                let inbox = format!("test-{}", &ulid[ulid.len() - 8..]);
+                let input = WebhookIn {
+                    name: format!("Test endpoint {inbox}"),
+                    url: format!("{base_url}/inbox/{inbox}"),
+                    events: vec![crate::catalog::WILDCARD.to_owned()],
+                    kind: crate::api::WebhookKind::Generic,
+                    description: Some(
+                        "A local test receiver hosted by the embedded service".to_owned(),
+                    ),
+                    owner: None,
+                };
+                match self.client.create_webhook(&input).await {
+                    Ok(created) => {
+                        let secret = Zeroizing::new(created.secret);
+                        if let Err(err) = self.save_secret(&created.webhook.id, &secret).await {
+                            tracing::info!("test endpoint secret not saved to the keychain: {err}");
+                        }
+                        if let Err(error) = self.client.send_test(&created.webhook.id).await {
+                            return Event::Failed {
+                                what: "Sending a test event".to_owned(),
+                                error: error.to_string(),
+                            };
+                        }
+                        Event::TestEndpointCreated { inbox }
+                    }
+                    Err(error) => Event::Failed {
+                        what: "Creating a test endpoint".to_owned(),
+                        error: error.to_string(),
+                    },
+                }
+            }
+            Command::LoadInbox { name } => {
+                let result = self.client.inbox(&name).await;
+                Event::Inbox { name, result }
+            }
+        }
+    }
+}

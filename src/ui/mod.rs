@@ -1,0 +1,64 @@
+//! The desktop panel (eframe/egui).
+//!
+//! - [`app`]: the `eframe::App`, its state and the command/event loop.
+//! - [`backend`]: background work — commands in, events out, never on the UI thread.
+//! - one file per view: [`webhooks`], [`deliveries`], [`inbox`]; the secret-once modal in
+//!   [`secret`]; shared [`widgets`] and [`theme`].
+
+pub mod app;
+pub mod backend;
+pub mod deliveries;
+pub mod inbox;
+pub mod secret;
+pub mod theme;
+pub mod webhooks;
+pub mod widgets;
+
+pub use app::{App, Startup, View};
+
+/// Opens the panel window and runs until it is closed.
+pub fn run() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hookpanel-worker")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let data_dir = crate::paths::project_dirs()
+        .map(|dirs| dirs.data_dir().to_owned())
+        .context("this platform has no data directory for Hookpanel")?;
+    let handle = runtime.handle().clone();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Hookpanel")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([800.0, 500.0])
+            .with_icon(icon()),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "hookpanel",
+        options,
+        Box::new(move |cc| {
+            Ok(Box::new(App::new(
+                &cc.egui_ctx,
+                handle,
+                cc.storage,
+                Startup {
+                    data_dir,
+                    keychain: None,
+                },
+            )))
+        }),
+    )
+    .map_err(|err| anyhow::anyhow!("the window could not open: {err}"))?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+/// The window icon, from `assets/icon.png`.
+fn icon() -> egui::IconData {
+    eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png")).unwrap_or_default()
+}

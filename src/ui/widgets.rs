@@ -1,0 +1,67 @@
+//! Small widgets the views share.
+
+use egui::{Color32, RichText, Ui};
+
+use crate::api::DeliveryStatus;
+
+use super::theme;
+
+/// A filled circle, for connection and health states.
+pub fn status_dot(ui: &mut Ui, color: Color32) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), 4.5, color);
+}
+
+/// A delivery status with its colour and icon, so a failure stands out.
+pub fn delivery_status(status: DeliveryStatus) -> RichText {
+    let (icon, color) = match status {
+        DeliveryStatus::Succeeded => ("✔", theme::SUCCESS),
+        DeliveryStatus::Failed => ("✖", theme::FAILURE),
+        DeliveryStatus::Retrying => ("⟳", theme::WARNING),
+        DeliveryStatus::Pending => ("…", theme::PENDING),
+    };
+    RichText::new(format!("{icon} {}", status.as_str()))
+        .color(color)
+        .strong()
+}
+
+/// A headline and the error text beneath it.
+pub fn problem_ui(ui: &mut Ui, headline: &str, detail: &str) {
+    ui.add_space(24.0);
+    ui.vertical_centered(|ui| {
+        ui.label(RichText::new(headline).heading().color(theme::FAILURE));
+        ui.add_space(8.0);
+        ui.label(detail);
+    });
+}
+
+/// A field's error, right under it.
+pub fn field_error_ui(ui: &mut Ui, error: Option<&str>) {
+    if let Some(error) = error {
+        ui.label(RichText::new(error).color(theme::FAILURE).small());
+    }
+}
+
+/// A field's warning (something to check, not an error).
+pub fn field_warning_ui(ui: &mut Ui, warning: &str) {
+    ui.label(
+        RichText::new(format!("⚠ {warning}"))
+            .color(theme::WARNING)
+            .small(),
+    );
+}
+
+/// A non-selectable label, so that a click reaches the table row under it.
+pub fn cell(ui: &mut Ui, text: impl Into<RichText>) {
+    ui.add(egui::Label::new(text.into()).selectable(false).truncate());
+}
+
+/// Time as `HH:MM:SS` today or `YYYY-MM-DD HH:MM` otherwise, in local time.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    let local = at.with_timezone(&chrono::Local);
+    if local.date_naive() == chrono::Local::now().date_naive() {
+        local.format("%H:%M:%S").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
