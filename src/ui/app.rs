@@ -459,6 +459,31 @@ impl App {
 
 impl eframe::App for App {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.tick();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.state);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.shutdown();
+    }
+}
+
+impl App {
+    /// One whole frame, logic then drawing, for a test harness without an eframe window.
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        self.tick();
+        self.draw(ui);
+    }
+
+    /// The non-UI work of a frame: take in background results and start due refreshes.
+    fn tick(&mut self) {
         self.poll_connection();
         let mut commands = Commands::default();
         while let Ok(event) = self.events.try_recv() {
@@ -470,7 +495,7 @@ impl eframe::App for App {
         self.ctx.request_repaint_after(REFRESH_EVERY);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn draw(&mut self, ui: &mut egui::Ui) {
         let mut commands = Commands::default();
         egui::Panel::top("top_bar").show(ui, |ui| {
             ui.add_space(4.0);
@@ -509,16 +534,6 @@ impl eframe::App for App {
         self.run(commands);
     }
 
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.state);
-    }
-
-    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        self.shutdown();
-    }
-}
-
-impl App {
     /// Stops the embedded service: finishes requests and attempts under way, closes the
     /// database.
     pub fn shutdown(&mut self) {

@@ -42,7 +42,7 @@ impl SecretModal {
                 ));
             }
             ui.add_space(8.0);
-            let label = ui.label("Secret");
+            let label = ui.label("Secret (shown once)");
             let mut shown: &str = self.issued.secret.as_str();
             ui.add(
                 egui::TextEdit::singleline(&mut shown)

@@ -8,5 +8,6 @@ mod e2e_openapi;
 mod e2e_persistence;
 mod e2e_webhooks;
 mod keychain;
+mod panel;
 mod receiver;
 mod support;
