@@ -253,13 +253,79 @@ pub struct Attempt {
     pub response_body: Option<String>,
 }
 
-/// `GET /deliveries/{id}`: the delivery, the event's data and every attempt, oldest first.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+/// `GET /deliveries/{id}`: the delivery's fields, the event's data and every attempt,
+/// oldest first. `attempts` is the list here (its length is the count a [`Delivery`] has).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryDetail {
-    #[serde(flatten)]
-    pub delivery: Delivery,
+    pub id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub status_code: Option<u16>,
+    pub success: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_duration_ms: Option<u64>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
     pub payload: serde_json::Value,
     pub attempts: Vec<Attempt>,
+}
+
+impl DeliveryDetail {
+    pub fn new(delivery: Delivery, payload: serde_json::Value, attempts: Vec<Attempt>) -> Self {
+        let Delivery {
+            id,
+            webhook_id,
+            event_id,
+            event_type,
+            status,
+            status_code,
+            success,
+            attempts: _,
+            created_at,
+            last_attempt_at,
+            last_duration_ms,
+            next_attempt_at,
+            last_error,
+        } = delivery;
+        Self {
+            id,
+            webhook_id,
+            event_id,
+            event_type,
+            status,
+            status_code,
+            success,
+            created_at,
+            last_attempt_at,
+            last_duration_ms,
+            next_attempt_at,
+            last_error,
+            payload,
+            attempts,
+        }
+    }
+
+    /// The delivery as a list shows it.
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            id: self.id.clone(),
+            webhook_id: self.webhook_id.clone(),
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            status: self.status,
+            status_code: self.status_code,
+            success: self.success,
+            attempts: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
+            created_at: self.created_at,
+            last_attempt_at: self.last_attempt_at,
+            last_duration_ms: self.last_duration_ms,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error.clone(),
+        }
+    }
 }
 
 /// `GET /deliveries` filters.

@@ -86,11 +86,7 @@ pub async fn get(
         tracing::error!(delivery_id = id, "stored event data is not JSON: {err}");
         ApiError::internal()
     })?;
-    Ok(Json(DeliveryDetail {
-        delivery,
-        payload,
-        attempts,
-    }))
+    Ok(Json(DeliveryDetail::new(delivery, payload, attempts)))
 }
 
 /// Send again now with the same event id, whatever the delivery's status; every earlier

@@ -521,7 +521,7 @@ impl App {
                     View::Webhooks => self.webhooks.ui(ui, &self.remote, &base_url, &mut commands),
                     View::Deliveries => self.deliveries.ui(ui, &self.remote, &mut commands),
                     View::Failed => self.failed.ui(ui, &self.remote, &mut commands),
-                    View::Inbox => self.inbox.ui(ui, &base_url, &mut commands),
+                    View::Inbox => self.inbox.ui(ui, &self.remote, &base_url, &mut commands),
                 }
             }
         }

@@ -95,9 +95,9 @@ impl DeliveriesView {
         result: Result<DeliveryDetail, ClientError>,
     ) -> Result<(), ClientError> {
         let detail = result?;
-        if self.selected.as_deref() == Some(detail.delivery.id.as_str()) {
-            if let Some(row) = self.items.iter_mut().find(|d| d.id == detail.delivery.id) {
-                *row = detail.delivery.clone();
+        if self.selected.as_deref() == Some(detail.id.as_str()) {
+            if let Some(row) = self.items.iter_mut().find(|d| d.id == detail.id) {
+                *row = detail.delivery();
             }
             self.detail = Some(detail);
         }
@@ -298,7 +298,7 @@ impl DeliveriesView {
             ui.spinner();
             return;
         };
-        let delivery = &detail.delivery;
+        let delivery = detail;
         ui.label(widgets::delivery_status(delivery.status).size(16.0));
         if let Some(error) = &delivery.last_error {
             ui.label(RichText::new(error).color(theme::FAILURE));

@@ -3,7 +3,7 @@
 
 use egui::{RichText, Ui};
 
-use super::app::Commands;
+use super::app::{Commands, Remote};
 use super::backend::Command;
 use super::{theme, widgets};
 use crate::client::ClientError;
@@ -42,7 +42,25 @@ impl InboxView {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut Ui, base_url: &str, commands: &mut Commands) {
+    /// The inboxes of this service that webhooks point at.
+    fn known_inboxes(remote: &Remote, base_url: &str) -> Vec<String> {
+        let prefix = format!("{base_url}/inbox/");
+        remote
+            .webhooks
+            .iter()
+            .flatten()
+            .filter_map(|w| w.url.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    }
+
+    pub fn ui(&mut self, ui: &mut Ui, remote: &Remote, base_url: &str, commands: &mut Commands) {
+        let known = Self::known_inboxes(remote, base_url);
+        if self.name.is_none()
+            && let Some(first) = known.first()
+        {
+            self.open(first.clone());
+            self.refresh(commands);
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             let Some(name) = &self.name else {
                 ui.add_space(24.0);
@@ -55,10 +73,24 @@ impl InboxView {
                 });
                 return;
             };
+            let mut chosen = None;
             ui.horizontal(|ui| {
                 ui.heading(format!("Inbox {name}"));
                 ui.label(RichText::new(format!("{base_url}/inbox/{name}")).monospace().weak());
+                if known.len() > 1 {
+                    ui.separator();
+                    for other in known.iter().filter(|other| *other != name) {
+                        if ui.small_button(other).clicked() {
+                            chosen = Some(other.clone());
+                        }
+                    }
+                }
             });
+            if let Some(other) = chosen {
+                self.open(other);
+                self.refresh(commands);
+                return;
+            }
             if let Some(error) = &self.error {
                 ui.label(RichText::new(error).color(theme::FAILURE));
             }

@@ -311,6 +311,12 @@ impl WebhooksView {
                             ui.visuals().weak_text_color()
                         } else if webhook.failed_24h > 0 {
                             theme::FAILURE
+                        } else if webhook
+                            .last_status_code
+                            .is_some_and(|code| !(200..300).contains(&code))
+                        {
+                            // Retrying: not failed for good yet, but not well either.
+                            theme::WARNING
                         } else {
                             theme::SUCCESS
                         };

@@ -79,6 +79,14 @@ async fn an_emitted_event_arrives_signed_in_both_forms() {
     );
 
     assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(1));
+    // The typed client reads the same answer: no key appears twice.
+    let (_, raw) = service
+        .call(Method::GET, &format!("/deliveries/{delivery_id}"), None)
+        .await;
+    let typed: hookpanel::api::DeliveryDetail =
+        serde_json::from_str(&raw).expect("a well-formed detail");
+    assert_eq!(typed.attempts.len(), 1);
+    assert_eq!(raw.matches("\"attempts\"").count(), 1, "{raw}");
     assert_eq!(detail["attempts"][0]["status_code"], 200);
     assert_eq!(
         detail["attempts"][0]["request_headers"]["webhook-id"],

@@ -362,6 +362,10 @@ fn a_failed_delivery_is_resent_from_the_failed_view_and_turns_succeeded() {
     panel.harness.state_mut().show_view(View::Failed);
     panel.step_until_label("✖ failed");
     panel.step_until_label_contains("the receiver answered 400");
+    // The inspector shows the attempt, with the receiver's answer.
+    panel.click("Flaky receiver");
+    panel.step_until_label("Attempts (1)");
+    panel.step_until_label("#1 · 400");
 
     receiver.set("/orders", Behaviour::Status(200));
     panel.click("↻ Resend");

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Takes the README's screenshots from the real window: the panel under Xvfb with a private
+# gnome-keyring, data seeded through the admin API, views opened with real clicks.
+#
+# Needs the Debian packages xvfb xauth imagemagick xdotool dbus gnome-keyring
+# libsecret-tools, and python3 and curl.
+# Usage: scripts/screenshots.sh [path/to/hookpanel]   (default: target/release/hookpanel)
+#
+# It runs itself three times: here (a throwaway HOME), inside a private D-Bus session (an
+# unlocked keyring), inside Xvfb (the panel and the clicks).
+set -euo pipefail
+[ -z "${TRACE:-}" ] || set -x
+here=$(cd "$(dirname "$0")" && pwd)
+
+case "${1:-}" in
+--in-dbus)
+    echo -n screenshots | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    exec xvfb-run -a -s "-screen 0 1280x800x24" "$here/screenshots.sh" --in-x
+    ;;
+--in-x)
+    ;;
+*)
+    binary=$(realpath "${1:-$here/../target/release/hookpanel}")
+    sandbox=$(mktemp -d)
+    trap 'rm -rf "$sandbox"' EXIT
+    mkdir -p -m700 "$sandbox/run"
+    HOME="$sandbox" XDG_RUNTIME_DIR="$sandbox/run" BINARY="$binary" OUT="$here/../docs" \
+        dbus-run-session -- "$here/screenshots.sh" --in-dbus
+    echo "screenshots in docs/"
+    exit 0
+    ;;
+esac
+
+# --- inside Xvfb, with the keyring unlocked ---
+mkdir -p "$OUT"
+python3 "$here/receiver.py" 9000 &
+receiver=$!
+"$BINARY" >"$HOME/app.log" 2>&1 &
+panel=$!
+trap 'kill $panel $receiver 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "admin API listening" "$HOME/app.log" && break; sleep 0.2; done
+port=$(sed -n 's/.*local_addr=127.0.0.1:\([0-9]*\).*/\1/p' "$HOME/app.log" | head -1)
+hp="http://127.0.0.1:$port/v1/admin"
+key=$(secret-tool lookup service hookpanel username local/admin-key)
+
+api() { curl -sf -H "Authorization: Bearer $key" -H "content-type: application/json" "$@" >/dev/null; }
+webhook() { api -X POST "$hp/webhooks" -d "{\"name\": \"$1\", \"url\": \"$2\", \"events\": $3, \"owner\": \"$4\"}"; }
+emit() { api -X POST "$hp/events" -d "$1"; }
+
+webhook "ERP sync" "http://127.0.0.1:9000/ok" '["order.created", "order.cancelled", "payment.received"]' team-orders
+webhook "Shipping partner" "http://127.0.0.1:9000/broken" '["order.fulfilled", "shipment.delivered"]' logistics
+webhook "Billing" "http://127.0.0.1:9000/flaky" '["payment.received"]' finance
+webhook "Test endpoint" "http://127.0.0.1:$port/inbox/demo" '["*"]' me
+for n in $(seq 1 12); do
+    emit "{\"type\": \"order.created\", \"id\": \"ord_10$n-created\", \"data\": {\"order_id\": \"ord_10$n\", \"total\": \"$n.90\"}}"
+    emit "{\"type\": \"order.fulfilled\", \"data\": {\"order_id\": \"ord_10$n\", \"carrier\": \"DHL\"}}"
+done
+for n in 1 2 3; do emit "{\"type\": \"payment.received\", \"data\": {\"amount\": \"$n.00\"}}"; done
+sleep 4
+
+window=$(xdotool search --name '^Hookpanel$' | head -1)
+shot() { sleep 1.5; import -window "$window" "$OUT/$1.png"; }
+click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
+
+click 160 120; shot webhooks             # the list, first row selected
+click 880 62; shot new-webhook           # the create dialog
+click 476 627; sleep 0.5                # Cancel
+click 340 18; sleep 2; click 560 126; sleep 1; shot failed   # failed deliveries, first one inspected
+click 238 18; sleep 2; shot deliveries
+click 460 18; sleep 2; shot inbox
