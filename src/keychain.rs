@@ -261,6 +261,13 @@ impl Keychain {
         account: &Account,
         generate: fn() -> Result<Zeroizing<String>, crypto::CryptoError>,
     ) -> Result<Zeroizing<String>, KeychainError> {
+        // Two callers must not both find nothing and store different keys: a database
+        // sealed with the first would then be unreadable with the one that stays.
+        // (Across processes this is not guarded: start one panel at a time.)
+        static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _creating = CREATING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(existing) = self.get(account)? {
             return Ok(existing);
         }

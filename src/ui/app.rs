@@ -1,22 +1,25 @@
-//! The panel's `eframe::App`: state, the event loop between UI and background work, and the
-//! frame around the views.
+//! The panel's `eframe::App`: state, the connection to a service, the loop between UI and
+//! background work, and the frame around the views.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, Command, Event, ListTag};
+use super::connection::{self, Connected, RemoteProfile};
 use super::deliveries::DeliveriesView;
 use super::inbox::InboxView;
+use super::profiles::{ProfileAction, ProfilesView};
 use super::secret::SecretModal;
 use super::webhooks::WebhooksView;
 use super::{theme, widgets};
 use crate::api::{EventType, Webhook};
 use crate::client::Client;
-use crate::embedded::{self, Embedded, Persistence};
+use crate::embedded::Embedded;
 use crate::keychain::{Keychain, KeychainError, LOCAL_PROFILE};
 
 /// How often open views refresh by themselves.
@@ -27,6 +30,10 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
 #[serde(default)]
 pub struct PersistedState {
     pub view: View,
+    /// Remote services, without their admin keys (those are in the keychain).
+    pub profiles: Vec<RemoteProfile>,
+    /// The remote profile in use; `None` for the embedded service.
+    pub active_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,27 +58,60 @@ impl View {
     }
 }
 
-/// How the panel reaches its service.
+/// How the panel starts.
 pub struct Startup {
     /// Where the embedded service keeps its database.
     pub data_dir: PathBuf,
-    /// The OS keychain, or why there is none. Opening it may block: it is opened on a
-    /// blocking thread when `None`.
+    /// The OS keychain, or why there is none. `None`: opened on a blocking thread.
     pub keychain: Option<Result<Keychain, KeychainError>>,
 }
 
-/// The embedded service once started, with the keychain it found (or why there was none).
-type Started = Result<(Embedded, Result<Keychain, KeychainError>), String>;
+/// Which service the panel manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The embedded service.
+    Local,
+    /// A remote profile, by name.
+    Remote(String),
+}
+
+impl Target {
+    fn label(&self) -> String {
+        match self {
+            Self::Local => "Local (embedded)".to_owned(),
+            Self::Remote(name) => name.clone(),
+        }
+    }
+}
+
+/// The keychain, opened once by whichever background task needs it first.
+type SharedKeychain = Arc<OnceLock<Result<Keychain, KeychainError>>>;
 
 enum Connection {
-    Starting(mpsc::Receiver<Started>),
-    Ready {
-        backend: Backend,
-        /// Keeps the embedded service running.
-        embedded: Box<Embedded>,
-        keychain_note: String,
+    Connecting {
+        target: Target,
+        started: mpsc::Receiver<Result<Connected, String>>,
     },
-    Failed(String),
+    Ready {
+        target: Target,
+        backend: Backend,
+        /// Where keys and data are, in words.
+        note: String,
+    },
+    Failed {
+        target: Target,
+        error: String,
+    },
+}
+
+impl Connection {
+    fn target(&self) -> &Target {
+        match self {
+            Self::Connecting { target, .. }
+            | Self::Ready { target, .. }
+            | Self::Failed { target, .. } => target,
+        }
+    }
 }
 
 /// A message in the status bar, with when it was said.
@@ -115,6 +155,10 @@ impl Commands {
 pub struct App {
     state: PersistedState,
     connection: Connection,
+    keychain: SharedKeychain,
+    data_dir: PathBuf,
+    /// The embedded service once started, with its note; kept while a remote is managed.
+    embedded: Option<(Box<Embedded>, String)>,
     events: mpsc::Receiver<Event>,
     events_tx: mpsc::Sender<Event>,
     runtime: tokio::runtime::Handle,
@@ -124,6 +168,7 @@ pub struct App {
     deliveries: DeliveriesView,
     failed: DeliveriesView,
     inbox: InboxView,
+    profiles: ProfilesView,
     secret: Option<SecretModal>,
     notice: Option<Notice>,
     last_refresh: Option<Instant>,
@@ -138,33 +183,29 @@ impl App {
         startup: Startup,
     ) -> Self {
         theme::apply(ctx);
-        let state = storage
+        let state: PersistedState = storage
             .and_then(|storage| eframe::get_value(storage, eframe::APP_KEY))
             .unwrap_or_default();
         let (events_tx, events) = mpsc::channel();
-        let (started_tx, started) = mpsc::channel();
-        let repaint = ctx.clone();
-        runtime.spawn(async move {
-            let keychain = match startup.keychain {
-                Some(keychain) => keychain,
-                None => tokio::task::spawn_blocking(Keychain::platform)
-                    .await
-                    .unwrap_or_else(|err| {
-                        Err(KeychainError::Failed {
-                            detail: err.to_string(),
-                        })
-                    }),
-            };
-            let result = embedded::start(keychain.clone(), &startup.data_dir)
-                .await
-                .map(|embedded| (embedded, keychain))
-                .map_err(|err| format!("{err:#}"));
-            let _ = started_tx.send(result);
-            repaint.request_repaint();
-        });
-        Self {
+        let keychain = SharedKeychain::default();
+        if let Some(opened) = startup.keychain {
+            let _ = keychain.set(opened);
+        }
+        let target = match &state.active_profile {
+            Some(name) if state.profiles.iter().any(|p| &p.name == name) => {
+                Target::Remote(name.clone())
+            }
+            _ => Target::Local,
+        };
+        let mut app = Self {
             state,
-            connection: Connection::Starting(started),
+            connection: Connection::Failed {
+                target: Target::Local,
+                error: String::new(),
+            },
+            keychain,
+            data_dir: startup.data_dir,
+            embedded: None,
             events,
             events_tx,
             runtime,
@@ -174,17 +215,20 @@ impl App {
             deliveries: DeliveriesView::all(),
             failed: DeliveriesView::failed_only(),
             inbox: InboxView::default(),
+            profiles: ProfilesView::default(),
             secret: None,
             notice: None,
             last_refresh: None,
             refreshing: false,
-        }
+        };
+        app.connect(target);
+        app
     }
 
     fn backend(&self) -> Option<&Backend> {
         match &self.connection {
             Connection::Ready { backend, .. } => Some(backend),
-            Connection::Starting(_) | Connection::Failed(_) => None,
+            Connection::Connecting { .. } | Connection::Failed { .. } => None,
         }
     }
 
@@ -193,9 +237,22 @@ impl App {
         self.backend().is_some() && self.remote.webhooks.is_some()
     }
 
-    /// The running embedded service's base URL (for tests).
+    /// The connected service's base URL (for tests).
     pub fn base_url(&self) -> Option<&str> {
         self.backend().map(Backend::base_url)
+    }
+
+    /// Why the panel is not connected, when it is not (for tests).
+    pub fn connection_error(&self) -> Option<&str> {
+        match &self.connection {
+            Connection::Failed { error, .. } => Some(error),
+            Connection::Connecting { .. } | Connection::Ready { .. } => None,
+        }
+    }
+
+    /// What would be persisted now (for tests: it must never hold a secret).
+    pub fn persisted_state(&self) -> &PersistedState {
+        &self.state
     }
 
     pub fn remote(&self) -> &Remote {
@@ -206,19 +263,19 @@ impl App {
         self.state.view = view;
     }
 
-    fn list_mut(&mut self, list: ListTag) -> &mut DeliveriesView {
-        match list {
-            ListTag::All => &mut self.deliveries,
-            ListTag::Failed => &mut self.failed,
-        }
-    }
-
     fn say(&mut self, text: impl Into<String>, is_error: bool) {
         self.notice = Some(Notice {
             text: text.into(),
             is_error,
             at: Instant::now(),
         });
+    }
+
+    fn list_mut(&mut self, list: ListTag) -> &mut DeliveriesView {
+        match list {
+            ListTag::All => &mut self.deliveries,
+            ListTag::Failed => &mut self.failed,
+        }
     }
 
     fn run(&mut self, commands: Commands) {
@@ -230,50 +287,169 @@ impl App {
         }
     }
 
+    fn reset_views(&mut self) {
+        self.remote = Remote::default();
+        self.webhooks = WebhooksView::default();
+        self.deliveries = DeliveriesView::all();
+        self.failed = DeliveriesView::failed_only();
+        self.inbox = InboxView::default();
+        self.last_refresh = None;
+        self.refreshing = false;
+    }
+
+    /// Switches to `target`: at once for an embedded service already running, otherwise in
+    /// the background. The views start over.
+    fn connect(&mut self, target: Target) {
+        self.reset_views();
+        if target != Target::Local && self.state.view == View::Inbox {
+            // Only the embedded service hosts test inboxes.
+            self.state.view = View::Webhooks;
+        }
+        self.state.active_profile = match &target {
+            Target::Local => None,
+            Target::Remote(name) => Some(name.clone()),
+        };
+        let profile = match &target {
+            Target::Local => {
+                if let Some((embedded, note)) = &self.embedded {
+                    let connected =
+                        Client::new(&embedded.service.base_url(), embedded.admin_key.clone())
+                            .map(|client| Connected {
+                                client,
+                                profile: LOCAL_PROFILE.to_owned(),
+                                note: note.clone(),
+                                embedded: None,
+                            })
+                            .map_err(|err| err.to_string());
+                    self.connection = match connected {
+                        Ok(connected) => self.ready(target, connected),
+                        Err(error) => Connection::Failed { target, error },
+                    };
+                    return;
+                }
+                None
+            }
+            Target::Remote(name) => match self.state.profiles.iter().find(|p| &p.name == name) {
+                Some(profile) => Some(profile.clone()),
+                None => {
+                    let error = format!("There is no profile named {name}");
+                    self.connection = Connection::Failed { target, error };
+                    return;
+                }
+            },
+        };
+        let keychain = Arc::clone(&self.keychain);
+        let data_dir = self.data_dir.clone();
+        self.start_connecting(target, async move {
+            let keychain = open_keychain(keychain).await;
+            match profile {
+                None => connection::local(keychain, data_dir).await,
+                Some(profile) => connection::remote(keychain, profile).await,
+            }
+        });
+    }
+
+    /// Runs `connecting` in the background; its result is picked up by `poll_connection`.
+    fn start_connecting(
+        &mut self,
+        target: Target,
+        connecting: impl Future<Output = Result<Connected, String>> + Send + 'static,
+    ) {
+        let (started_tx, started) = mpsc::channel();
+        let repaint = self.ctx.clone();
+        self.runtime.spawn(async move {
+            let _ = started_tx.send(connecting.await);
+            repaint.request_repaint();
+        });
+        self.connection = Connection::Connecting { target, started };
+    }
+
+    fn ready(&mut self, target: Target, connected: Connected) -> Connection {
+        let Connected {
+            client,
+            profile,
+            note,
+            embedded,
+        } = connected;
+        if let Some(embedded) = embedded {
+            self.embedded = Some((Box::new(embedded), note.clone()));
+        }
+        let keychain = self.keychain.get().cloned().unwrap_or_else(|| {
+            Err(KeychainError::Unavailable {
+                detail: "the keychain was not opened".to_owned(),
+            })
+        });
+        let backend = Backend::new(
+            self.runtime.clone(),
+            client,
+            keychain,
+            profile,
+            self.events_tx.clone(),
+            self.ctx.clone(),
+        );
+        backend.send(Command::LoadEventTypes);
+        Connection::Ready {
+            target,
+            backend,
+            note,
+        }
+    }
+
     fn poll_connection(&mut self) {
-        let Connection::Starting(started) = &self.connection else {
+        let Connection::Connecting { started, target } = &self.connection else {
             return;
         };
         let Ok(result) = started.try_recv() else {
             return;
         };
+        let target = target.clone();
         self.connection = match result {
-            Ok((embedded, keychain)) => {
-                let keychain_note = match (&embedded.persistence, &keychain) {
-                    (Persistence::Kept { database }, Ok(keychain)) => {
-                        format!(
-                            "keys in {} · data in {}",
-                            keychain.description(),
-                            database.display()
-                        )
+            Ok(connected) => self.ready(target, connected),
+            Err(error) => Connection::Failed { target, error },
+        };
+    }
+
+    /// Applies what the profile manager asked for.
+    fn apply_profile_action(&mut self, action: ProfileAction) {
+        match action {
+            ProfileAction::Save { profile, admin_key } => {
+                let name = profile.name.clone();
+                match self.state.profiles.iter_mut().find(|p| p.name == name) {
+                    Some(existing) => existing.clone_from(&profile),
+                    None => self.state.profiles.push(profile.clone()),
+                }
+                self.reset_views();
+                self.state.active_profile = Some(name.clone());
+                let keychain = Arc::clone(&self.keychain);
+                self.start_connecting(Target::Remote(name.clone()), async move {
+                    let keychain = open_keychain(keychain).await;
+                    if let Some(key) = admin_key {
+                        connection::save_admin_key(keychain.clone(), name, key)
+                            .await
+                            .map_err(|err| {
+                                format!(
+                                    "The admin key could not be saved to the OS keychain: {err}"
+                                )
+                            })?;
                     }
-                    (Persistence::SessionOnly { reason, .. }, _) => format!(
-                        "No OS keychain ({reason}) — this session's data is kept in memory only and is gone when you quit"
-                    ),
-                    (Persistence::Kept { .. }, Err(err)) => err.to_string(),
-                };
-                match Client::new(&embedded.service.base_url(), embedded.admin_key.clone()) {
-                    Ok(client) => {
-                        let backend = Backend::new(
-                            self.runtime.clone(),
-                            client,
-                            keychain,
-                            LOCAL_PROFILE.to_owned(),
-                            self.events_tx.clone(),
-                            self.ctx.clone(),
-                        );
-                        backend.send(Command::LoadEventTypes);
-                        Connection::Ready {
-                            backend,
-                            embedded: Box::new(embedded),
-                            keychain_note,
-                        }
+                    connection::remote(keychain, profile).await
+                });
+            }
+            ProfileAction::Remove(name) => {
+                self.state.profiles.retain(|p| p.name != name);
+                let keychain = Arc::clone(&self.keychain);
+                let forgotten = name.clone();
+                self.runtime.spawn(async move {
+                    let keychain = open_keychain(keychain).await;
+                    if let Err(err) = connection::forget_admin_key(keychain, forgotten).await {
+                        tracing::warn!("forgetting a profile's admin key failed: {err}");
                     }
-                    Err(err) => Connection::Failed(err.to_string()),
+                });
+                if self.connection.target() == &Target::Remote(name) {
+                    self.connect(Target::Local);
                 }
             }
-            Err(err) => Connection::Failed(err),
-        };
+        }
     }
 
     fn handle(&mut self, event: Event, commands: &mut Commands) {
@@ -397,7 +573,11 @@ impl App {
         ui.horizontal(|ui| {
             ui.heading(egui::RichText::new("Hookpanel").strong());
             ui.separator();
+            let local = self.connection.target() == &Target::Local;
             for view in View::ALL {
+                if view == View::Inbox && !local {
+                    continue;
+                }
                 let failed_count = (view == View::Failed)
                     .then(|| self.failed.count())
                     .flatten();
@@ -413,31 +593,61 @@ impl App {
                     self.last_refresh = None;
                 }
             }
-            ui.with_layout(
-                egui::Layout::right_to_left(egui::Align::Center),
-                |ui| match &self.connection {
-                    Connection::Starting(_) => {
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui
+                    .button("Profiles…")
+                    .on_hover_text("Add, edit or remove remote services")
+                    .clicked()
+                {
+                    self.profiles.open();
+                }
+                let current = self.connection.target().clone();
+                let mut chosen = None;
+                egui::ComboBox::from_id_salt("connection_target")
+                    .selected_text(current.label())
+                    .show_ui(ui, |ui| {
+                        let targets = std::iter::once(Target::Local).chain(
+                            self.state
+                                .profiles
+                                .iter()
+                                .map(|p| Target::Remote(p.name.clone())),
+                        );
+                        for target in targets {
+                            if ui
+                                .selectable_label(target == current, target.label())
+                                .clicked()
+                            {
+                                chosen = Some(target);
+                            }
+                        }
+                    });
+                match &self.connection {
+                    Connection::Connecting { .. } => {
                         ui.spinner();
-                        ui.label("Starting the local service…");
+                        ui.label("Connecting…");
                     }
                     Connection::Ready { backend, .. } => {
                         widgets::status_dot(ui, theme::SUCCESS);
-                        ui.label(format!("Local · {}", backend.base_url()))
-                            .on_hover_text("The embedded service this panel started");
+                        ui.label(backend.base_url()).on_hover_text("Connected");
                     }
-                    Connection::Failed(_) => {
+                    Connection::Failed { .. } => {
                         widgets::status_dot(ui, theme::FAILURE);
                         ui.label("Not connected");
                     }
-                },
-            );
+                }
+                if let Some(target) = chosen
+                    && target != current
+                {
+                    self.connect(target);
+                }
+            });
         });
     }
 
     fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            if let Connection::Ready { keychain_note, .. } = &self.connection {
-                ui.label(egui::RichText::new(keychain_note).small().weak());
+            if let Connection::Ready { note, .. } = &self.connection {
+                ui.label(egui::RichText::new(note).small().weak());
             }
             if let Some(notice) = &self.notice {
                 if notice.at.elapsed() > Duration::from_secs(8) && !notice.is_error {
@@ -455,27 +665,7 @@ impl App {
             }
         });
     }
-}
 
-impl eframe::App for App {
-    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        self.tick();
-    }
-
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.draw(ui);
-    }
-
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.state);
-    }
-
-    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        self.shutdown();
-    }
-}
-
-impl App {
     /// One whole frame, logic then drawing, for a test harness without an eframe window.
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
         self.tick();
@@ -504,13 +694,14 @@ impl App {
         });
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar_ui(ui));
         match &self.connection {
-            Connection::Failed(error) => {
+            Connection::Failed { target, error } => {
+                let headline = format!("Cannot connect to {}", target.label());
                 let error = error.clone();
                 egui::CentralPanel::default().show(ui, |ui| {
-                    widgets::problem_ui(ui, "The local service could not start", &error);
+                    widgets::problem_ui(ui, &headline, &error);
                 });
             }
-            Connection::Starting(_) => {
+            Connection::Connecting { .. } => {
                 egui::CentralPanel::default().show(ui, |ui| {
                     ui.centered_and_justified(|ui| ui.spinner());
                 });
@@ -518,12 +709,20 @@ impl App {
             Connection::Ready { backend, .. } => {
                 let base_url = backend.base_url().to_owned();
                 match self.state.view {
-                    View::Webhooks => self.webhooks.ui(ui, &self.remote, &base_url, &mut commands),
+                    View::Webhooks => {
+                        let inbox_base = (self.connection.target() == &Target::Local)
+                            .then_some(base_url.as_str());
+                        self.webhooks
+                            .ui(ui, &self.remote, inbox_base, &mut commands);
+                    }
                     View::Deliveries => self.deliveries.ui(ui, &self.remote, &mut commands),
                     View::Failed => self.failed.ui(ui, &self.remote, &mut commands),
                     View::Inbox => self.inbox.ui(ui, &self.remote, &base_url, &mut commands),
                 }
             }
+        }
+        if let Some(action) = self.profiles.ui(ui.ctx(), &self.state.profiles) {
+            self.apply_profile_action(action);
         }
         if let Some(modal) = &mut self.secret
             && !modal.ui(ui.ctx())
@@ -537,14 +736,39 @@ impl App {
     /// Stops the embedded service: finishes requests and attempts under way, closes the
     /// database.
     pub fn shutdown(&mut self) {
-        let connection = std::mem::replace(
-            &mut self.connection,
-            Connection::Failed("closed".to_owned()),
-        );
-        if let Connection::Ready { embedded, .. } = connection
+        if let Some((embedded, _)) = self.embedded.take()
             && let Err(err) = self.runtime.block_on(embedded.service.shutdown())
         {
             tracing::warn!("the embedded service did not stop cleanly: {err}");
         }
     }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.tick();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.draw(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.state);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.shutdown();
+    }
+}
+
+/// The keychain, opening it on a blocking thread the first time.
+async fn open_keychain(keychain: SharedKeychain) -> Result<Keychain, KeychainError> {
+    tokio::task::spawn_blocking(move || keychain.get_or_init(Keychain::platform).clone())
+        .await
+        .unwrap_or_else(|err| {
+            Err(KeychainError::Failed {
+                detail: err.to_string(),
+            })
+        })
 }

@@ -2,19 +2,22 @@
 //!
 //! - [`app`]: the `eframe::App`, its state and the command/event loop.
 //! - [`backend`]: background work — commands in, events out, never on the UI thread.
+//! - [`connection`]: reaching the embedded service or a remote profile; [`profiles`] edits them.
 //! - one file per view: [`webhooks`], [`deliveries`], [`inbox`]; the secret-once modal in
 //!   [`secret`]; shared [`widgets`] and [`theme`].
 
 pub mod app;
 pub mod backend;
+pub mod connection;
 pub mod deliveries;
 pub mod inbox;
+pub mod profiles;
 pub mod secret;
 pub mod theme;
 pub mod webhooks;
 pub mod widgets;
 
-pub use app::{App, Startup, View};
+pub use app::{App, Startup, Target, View};
 
 /// Opens the panel window and runs until it is closed.
 pub fn run() -> anyhow::Result<()> {

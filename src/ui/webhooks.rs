@@ -201,7 +201,15 @@ impl WebhooksView {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut Ui, remote: &Remote, base_url: &str, commands: &mut Commands) {
+    /// `inbox_base` is the embedded service's URL, which hosts test inboxes; `None` for a
+    /// remote service.
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        remote: &Remote,
+        inbox_base: Option<&str>,
+        commands: &mut Commands,
+    ) {
         let webhooks: &[Webhook] = remote.webhooks.as_deref().unwrap_or_default();
         let selected = self
             .selected
@@ -222,10 +230,11 @@ impl WebhooksView {
                     if ui.button(RichText::new("+ New webhook").strong()).clicked() {
                         self.form = Some(WebhookForm::create());
                     }
-                    if ui
-                        .button("Create a test endpoint")
-                        .on_hover_text("Register a webhook that points at a test inbox of the local service, and send it a test event")
-                        .clicked()
+                    if let Some(base_url) = inbox_base
+                        && ui
+                            .button("Create a test endpoint")
+                            .on_hover_text("Register a webhook that points at a test inbox of the local service, and send it a test event")
+                            .clicked()
                     {
                         commands.send(Command::CreateTestEndpoint { base_url: base_url.to_owned() });
                     }

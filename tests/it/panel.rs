@@ -391,3 +391,71 @@ fn a_failed_delivery_is_resent_from_the_failed_view_and_turns_succeeded() {
     panel.step_until_label("✔ succeeded");
     assert_eq!(receiver.received("/orders").len(), 2);
 }
+
+#[test]
+fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
+    let mut panel = Panel::start();
+    // The remote: a second real service, as `hookpanel serve` would run it.
+    let remote_dir = tempfile::tempdir().expect("temp dir");
+    let encryption_key = hookpanel::crypto::generate_encryption_key().expect("random");
+    let mut remote_config = crate::support::config(remote_dir.path(), &encryption_key);
+    remote_config.admin_key = Some(zeroize::Zeroizing::new("hpk_remote_right_key".to_owned()));
+    let remote = panel
+        .runtime
+        .block_on(hookpanel::server::start(remote_config))
+        .expect("remote starts");
+    let remote_url = remote.base_url();
+    let profile = format!("staging-{}", hookpanel::store::new_id("p").to_lowercase());
+
+    // A wrong key is explained.
+    panel.click("Profiles…");
+    panel.type_into("Profile name", &profile);
+    panel.type_into("Base URL", &remote_url);
+    panel.type_into("Admin key", "hpk_wrong");
+    panel.click("Save and connect");
+    panel.step_until("the 401 to be explained", |app| {
+        app.connection_error()
+            .is_some_and(|e| e.contains("refused the admin key (401)"))
+    });
+
+    // The right key connects; it is in the keychain and nowhere in the persisted state.
+    panel.click("Profiles…");
+    panel.click("Edit");
+    panel.type_into("Admin key", "hpk_remote_right_key");
+    panel.click("Save and connect");
+    panel.step_until("the remote to be managed", |app| {
+        app.is_ready() && app.base_url() == Some(remote_url.as_str())
+    });
+    let stored = panel
+        .keychain
+        .get(&Account::admin_key(&profile))
+        .expect("keychain readable")
+        .map(|key| key.to_string());
+    assert_eq!(stored.as_deref(), Some("hpk_remote_right_key"));
+    let persisted =
+        serde_json::to_string(panel.harness.state().persisted_state()).expect("serialises");
+    assert!(persisted.contains(&remote_url), "{persisted}");
+    assert!(
+        !persisted.contains("hpk_"),
+        "an admin key reached the persisted state: {persisted}"
+    );
+    assert!(
+        panel.harness.query_by_label("Test inbox").is_none(),
+        "remote services host no inbox"
+    );
+
+    // An unreachable service is explained too.
+    panel.click("Profiles…");
+    panel.type_into("Profile name", "nowhere");
+    panel.type_into("Base URL", "http://127.0.0.1:9");
+    panel.type_into("Admin key", "hpk_whatever");
+    panel.click("Save and connect");
+    panel.step_until("the unreachable service to be explained", |app| {
+        app.connection_error()
+            .is_some_and(|e| e.contains("Cannot reach http://127.0.0.1:9"))
+    });
+    panel
+        .runtime
+        .block_on(remote.shutdown())
+        .expect("remote stops");
+}
