@@ -68,3 +68,4 @@ click 476 627; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 126; sleep 1; shot failed   # failed deliveries, first one inspected
 click 238 18; sleep 2; shot deliveries
 click 460 18; sleep 2; shot inbox
+click 1235 18; shot profiles             # the profile manager

@@ -24,6 +24,12 @@ pub enum EmbeddedError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "the local database {database} was sealed with a key this keychain does not hold \
+         (entry \"local/encryption-key\" of service \"hookpanel\"). Restore that entry, or move \
+         the database away to start afresh: its webhook secrets cannot be recovered without the key"
+    )]
+    KeyMismatch { database: String },
     #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]
@@ -97,8 +103,16 @@ pub async fn start(
                 source,
             })?;
             let database = data_dir.join("hookpanel.db");
-            let service =
-                server::start(config(&database, admin_key.clone(), encryption_key)).await?;
+            let service = server::start(config(&database, admin_key.clone(), encryption_key))
+                .await
+                .map_err(|err| match err {
+                    StartError::WrongEncryptionKey
+                    | StartError::DatabaseIsEncrypted
+                    | StartError::DatabaseIsPlaintext => EmbeddedError::KeyMismatch {
+                        database: database.display().to_string(),
+                    },
+                    other => other.into(),
+                })?;
             Ok(Embedded {
                 service,
                 admin_key,

@@ -7,6 +7,7 @@ mod e2e_delivery;
 mod e2e_openapi;
 mod e2e_persistence;
 mod e2e_webhooks;
+mod embedded;
 mod keychain;
 mod panel;
 mod receiver;
