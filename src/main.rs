@@ -22,6 +22,18 @@ struct Cli {
     /// Without a subcommand: open the desktop panel, with its own embedded service.
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// Where the panel keeps secrets: the platform's keychain, or (Linux, for headless
+    /// machines without a Secret Service) the kernel keyring, which forgets everything at
+    /// reboot.
+    #[arg(long, env = "HOOKPANEL_KEYCHAIN", value_enum, default_value_t = KeychainChoice::Native)]
+    keychain: KeychainChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum KeychainChoice {
+    Native,
+    Kernel,
 }
 
 #[derive(Subcommand)]
@@ -92,7 +104,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         None => {
             init_logging();
-            hookpanel::ui::run()
+            kernel_keychain(cli.keychain).and_then(hookpanel::ui::run)
         }
         Some(Command::Keygen) => crypto::generate_encryption_key()
             .map(|key| println!("{}", key.as_str()))
@@ -194,4 +206,18 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The kernel keyring when asked for; `None` lets the panel open the platform keychain.
+fn kernel_keychain(
+    choice: KeychainChoice,
+) -> anyhow::Result<Option<Result<hookpanel::keychain::Keychain, hookpanel::keychain::KeychainError>>>
+{
+    match choice {
+        KeychainChoice::Native => Ok(None),
+        #[cfg(target_os = "linux")]
+        KeychainChoice::Kernel => Ok(Some(hookpanel::keychain::Keychain::kernel())),
+        #[cfg(not(target_os = "linux"))]
+        KeychainChoice::Kernel => anyhow::bail!("the kernel keyring exists on Linux only"),
+    }
 }

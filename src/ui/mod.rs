@@ -19,8 +19,11 @@ pub mod widgets;
 
 pub use app::{App, Startup, Target, View};
 
-/// Opens the panel window and runs until it is closed.
-pub fn run() -> anyhow::Result<()> {
+/// Opens the panel window and runs until it is closed. `keychain`: a store chosen by the
+/// user, or `None` for the platform's own.
+pub fn run(
+    keychain: Option<Result<crate::keychain::Keychain, crate::keychain::KeychainError>>,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,10 +52,7 @@ pub fn run() -> anyhow::Result<()> {
                 &cc.egui_ctx,
                 handle,
                 cc.storage,
-                Startup {
-                    data_dir,
-                    keychain: None,
-                },
+                Startup { data_dir, keychain },
             )))
         }),
     )

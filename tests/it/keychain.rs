@@ -169,3 +169,70 @@ fn no_keychain_is_a_typed_error_and_nothing_lands_on_disk() {
         .collect();
     assert!(written.is_empty(), "a fallback wrote {written:?}");
 }
+
+/// Run by `the_kernel_keyring_round_trips_inside_a_session_keyring` under `keyctl session -`.
+#[test]
+#[ignore = "run in a child process by the_kernel_keyring_round_trips_inside_a_session_keyring"]
+fn child_kernel_keyring_round_trip() {
+    let keychain =
+        Keychain::kernel().expect("the kernel keyring is reachable in a session keyring");
+    let account = Account::admin_key("kernel-test");
+    keychain.set(&account, "hpk_kernel").expect("store");
+    let fresh = Keychain::kernel().expect("reachable");
+    assert_eq!(
+        fresh
+            .get(&account)
+            .expect("read")
+            .as_deref()
+            .map(String::as_str),
+        Some("hpk_kernel")
+    );
+    keychain.set(&account, "hpk_kernel_2").expect("overwrite");
+    assert_eq!(
+        fresh
+            .get(&account)
+            .expect("read")
+            .as_deref()
+            .map(String::as_str),
+        Some("hpk_kernel_2")
+    );
+    assert!(keychain.delete(&account).expect("delete"));
+    assert_eq!(fresh.get(&account).expect("read"), None);
+    println!("kernel keyring round trip: ok");
+}
+
+#[test]
+fn the_kernel_keyring_round_trips_inside_a_session_keyring() {
+    let keyctl = Command::new("keyctl").arg("--version").output();
+    if keyctl.is_err() {
+        assert!(
+            std::env::var_os("HOOKPANEL_REQUIRE_KEYCHAIN").is_none(),
+            "HOOKPANEL_REQUIRE_KEYCHAIN is set but keyctl (keyutils) is not installed"
+        );
+        eprintln!(
+            "kernel keyring test: NOT run here — keyctl (keyutils) is not installed; .ci/run installs it"
+        );
+        return;
+    }
+    let output = Command::new("keyctl")
+        .args(["session", "-"])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([
+            "--ignored",
+            "--exact",
+            "keychain::child_kernel_keyring_round_trip",
+            "--nocapture",
+        ])
+        .output()
+        .expect("keyctl runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("kernel keyring round trip: ok"),
+        "the child test did not run: {stdout}"
+    );
+}
