@@ -215,6 +215,63 @@ impl DeliveryStatus {
     }
 }
 
+/// The class of a delivery's last HTTP answer, for filtering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum CodeClass {
+    #[serde(rename = "2xx")]
+    Success,
+    #[serde(rename = "3xx")]
+    Redirect,
+    #[serde(rename = "4xx")]
+    ClientError,
+    #[serde(rename = "5xx")]
+    ServerError,
+    /// Tried, but no HTTP answer: connection refused, timeout, TLS, too many redirects.
+    #[serde(rename = "network")]
+    Network,
+}
+
+impl CodeClass {
+    pub const ALL: [Self; 5] = [
+        Self::Success,
+        Self::Redirect,
+        Self::ClientError,
+        Self::ServerError,
+        Self::Network,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "2xx",
+            Self::Redirect => "3xx",
+            Self::ClientError => "4xx",
+            Self::ServerError => "5xx",
+            Self::Network => "network",
+        }
+    }
+
+    /// The HTTP codes of the class; `None` for network errors, which have none.
+    pub fn codes(self) -> Option<std::ops::RangeInclusive<u16>> {
+        match self {
+            Self::Success => Some(200..=299),
+            Self::Redirect => Some(300..=399),
+            Self::ClientError => Some(400..=499),
+            Self::ServerError => Some(500..=599),
+            Self::Network => None,
+        }
+    }
+
+    /// The class a delivery's last answer falls in, if it was tried.
+    pub fn of(delivery: &Delivery) -> Option<Self> {
+        match delivery.status_code {
+            Some(code) => Self::ALL
+                .into_iter()
+                .find(|class| class.codes().is_some_and(|codes| codes.contains(&code))),
+            None => (delivery.attempts > 0).then_some(Self::Network),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     pub id: String,
@@ -341,6 +398,10 @@ pub struct DeliveryQuery {
     pub since: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// Class of the last HTTP answer: `2xx`, `3xx`, `4xx`, `5xx`, or `network` (tried,
+    /// no answer).
+    #[param(value_type = Option<String>, example = "5xx")]
+    pub code: Option<CodeClass>,
     /// An event id or delivery id.
     pub q: Option<String>,
     /// `next_cursor` of the previous page.

@@ -6,7 +6,8 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 
 use super::{Result, Store, StoreError, from_millis, millis, new_id};
 use crate::api::{
-    Attempt, Delivery, DeliveryQuery, DeliveryStatus, StatsBucket, StatsPoint, WebhookKind,
+    Attempt, CodeClass, Delivery, DeliveryQuery, DeliveryStatus, StatsBucket, StatsPoint,
+    WebhookKind,
 };
 use crate::catalog::WILDCARD;
 
@@ -179,7 +180,7 @@ impl Store {
     /// in one transaction. An id seen before creates nothing and reports the first fan-out.
     pub async fn emit_event(&self, event: NewEvent) -> Result<Emitted> {
         let now = millis(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if !insert_event(&mut tx, &event, now).await? {
             let deliveries: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ?")
@@ -215,7 +216,7 @@ impl Store {
     /// Stores `event` with a single delivery to `webhook_id`, subscribed or not.
     pub async fn emit_to_one(&self, webhook_id: &str, event: NewEvent) -> Result<String> {
         let now = millis(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
                 .bind(webhook_id)
@@ -317,7 +318,7 @@ impl Store {
             AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
         };
         let duration_ms = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, \
                request_headers, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -355,7 +356,7 @@ impl Store {
     /// Refused (`Busy`) while an attempt is under way.
     pub async fn resend(&self, delivery_id: &str) -> Result<Delivery> {
         let now = millis(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let lease: Option<Option<i64>> =
             sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE id = ?")
                 .bind(delivery_id)
@@ -381,7 +382,7 @@ impl Store {
     /// Queues every failed delivery of `webhook_id` created at or after `since` again.
     pub async fn recover(&self, webhook_id: &str, since: DateTime<Utc>) -> Result<u64> {
         let now = millis(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
                 .bind(webhook_id)
@@ -480,6 +481,18 @@ impl Store {
         if let Some(until) = query.until {
             sql.push(" AND created_at < ").push_bind(millis(until));
         }
+        match query.code.map(CodeClass::codes) {
+            Some(Some(codes)) => {
+                sql.push(" AND status_code BETWEEN ")
+                    .push_bind(i64::from(*codes.start()))
+                    .push(" AND ")
+                    .push_bind(i64::from(*codes.end()));
+            }
+            Some(None) => {
+                sql.push(" AND status_code IS NULL AND attempts > 0");
+            }
+            None => {}
+        }
         if let Some(q) = &query.q {
             sql.push(" AND (event_id = ")
                 .push_bind(q.clone())
@@ -563,7 +576,7 @@ impl Store {
     /// Deactivates a webhook on the service's own account, saying why, and cancels its
     /// unfinished deliveries. Returns false when it was already inactive or is gone.
     pub async fn deactivate_webhook(&self, webhook_id: &str, reason: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE webhooks SET is_active = FALSE, disabled_reason = ?, updated_at = ? \
              WHERE id = ? AND is_active AND deleted_at IS NULL",

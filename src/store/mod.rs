@@ -136,6 +136,14 @@ macro_rules! webhook_columns {
 }
 
 impl Store {
+    /// A transaction that takes SQLite's write lock when it starts. A deferred one that
+    /// reads first fails at once with SQLITE_BUSY when another writer commits between its
+    /// read and its write (the busy timeout cannot help there); an immediate one waits
+    /// its turn within the busy timeout. Every transaction here writes, so all use this.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Opens (creating if need be) the database at `url` and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -192,7 +200,7 @@ impl Store {
 
     pub async fn insert_webhook(&self, new: NewWebhook) -> Result<Webhook> {
         let now = millis(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO webhooks (id, name, url, kind, description, owner, is_active, \
              secret_hint, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, TRUE, ?, ?, ?)",
@@ -277,7 +285,7 @@ impl Store {
     }
 
     pub async fn update_webhook(&self, id: &str, changes: WebhookChanges) -> Result<Webhook> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
                 .bind(id)
@@ -324,7 +332,7 @@ impl Store {
 
     /// Marks a webhook deleted and destroys its secrets. Its delivery history stays.
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = millis(Utc::now());
         let deleted = sqlx::query(
             "UPDATE webhooks SET deleted_at = ?, is_active = FALSE, updated_at = ? \
@@ -354,7 +362,7 @@ impl Store {
     /// Makes `rotation` the current secret. Every previous secret stays valid until
     /// `rotation.previous_expires_at` at the latest; secrets already expired are destroyed.
     pub async fn rotate_secret(&self, id: &str, rotation: SecretRotation) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = millis(Utc::now());
         let updated = sqlx::query(
             "UPDATE webhooks SET secret_hint = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",

@@ -799,6 +799,13 @@ async fn deliveries_page_newest_first_and_filter_exactly() {
     assert_eq!(by_hook["items"].as_array().map(Vec::len), Some(2));
     let by_event = service.deliveries_of(&event_ids[0]).await;
     assert_eq!(by_event.len(), 2);
+    // By the class of the last answer: the failing receiver answers 422, the other 2xx.
+    let client_errors = count("code=4xx").await;
+    assert_eq!(client_errors.len(), 3);
+    assert!(client_errors.iter().all(|d| d["status_code"] == 422));
+    assert_eq!(count("code=2xx").await.len(), 5);
+    assert_eq!(count("code=5xx").await.len(), 0);
+    assert_eq!(count("code=network").await.len(), 0);
     assert_eq!(
         count("since=2000-01-01T00:00:00Z&until=2001-01-01T00:00:00Z")
             .await
@@ -818,6 +825,7 @@ async fn deliveries_page_newest_first_and_filter_exactly() {
         ("limit=many", "limit"),
         ("cursor=garbage", "cursor"),
         ("status=exploded", "status"),
+        ("code=6xx", "code"),
         ("since=yesterday", "since"),
         ("colour=red", "colour"),
     ] {
@@ -847,4 +855,78 @@ async fn deliveries_page_newest_first_and_filter_exactly() {
         .json(Method::GET, "/stats?bucket=minute", None)
         .await;
     assert_field_error(status, &error, "bucket");
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_filed_under_network_errors() {
+    let service = TestService::start().await;
+    // Bind a port, then free it: nothing listens there any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let (hook, _) = webhook_to(
+        &service,
+        &format!("http://{closed}/gone"),
+        json!(["order.created"]),
+    )
+    .await;
+    let emitted = service
+        .emit(json!({"type": "order.created", "data": {}}))
+        .await;
+    let id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+    let failed = service.wait_for_delivery(&id, "failed").await;
+    assert_eq!(failed["status_code"], Value::Null);
+    let (_, network) = service
+        .json(
+            Method::GET,
+            &format!("/deliveries?code=network&webhook_id={hook}"),
+            None,
+        )
+        .await;
+    assert_eq!(network["items"][0]["id"], id.as_str(), "{network}");
+    let (_, answered) = service
+        .json(Method::GET, "/deliveries?code=4xx", None)
+        .await;
+    assert_eq!(answered["items"], json!([]));
+}
+
+#[tokio::test]
+async fn concurrent_resends_are_all_accepted() {
+    let receiver = Receiver::start().await;
+    receiver.set("/batch", Behaviour::Status(422));
+    let service = TestService::start().await;
+    webhook_to(&service, &receiver.url("/batch"), json!(["order.created"])).await;
+    for n in 0..20 {
+        service
+            .emit(json!({"type": "order.created", "data": {"n": n}}))
+            .await;
+    }
+    let failed = wait_for("20 failed deliveries", Duration::from_secs(20), || async {
+        let (_, page) = service
+            .json(Method::GET, "/deliveries?status=failed", None)
+            .await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 20).then_some(items)
+    })
+    .await;
+    receiver.set("/batch", Behaviour::Status(204));
+    // Every resend at once, as the panel's bulk resend sends them: each one reads, then
+    // writes, so SQLite must not turn the overlap into "database is locked".
+    let resends = failed.iter().map(|delivery| {
+        let path = format!(
+            "/deliveries/{}/resend",
+            delivery["id"].as_str().unwrap_or("?")
+        );
+        let service = &service;
+        async move { service.json(Method::POST, &path, None).await }
+    });
+    for (status, body) in futures_util::future::join_all(resends).await {
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    wait_for(
+        "every resend to arrive",
+        Duration::from_secs(20),
+        || async { (receiver.received("/batch").len() == 40).then_some(()) },
+    )
+    .await;
 }
