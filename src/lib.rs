@@ -9,6 +9,7 @@
 //! - [`crypto`]: secrets — generation, sealing at rest, admin-key checks.
 //! - [`catalog`]: the event types webhooks subscribe to.
 //! - [`validate`]: input checks whose errors name the field.
+//! - [`export`]: deliveries written to CSV or JSON files.
 
 pub mod api;
 pub mod catalog;
@@ -16,6 +17,7 @@ pub mod client;
 pub mod crypto;
 pub mod dispatch;
 pub mod embedded;
+pub mod export;
 pub mod keychain;
 pub mod paths;
 pub mod server;

@@ -510,10 +510,50 @@ impl App {
                 }
                 Err(err) => self.remote.keychain_error = Some(err.to_string()),
             },
-            Event::Deliveries { list, result } => {
-                if let Err(err) = self.list_mut(list).loaded(result) {
+            Event::Deliveries { list, page, result } => {
+                let view = match list {
+                    ListTag::All => &mut self.deliveries,
+                    ListTag::Failed => &mut self.failed,
+                };
+                if let Err(err) = view.loaded(page, result, &self.remote) {
                     self.say(format!("Loading deliveries failed: {err}"), true);
                 }
+            }
+            Event::Stats { query, result } => self.deliveries.stats_loaded(&query, result),
+            Event::Recovered { name, result } => match result {
+                Ok(recovered) => {
+                    self.say(
+                        format!(
+                            "Queued {} failed deliveries of {name} again",
+                            recovered.queued
+                        ),
+                        false,
+                    );
+                    self.failed.recovered(commands);
+                }
+                Err(err) => {
+                    self.failed.recover_failed(err.to_string());
+                    self.say(format!("Recovering {name} failed: {err}"), true);
+                }
+            },
+            Event::ExportPathPicked { list, path } => {
+                if path.is_none() {
+                    self.say(
+                        "No file chosen. If no dialog appeared, type the path into the field.",
+                        false,
+                    );
+                }
+                self.list_mut(list).export_path_picked(path);
+            }
+            Event::Exported { list, path, result } => {
+                match &result {
+                    Ok(count) => self.say(
+                        format!("Exported {count} deliveries to {}", path.display()),
+                        false,
+                    ),
+                    Err(err) => self.say(format!("Export failed: {err}"), true),
+                }
+                self.list_mut(list).exported(&result);
             }
             Event::Delivery { list, result } => {
                 if let Err(err) = self.list_mut(list).inspected(result) {
@@ -527,8 +567,9 @@ impl App {
                     self.failed.resent(&delivery, commands);
                 }
                 Err(err) => {
-                    self.deliveries.resend_failed(&id);
-                    self.failed.resend_failed(&id);
+                    let error = err.to_string();
+                    self.deliveries.resend_failed(&id, &error);
+                    self.failed.resend_failed(&id, &error);
                     self.say(format!("Resend of {id} failed: {err}"), true);
                 }
             },

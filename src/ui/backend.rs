@@ -3,16 +3,18 @@
 //! channel, with a repaint request so the UI picks it up at once. The UI thread never waits.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use crate::api::{
-    Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EventType, Webhook, WebhookIn,
-    WebhookPatch,
+    Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EventType, Recovered, StatsPoint,
+    StatsQuery, Webhook, WebhookIn, WebhookPatch,
 };
 use crate::client::{Client, ClientError};
+use crate::export::ExportFormat;
 use crate::keychain::{Account, Keychain, KeychainError};
 use crate::server::inbox::InboxMessages;
 
@@ -44,6 +46,7 @@ pub enum Command {
     },
     LoadDeliveries {
         list: ListTag,
+        page: PageRequest,
         query: DeliveryQuery,
     },
     LoadDelivery {
@@ -52,6 +55,28 @@ pub enum Command {
     },
     Resend {
         id: String,
+    },
+    /// Success and failure counts over time, for the chart.
+    LoadStats {
+        query: StatsQuery,
+    },
+    /// Resend every failed delivery of a webhook since a time.
+    Recover {
+        webhook_id: String,
+        name: String,
+        since: DateTime<Utc>,
+    },
+    /// Ask the system's save dialog where an export goes.
+    PickExportPath {
+        list: ListTag,
+        suggested: PathBuf,
+    },
+    /// Every delivery matching `query` (its cursor and limit aside), written to `path`.
+    Export {
+        list: ListTag,
+        query: DeliveryQuery,
+        format: ExportFormat,
+        path: PathBuf,
     },
     /// Register a webhook pointing at a new inbox of the embedded service.
     CreateTestEndpoint {
@@ -67,6 +92,14 @@ pub enum Command {
 pub enum ListTag {
     All,
     Failed,
+}
+
+/// Which page of a deliveries list an answer is: the newest (a refresh) or the next one
+/// (scrolling on), for the filter of `generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub generation: u64,
+    pub more: bool,
 }
 
 /// Why a secret is being shown.
@@ -118,7 +151,25 @@ pub enum Event {
     KeychainHolds(Result<HashMap<String, bool>, KeychainError>),
     Deliveries {
         list: ListTag,
+        page: PageRequest,
         result: Result<DeliveryList, ClientError>,
+    },
+    Stats {
+        query: StatsQuery,
+        result: Result<Vec<StatsPoint>, ClientError>,
+    },
+    Recovered {
+        name: String,
+        result: Result<Recovered, ClientError>,
+    },
+    ExportPathPicked {
+        list: ListTag,
+        path: Option<PathBuf>,
+    },
+    Exported {
+        list: ListTag,
+        path: PathBuf,
+        result: Result<usize, String>,
     },
     Delivery {
         list: ListTag,
@@ -141,6 +192,9 @@ pub enum Event {
         error: String,
     },
 }
+
+/// Most pages one export fetches (of 500 rows each): a million deliveries.
+const MAX_EXPORT_PAGES: usize = 2000;
 
 /// Runs commands against one service.
 #[derive(Clone)]
@@ -210,6 +264,46 @@ impl Backend {
         let secret = secret.clone();
         self.keychain_call(move |keychain| keychain.set(&account, &secret))
             .await
+    }
+
+    /// Fetches every page matching `query` and writes the file; the count written, or
+    /// what went wrong in words.
+    async fn export(
+        &self,
+        mut query: DeliveryQuery,
+        format: ExportFormat,
+        path: PathBuf,
+    ) -> Result<usize, String> {
+        query.limit = Some(crate::server::MAX_DELIVERY_PAGE);
+        query.cursor = None;
+        let mut deliveries = Vec::new();
+        for _ in 0..MAX_EXPORT_PAGES {
+            let page = self
+                .client
+                .deliveries(&query)
+                .await
+                .map_err(|err| err.to_string())?;
+            deliveries.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        let names: HashMap<String, String> = self
+            .client
+            .webhooks()
+            .await
+            .map_err(|err| err.to_string())?
+            .into_iter()
+            .map(|webhook| (webhook.id, webhook.name))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            crate::export::write(&path, format, &deliveries, &names)
+                .map(|()| deliveries.len())
+                .map_err(|err| err.to_string())
+        })
+        .await
+        .map_err(|err| err.to_string())?
     }
 
     async fn run(&self, command: Command) -> Event {
@@ -303,10 +397,43 @@ impl Backend {
                     .await,
                 )
             }
-            Command::LoadDeliveries { list, query } => Event::Deliveries {
+            Command::LoadDeliveries { list, page, query } => Event::Deliveries {
                 list,
+                page,
                 result: self.client.deliveries(&query).await,
             },
+            Command::LoadStats { query } => {
+                let result = self.client.stats(&query).await;
+                Event::Stats { query, result }
+            }
+            Command::Recover {
+                webhook_id,
+                name,
+                since,
+            } => Event::Recovered {
+                name,
+                result: self.client.recover(&webhook_id, since).await,
+            },
+            Command::PickExportPath { list, suggested } => {
+                let mut dialog = rfd::AsyncFileDialog::new().set_title("Export deliveries");
+                if let Some(dir) = suggested.parent() {
+                    dialog = dialog.set_directory(dir);
+                }
+                if let Some(name) = suggested.file_name() {
+                    dialog = dialog.set_file_name(name.to_string_lossy());
+                }
+                let path = dialog.save_file().await.map(|file| file.path().to_owned());
+                Event::ExportPathPicked { list, path }
+            }
+            Command::Export {
+                list,
+                query,
+                format,
+                path,
+            } => {
+                let result = self.export(query, format, path.clone()).await;
+                Event::Exported { list, path, result }
+            }
             Command::LoadDelivery { list, id } => Event::Delivery {
                 list,
                 result: self.client.delivery(&id).await,
