@@ -124,6 +124,11 @@ impl DeliveriesView {
         self.list == ListTag::Failed
     }
 
+    /// The table's vertical scroll position, as last drawn.
+    pub fn scroll_offset(&self) -> f32 {
+        self.scroll_offset
+    }
+
     /// How many deliveries are loaded, once loaded.
     pub fn count(&self) -> Option<usize> {
         self.loaded.then_some(self.rows.len())
