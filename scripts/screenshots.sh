@@ -65,7 +65,7 @@ click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
 click 160 120; shot webhooks             # the list, first row selected
 click 880 62; shot new-webhook           # the create dialog
 click 476 627; sleep 0.5                # Cancel
-click 340 18; sleep 2; click 560 126; sleep 1; shot failed   # failed deliveries, first one inspected
-click 238 18; sleep 2; shot deliveries
+click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected
+click 238 18; sleep 2; click 60 63; shot deliveries          # every delivery, the success-rate chart open
 click 460 18; sleep 2; shot inbox
 click 1235 18; shot profiles             # the profile manager

@@ -782,12 +782,23 @@ fn the_inspector_shows_every_attempt_in_order_and_the_keyboard_drives_it() {
     panel.harness.key_press(egui::Key::Enter);
     panel.step_until_rows(2);
 
-    // Arrow down picks the first row (newest: Failing hook's), Enter inspects it.
+    // Arrow down picks the first row, Enter inspects it; the two rows (one event, two
+    // webhooks) share a millisecond, so either may be first. If it is the other
+    // webhook's, the next arrow moves the open inspector along.
     panel.harness.key_press(egui::Key::Escape);
     panel.harness.step();
     panel.harness.key_press(egui::Key::ArrowDown);
     panel.harness.step();
     panel.harness.key_press(egui::Key::Enter);
+    panel.step_until_label_contains("Attempts (");
+    if panel
+        .harness
+        .query_all_by_label("Attempts (1)")
+        .next()
+        .is_some()
+    {
+        panel.harness.key_press(egui::Key::ArrowDown);
+    }
     panel.step_until_label("Attempts (4)");
     let timeline: Vec<String> = panel
         .harness

@@ -154,7 +154,11 @@ fn plot_ui(ui: &mut Ui, points: &[StatsPoint], window: Window) {
         "succeeded",
         points
             .iter()
-            .map(|p| Bar::new(x(p) + 0.5, p.succeeded as f64).width(0.8))
+            .map(|p| {
+                Bar::new(x(p) + 0.5, p.succeeded as f64)
+                    .width(0.8)
+                    .fill(theme::SUCCESS)
+            })
             .collect(),
     )
     .color(theme::SUCCESS);
@@ -162,7 +166,11 @@ fn plot_ui(ui: &mut Ui, points: &[StatsPoint], window: Window) {
         "failed",
         points
             .iter()
-            .map(|p| Bar::new(x(p) + 0.5, p.failed as f64).width(0.8))
+            .map(|p| {
+                Bar::new(x(p) + 0.5, p.failed as f64)
+                    .width(0.8)
+                    .fill(theme::FAILURE)
+            })
             .collect(),
     )
     .color(theme::FAILURE)

@@ -204,14 +204,17 @@ pub fn filter_ui(
             changed |= time_field(ui, "From", &mut filter.from, errors.from.as_deref());
             changed |= time_field(ui, "Until", &mut filter.until, errors.until.as_deref());
         }
-        let label = ui.label("Event id");
         let search = ui
-            .add(
-                egui::TextEdit::singleline(&mut filter.search)
-                    .hint_text("evt_… or dlv_…  (Ctrl+F)")
-                    .desired_width(200.0),
-            )
-            .labelled_by(label.id);
+            .horizontal(|ui| {
+                let label = ui.label("Event id");
+                ui.add(
+                    egui::TextEdit::singleline(&mut filter.search)
+                        .hint_text("evt_… or dlv_…  (Ctrl+F)")
+                        .desired_width(200.0),
+                )
+                .labelled_by(label.id)
+            })
+            .inner;
         if std::mem::take(search_focus) {
             search.request_focus();
         }
@@ -249,18 +252,21 @@ fn combo<T: Clone + PartialEq>(
         .map_or("any", |(_, text)| text.as_str())
         .to_owned();
     let before = value.clone();
-    let label = ui.label(name);
-    egui::ComboBox::from_id_salt(("filter", name))
-        .selected_text(shown)
-        .height(360.0)
-        .show_ui(ui, |ui| {
-            ui.selectable_value(value, None, "any");
-            for (option, text) in options {
-                ui.selectable_value(value, option, text);
-            }
-        })
-        .response
-        .labelled_by(label.id);
+    // Label and box wrap to the next line together.
+    ui.horizontal(|ui| {
+        let label = ui.label(name);
+        egui::ComboBox::from_id_salt(("filter", name))
+            .selected_text(shown)
+            .height(360.0)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(value, None, "any");
+                for (option, text) in options {
+                    ui.selectable_value(value, option, text);
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
     *value != before
 }
 
