@@ -3,7 +3,7 @@
 //! - [`app`]: the `eframe::App`, its state and the command/event loop.
 //! - [`backend`]: background work — commands in, events out, never on the UI thread.
 //! - [`connection`]: reaching the embedded service or a remote profile; [`profiles`] edits them.
-//! - one file per view: [`webhooks`], [`deliveries`], [`inbox`]; the secret-once modal in
+//! - one module per view: [`webhooks`], [`deliveries`], [`inbox`]; the secret-once modal in
 //!   [`secret`]; shared [`widgets`] and [`theme`].
 
 pub mod app;
