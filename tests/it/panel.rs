@@ -189,6 +189,36 @@ impl Panel {
         self.step_until_label(&format!("{rows} rows · all loaded"));
     }
 
+    /// Registers a webhook through the admin API, as another operator would.
+    fn api_webhook(&self, name: &str, url: String, events: &[&str]) {
+        let webhook = hookpanel::api::WebhookIn {
+            name: name.to_owned(),
+            url,
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            kind: hookpanel::api::WebhookKind::Generic,
+            description: None,
+            owner: None,
+        };
+        self.runtime
+            .block_on(self.client().create_webhook(&webhook))
+            .expect("created");
+    }
+
+    /// Emits `count` order.created events through the admin API.
+    fn emit_orders(&self, count: usize) {
+        let client = self.client();
+        self.runtime.block_on(async {
+            for n in 0..count {
+                let event = EventIn {
+                    event_type: "order.created".to_owned(),
+                    data: json!({"n": n}),
+                    id: None,
+                };
+                client.emit(&event).await.expect("emitted");
+            }
+        });
+    }
+
     fn webhook(&self, name: &str) -> Option<Webhook> {
         self.harness
             .state()
@@ -397,19 +427,12 @@ fn a_failed_delivery_is_resent_from_the_failed_view_and_turns_succeeded() {
     let receiver = panel.runtime.block_on(Receiver::start());
     receiver.set("/orders", Behaviour::Status(400));
     let client = panel.client();
-    let url = receiver.url("/orders");
+    panel.api_webhook(
+        "Flaky receiver",
+        receiver.url("/orders"),
+        &["order.created"],
+    );
     panel.runtime.block_on(async {
-        client
-            .create_webhook(&hookpanel::api::WebhookIn {
-                name: "Flaky receiver".to_owned(),
-                url,
-                events: vec!["order.created".to_owned()],
-                kind: hookpanel::api::WebhookKind::Generic,
-                description: None,
-                owner: None,
-            })
-            .await
-            .expect("created");
         client
             .emit(&EventIn {
                 event_type: "order.created".to_owned(),
@@ -526,30 +549,8 @@ fn bulk_resend_of_every_failed_delivery_ends_with_all_delivered() {
     let receiver = panel.runtime.block_on(Receiver::start());
     receiver.set("/bulk", Behaviour::Status(422));
     let client = panel.client();
-    let url = receiver.url("/bulk");
-    panel.runtime.block_on(async {
-        client
-            .create_webhook(&hookpanel::api::WebhookIn {
-                name: "Bulk receiver".to_owned(),
-                url,
-                events: vec!["*".to_owned()],
-                kind: hookpanel::api::WebhookKind::Generic,
-                description: None,
-                owner: None,
-            })
-            .await
-            .expect("created");
-        for n in 0..3 {
-            client
-                .emit(&EventIn {
-                    event_type: "order.created".to_owned(),
-                    data: json!({"n": n}),
-                    id: None,
-                })
-                .await
-                .expect("emitted");
-        }
-    });
+    panel.api_webhook("Bulk receiver", receiver.url("/bulk"), &["*"]);
+    panel.emit_orders(3);
     panel.harness.state_mut().show_view(View::Failed);
     panel.step_until_label("Select all (3)");
 
@@ -634,20 +635,10 @@ fn fleet(panel: &mut Panel) -> Fleet {
         ("payment.received", "pay-1"),
         ("shipment.delivered", "ship-1"),
     ];
+    for (name, url, events) in hooks {
+        panel.api_webhook(name, url, &events);
+    }
     panel.runtime.block_on(async {
-        for (name, url, events) in hooks {
-            client
-                .create_webhook(&hookpanel::api::WebhookIn {
-                    name: name.to_owned(),
-                    url,
-                    events: events.into_iter().map(str::to_owned).collect(),
-                    kind: hookpanel::api::WebhookKind::Generic,
-                    description: None,
-                    owner: None,
-                })
-                .await
-                .expect("created");
-        }
         for (event_type, id) in events {
             client
                 .emit(&EventIn {
@@ -869,4 +860,37 @@ fn failed_deliveries_are_recovered_per_webhook_and_exported() {
     panel.step_until_label_contains("Queued 2 failed deliveries of Failing hook again");
     panel.step_until_label("No failed deliveries match the filter.");
     assert_eq!(fleet.receiver.received("/fails").len(), 4);
+}
+
+#[test]
+fn scrolling_to_the_end_loads_the_next_page() {
+    let mut panel = Panel::start();
+    let receiver = panel.runtime.block_on(Receiver::start());
+    panel.api_webhook("Busy receiver", receiver.url("/ok"), &["order.created"]);
+    panel.emit_orders(250);
+    panel.harness.state_mut().show_view(View::Deliveries);
+    panel.step_until_label("200 rows · more as you scroll");
+
+    // Wheel down over the table until the last loaded row shows and the next page lands.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while panel
+        .harness
+        .query_by_label("250 rows · all loaded")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "{}", panel.labels());
+        panel
+            .harness
+            .event(egui::Event::PointerMoved(egui::pos2(640.0, 600.0)));
+        panel.harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -3000.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(panel.harness.query_by_label("Select all (250)").is_some());
 }
