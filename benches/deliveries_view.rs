@@ -102,6 +102,7 @@ fn main() {
     let ctx = egui::Context::default();
     let remote = remote();
     let mut view = DeliveriesView::all();
+    let mut commands = Commands::default();
     let first_page = PageRequest {
         generation: 0,
         more: false,
@@ -113,9 +114,9 @@ fn main() {
             next_cursor: None,
         }),
         &remote,
+        &mut commands,
     );
     assert!(loaded.is_ok());
-    let mut commands = Commands::default();
     let start = Instant::now();
     let mut frame_times: Vec<Duration> = Vec::with_capacity(MEASURED_FRAMES);
     let mut shown_vertices = 0;

@@ -515,7 +515,7 @@ impl App {
                     ListTag::All => &mut self.deliveries,
                     ListTag::Failed => &mut self.failed,
                 };
-                if let Err(err) = view.loaded(page, result, &self.remote) {
+                if let Err(err) = view.loaded(page, result, &self.remote, commands) {
                     self.say(format!("Loading deliveries failed: {err}"), true);
                 }
             }

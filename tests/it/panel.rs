@@ -894,3 +894,37 @@ fn scrolling_to_the_end_loads_the_next_page() {
     }
     assert!(panel.harness.query_by_label("Select all (250)").is_some());
 }
+
+#[test]
+fn select_all_picks_every_matching_row_not_only_the_loaded_ones() {
+    let mut panel = Panel::start();
+    let receiver = panel.runtime.block_on(Receiver::start());
+    receiver.set("/refuses", Behaviour::Status(422));
+    panel.api_webhook(
+        "Refusing receiver",
+        receiver.url("/refuses"),
+        &["order.created"],
+    );
+    panel.emit_orders(250);
+    panel.harness.state_mut().show_view(View::Failed);
+    // Wait for every delivery to have failed: the first page shows 200 of them.
+    let client = panel.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while panel
+        .runtime
+        .block_on(client.deliveries(&DeliveryQuery {
+            status: Some(DeliveryStatus::Failed),
+            limit: Some(500),
+            ..DeliveryQuery::default()
+        }))
+        .map_or(0, |page| page.items.len())
+        < 250
+    {
+        assert!(Instant::now() < deadline, "250 failed deliveries");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panel.step_until_label("Select all (200+)");
+    panel.click("Select all (200+)");
+    panel.step_until_label("↻ Resend 250 selected");
+    panel.step_until_label("250 rows · all loaded");
+}

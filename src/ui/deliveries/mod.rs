@@ -21,7 +21,7 @@ use egui::{RichText, Ui};
 use self::chart::SuccessChart;
 use self::filter::{Filter, FilterErrors};
 use self::inspector::InspectorAction;
-use self::rows::Rows;
+use self::rows::{Merged, Rows};
 use self::table::{ROW_HEIGHT, TableState};
 use self::tools::{ExportForm, RecoverForm, ToolAsk};
 use super::app::{Commands, Remote};
@@ -36,6 +36,9 @@ use crate::client::ClientError;
 const PAGE: u32 = 200;
 /// Pages fetched as the user scrolls to the end.
 const MORE_PAGE: u32 = 500;
+/// Most rows "Select all" loads and picks; beyond, "Recover failed since…" works on the
+/// service side.
+const MAX_SELECT_ALL: usize = 10_000;
 
 pub struct DeliveriesView {
     list: ListTag,
@@ -56,6 +59,8 @@ pub struct DeliveriesView {
     /// Display row where a Shift+click range starts, and where the arrow keys move from.
     anchor: Option<usize>,
     bulk: Option<BulkResend>,
+    /// "Select all" is loading the remaining matching rows; it picks them once loaded.
+    selecting_all: bool,
     scroll_offset: f32,
     /// A row's height with the spacing below it, as the table last drew it.
     row_pitch: f32,
@@ -101,6 +106,7 @@ impl DeliveriesView {
             picked: BTreeSet::new(),
             anchor: None,
             bulk: None,
+            selecting_all: false,
             scroll_offset: 0.0,
             row_pitch: ROW_HEIGHT,
             scroll_to: None,
@@ -176,6 +182,7 @@ impl DeliveriesView {
         self.generation += 1;
         self.loaded = false;
         self.loading_more = false;
+        self.selecting_all = false;
         self.rows = Rows::default();
         self.picked.clear();
         self.anchor = None;
@@ -209,6 +216,7 @@ impl DeliveriesView {
         page: PageRequest,
         result: Result<DeliveryList, ClientError>,
         remote: &Remote,
+        commands: &mut Commands,
     ) -> Result<(), ClientError> {
         if page.generation != self.generation {
             return Ok(());
@@ -216,21 +224,41 @@ impl DeliveriesView {
         if page.more {
             self.loading_more = false;
         }
-        let list = result?;
+        let list = result.inspect_err(|_| self.selecting_all = false)?;
         let name_of = |id: &str| remote.webhook_name(id).unwrap_or(id).to_owned();
         if page.more {
             self.rows.append(list, name_of);
         } else if !self.loaded {
             self.rows.replace(list, name_of);
         } else {
-            let added = self.rows.merge_newest(list, name_of);
-            // Keep the rows the user is looking at where they are.
-            if added > 0 && self.scroll_offset > 0.0 && self.rows.is_default_order() {
-                self.scroll_to = Some(self.scroll_offset + added as f32 * self.row_pitch);
+            match self.rows.merge_newest(list, name_of) {
+                // Keep the rows the user is looking at where they are.
+                Merged::Added(added)
+                    if added > 0 && self.scroll_offset > 0.0 && self.rows.is_default_order() =>
+                {
+                    self.scroll_to = Some(self.scroll_offset + added as f32 * self.row_pitch);
+                }
+                Merged::Added(_) => {}
+                Merged::Restarted => self.scroll_to = Some(0.0),
             }
         }
         self.loaded = true;
+        if self.selecting_all {
+            self.select_all(commands);
+        }
         Ok(())
+    }
+
+    /// Picks every row matching the filter, loading the ones not loaded yet first (up to
+    /// [`MAX_SELECT_ALL`]).
+    fn select_all(&mut self, commands: &mut Commands) {
+        if self.rows.next_cursor().is_some() && self.rows.len() < MAX_SELECT_ALL {
+            self.selecting_all = true;
+            self.load_more(commands);
+        } else {
+            self.selecting_all = false;
+            self.picked = self.rows.iter().map(|d| d.id.clone()).collect();
+        }
     }
 
     pub fn inspected(
@@ -487,13 +515,23 @@ impl DeliveriesView {
     fn actions_ui(&mut self, ui: &mut Ui, remote: &Remote, commands: &mut Commands) {
         let mut resend_picked = false;
         ui.horizontal(|ui| {
-            let select_all = egui::Button::new(format!("Select all ({})", self.rows.len()));
-            if ui
+            let more = if self.rows.next_cursor().is_some() {
+                "+"
+            } else {
+                ""
+            };
+            let select_all = egui::Button::new(format!("Select all ({}{more})", self.rows.len()));
+            if self.selecting_all {
+                ui.spinner();
+                ui.label(format!("Loading every matching row… {}", self.rows.len()));
+            } else if ui
                 .add_enabled(!self.rows.is_empty(), select_all)
-                .on_hover_text("Every loaded row matching the filter")
+                .on_hover_text(format!(
+                    "Every row matching the filter, up to {MAX_SELECT_ALL}"
+                ))
                 .clicked()
             {
-                self.picked = self.rows.iter().map(|d| d.id.clone()).collect();
+                self.select_all(commands);
             }
             if !self.picked.is_empty() {
                 let label =

@@ -50,6 +50,15 @@ impl Sort {
     }
 }
 
+/// What a fresh newest page did to the rows.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Merged {
+    /// This many rows are new above the previous newest one.
+    Added(usize),
+    /// It did not reach the loaded rows: they were replaced by the page.
+    Restarted,
+}
+
 #[derive(Default)]
 pub struct Rows {
     /// Newest first (by id, which grows with time).
@@ -99,13 +108,25 @@ impl Rows {
 
     /// Merges a fresh newest page: it covers every id from its last row up, so rows in
     /// that range that it lacks no longer match and go; older rows stay as they are.
-    /// Returns how many rows are new above the previous newest one.
-    pub fn merge_newest(&mut self, page: DeliveryList, name_of: impl Fn(&str) -> String) -> usize {
+    pub fn merge_newest(&mut self, page: DeliveryList, name_of: impl Fn(&str) -> String) -> Merged {
         let added_on_top = match self.items.first() {
             Some(first) => page.items.iter().take_while(|d| d.id > first.id).count(),
             None => page.items.len(),
         };
+        // More new rows than a page: the page does not reach the rows already loaded, and
+        // keeping them would leave a gap. Start over from this page.
+        let reaches_loaded = self.items.first().is_none_or(|first| {
+            page.items
+                .last()
+                .is_some_and(|oldest_in_page| oldest_in_page.id <= first.id)
+        });
         match (page.next_cursor, page.items.last().map(|d| d.id.clone())) {
+            (Some(cursor), Some(_)) if !reaches_loaded => {
+                self.items = page.items;
+                self.next_cursor = Some(cursor);
+                self.resort(name_of);
+                return Merged::Restarted;
+            }
             (Some(cursor), Some(boundary)) => {
                 let older: Vec<Delivery> = std::mem::take(&mut self.items)
                     .into_iter()
@@ -124,7 +145,7 @@ impl Rows {
             }
         }
         self.resort(name_of);
-        added_on_top
+        Merged::Added(added_on_top)
     }
 
     /// Appends the page after the current last row.
@@ -234,8 +255,8 @@ mod tests {
         rows.replace(page(&["d6", "d5", "d4"], Some("d4")), name);
         rows.append(page(&["d3", "d2"], Some("d2")), name);
         // d8, d7 arrived; d5 no longer matches the filter.
-        let added = rows.merge_newest(page(&["d8", "d7", "d6", "d4"], Some("d4")), name);
-        assert_eq!(added, 2);
+        let merged = rows.merge_newest(page(&["d8", "d7", "d6", "d4"], Some("d4")), name);
+        assert_eq!(merged, Merged::Added(2));
         assert_eq!(rows.ids(), ["d8", "d7", "d6", "d4", "d3", "d2"]);
         assert_eq!(
             rows.next_cursor(),
@@ -247,6 +268,17 @@ mod tests {
         rows.merge_newest(page(&["d8", "d3"], None), name);
         assert_eq!(rows.ids(), ["d8", "d3"]);
         assert_eq!(rows.next_cursor(), None);
+    }
+
+    #[test]
+    fn more_new_rows_than_a_page_start_over_rather_than_leave_a_gap() {
+        let mut rows = Rows::default();
+        rows.replace(page(&["d3", "d2", "d1"], None), name);
+        // d9..d4 arrived; the newest page of two holds d9, d8 only.
+        let merged = rows.merge_newest(page(&["d9", "d8"], Some("d8")), name);
+        assert_eq!(merged, Merged::Restarted);
+        assert_eq!(rows.ids(), ["d9", "d8"]);
+        assert_eq!(rows.next_cursor(), Some("d8"));
     }
 
     #[test]
