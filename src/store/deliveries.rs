@@ -185,7 +185,7 @@ impl Store {
             let deliveries: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ?")
                     .bind(&event.id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?;
             tx.commit().await?;
             return Ok(Emitted {
@@ -200,7 +200,7 @@ impl Store {
         )
         .bind(&event.event_type)
         .bind(WILDCARD)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         for webhook_id in &webhook_ids {
             insert_delivery(&mut tx, &event.id, webhook_id, &event.event_type, now).await?;
@@ -220,7 +220,7 @@ impl Store {
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
                 .bind(webhook_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
@@ -331,7 +331,7 @@ impl Store {
         .bind(headers_json(&attempt.request_headers))
         .bind(headers_json(&attempt.response_headers))
         .bind(&attempt.response_body)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "UPDATE deliveries SET status = ?, status_code = ?, attempts = attempts + 1, \
@@ -346,7 +346,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(&attempt.error)
         .bind(delivery_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -360,7 +360,7 @@ impl Store {
         let lease: Option<Option<i64>> =
             sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE id = ?")
                 .bind(delivery_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         match lease {
             None => return Err(StoreError::NotFound),
@@ -373,7 +373,7 @@ impl Store {
         )
         .bind(now)
         .bind(delivery_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         self.delivery(delivery_id).await
@@ -386,7 +386,7 @@ impl Store {
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
                 .bind(webhook_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
@@ -399,7 +399,7 @@ impl Store {
         .bind(now)
         .bind(webhook_id)
         .bind(millis(since))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(queued.rows_affected())
@@ -584,7 +584,7 @@ impl Store {
         .bind(reason)
         .bind(millis(Utc::now()))
         .bind(webhook_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if changed.rows_affected() == 1 {
             cancel_unfinished(&mut tx, webhook_id, &format!("cancelled: {reason}")).await?;

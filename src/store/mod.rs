@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
@@ -105,6 +106,37 @@ pub struct SealedSecret {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Held for the length of every write transaction: see [`Store::begin_write`].
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// How long a write may wait for its turn before the service answers 503.
+const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A write transaction holding the write gate until it commits or drops.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -136,12 +168,18 @@ macro_rules! webhook_columns {
 }
 
 impl Store {
-    /// A transaction that takes SQLite's write lock when it starts. A deferred one that
-    /// reads first fails at once with SQLITE_BUSY when another writer commits between its
-    /// read and its write (the busy timeout cannot help there); an immediate one waits
-    /// its turn within the busy timeout. Every transaction here writes, so all use this.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction. Writers queue in order on the in-process gate, so the
+    /// service's own connections never fight over SQLite's lock: under load, SQLite's
+    /// busy handler sleeps and retries unfairly, and requests time out although the
+    /// database is idle most of the time. `BEGIN IMMEDIATE` then takes the lock at once (a
+    /// deferred transaction that reads first would fail with SQLITE_BUSY if another
+    /// process wrote in between). Every transaction here writes, so all use this.
+    async fn begin_write(&self) -> Result<WriteTx> {
+        let gate = tokio::time::timeout(WRITE_QUEUE_TIMEOUT, self.write_gate.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _gate: gate })
     }
 
     /// Opens (creating if need be) the database at `url` and brings its schema up to date.
@@ -171,7 +209,10 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            write_gate: Arc::default(),
+        })
     }
 
     pub async fn close(&self) {
@@ -214,7 +255,7 @@ impl Store {
         .bind(&new.secret_hint)
         .bind(now)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         replace_events(&mut tx, &new.id, &new.events).await?;
         sqlx::query(
@@ -223,7 +264,7 @@ impl Store {
         .bind(&new.id)
         .bind(&new.sealed_secret)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         self.webhook(&new.id).await
@@ -289,7 +330,7 @@ impl Store {
         let exists: Option<String> =
             sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound);
@@ -317,7 +358,7 @@ impl Store {
         .bind(changes.owner.flatten())
         .bind(millis(Utc::now()))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if let Some(events) = &changes.events {
             replace_events(&mut tx, id, events).await?;
@@ -341,19 +382,19 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         sqlx::query("DELETE FROM webhook_secrets WHERE webhook_id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         deliveries::cancel_unfinished(&mut tx, id, "cancelled: the webhook was deleted").await?;
         sqlx::query("DELETE FROM webhook_events WHERE webhook_id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -370,7 +411,7 @@ impl Store {
         .bind(&rotation.secret_hint)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -380,7 +421,7 @@ impl Store {
         )
         .bind(id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // The replaced secret expires after the grace period, and no older one outlives it:
         // a rotation with no grace stops every previous secret at once.
@@ -390,7 +431,7 @@ impl Store {
         )
         .bind(millis(rotation.previous_expires_at))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query(
             "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES (?, ?, ?)",
@@ -398,7 +439,7 @@ impl Store {
         .bind(id)
         .bind(&rotation.sealed_secret)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())

@@ -8,6 +8,7 @@ mod e2e_openapi;
 mod e2e_persistence;
 mod e2e_webhooks;
 mod embedded;
+mod faults;
 mod keychain;
 mod panel;
 mod receiver;

@@ -23,6 +23,10 @@ pub enum Behaviour {
     RedirectChain,
     /// A 307 to this absolute URL.
     RedirectTo(String),
+    /// 200 with a body of this many bytes, streamed in 64 KiB chunks.
+    Huge(usize),
+    /// 200, then the body one byte every 100 ms, for this many bytes.
+    Trickle(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +143,48 @@ async fn answer(
         Behaviour::RedirectTo(url) => {
             (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response()
         }
+        Behaviour::Huge(bytes) => {
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let chunks = bytes.div_ceil(chunk.len());
+            let stream = futures_util::stream::iter(
+                (0..chunks).map(move |_| Ok::<_, std::convert::Infallible>(chunk.clone())),
+            );
+            (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
+        }
+        Behaviour::Trickle(bytes) => {
+            let stream = futures_util::stream::unfold(0, move |sent| async move {
+                if sent == bytes {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from_static(b".")),
+                    sent + 1,
+                ))
+            });
+            (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
+        }
         Behaviour::FailTimes(_) => unreachable!("resolved above"),
     }
+}
+
+/// A bare TCP server on 127.0.0.1:0 that reads the request's first bytes, writes `answer`
+/// (possibly a partial response) and closes the connection: a peer that breaks off.
+pub async fn breaking_server(answer: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0_u8; 1024];
+                let _ = socket.read(&mut buffer).await;
+                let _ = socket.write_all(answer).await;
+                // Dropping the socket closes it mid-response.
+            });
+        }
+    });
+    addr
 }

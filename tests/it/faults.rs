@@ -1,0 +1,191 @@
+//! Load and faults: many concurrent emits, and receivers that misbehave in every way a
+//! peer can. Each test is bounded in count and time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::receiver::{Behaviour, Receiver, breaking_server};
+use crate::support::{TestService, wait_for};
+
+const EVENT_TYPES: [&str; 5] = [
+    "order.created",
+    "order.cancelled",
+    "payment.received",
+    "shipment.delivered",
+    "customer.created",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_emits_make_exactly_one_delivery_per_subscribed_webhook() {
+    const WEBHOOKS: usize = 50;
+    const EMITS: usize = 2_000;
+    let receiver = Receiver::start().await;
+    let service = TestService::start().await;
+    // Webhook n subscribes to one event type; every fifth also to a second one.
+    let mut subscribers: HashMap<&str, Vec<String>> = HashMap::new();
+    for n in 0..WEBHOOKS {
+        let mut events = vec![EVENT_TYPES[n % EVENT_TYPES.len()]];
+        if n % 5 == 0 {
+            events.push(EVENT_TYPES[(n + 1) % EVENT_TYPES.len()]);
+        }
+        let created = service
+            .create_webhook(json!({
+                "name": format!("Receiver {n}"),
+                "url": receiver.url(&format!("/r{n}")),
+                "events": events,
+            }))
+            .await;
+        let id = created["id"].as_str().expect("id").to_owned();
+        for event in events {
+            subscribers.entry(event).or_default().push(id.clone());
+        }
+    }
+
+    // Every emit at once; every tenth id sent twice, which must fan out once.
+    let emits = (0..EMITS).map(|n| {
+        let base = if n % 10 == 1 { n - 1 } else { n };
+        let event_type = EVENT_TYPES[base % EVENT_TYPES.len()];
+        let id = format!("evt-{base}");
+        let service = &service;
+        async move {
+            let body = json!({"type": event_type, "id": id, "data": {"n": n}});
+            let (status, answer) = service.json(Method::POST, "/events", Some(body)).await;
+            (status, answer, event_type, id)
+        }
+    });
+    let answers = futures_util::future::join_all(emits).await;
+    let mut expected: HashMap<String, usize> = HashMap::new();
+    for (status, answer, event_type, id) in &answers {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{answer}");
+        let fan_out = subscribers[event_type].len();
+        assert_eq!(answer["deliveries"], fan_out, "{answer}");
+        expected.insert(id.clone(), fan_out);
+    }
+
+    // The rows, counted in the database itself.
+    let pool = sqlx::SqlitePool::connect(&crate::support::database_url(service.dir.path()))
+        .await
+        .expect("database readable");
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT event_id, webhook_id, COUNT(*) FROM deliveries GROUP BY event_id, webhook_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counted");
+    assert!(
+        rows.iter().all(|(_, _, count)| *count == 1),
+        "a duplicated delivery row"
+    );
+    let mut per_event: HashMap<String, usize> = HashMap::new();
+    for (event_id, _, _) in &rows {
+        *per_event.entry(event_id.clone()).or_default() += 1;
+    }
+    assert_eq!(per_event, expected, "a lost or extra delivery row");
+    let total: usize = expected.values().sum();
+    eprintln!(
+        "{EMITS} concurrent emits, {} distinct events: {total} delivery rows",
+        expected.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_receivers_end_as_recorded_attempts_while_others_are_served() {
+    let receiver = Receiver::start().await;
+    receiver.set("/hang", Behaviour::Sleep(Duration::from_secs(60)));
+    receiver.set("/huge", Behaviour::Huge(50 * 1024 * 1024));
+    receiver.set("/trickle", Behaviour::Trickle(1_000));
+    let loop_url = receiver.url("/loop");
+    receiver.set("/loop", Behaviour::RedirectTo(loop_url.clone()));
+    let reset = breaking_server(b"").await;
+    let half = breaking_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial").await;
+    let service = TestService::start().await;
+
+    let mut webhooks = Vec::new();
+    for (name, url) in [
+        ("hang", receiver.url("/hang")),
+        ("huge", receiver.url("/huge")),
+        ("trickle", receiver.url("/trickle")),
+        ("loop", loop_url),
+        ("reset", format!("http://{reset}/")),
+        ("half", format!("http://{half}/")),
+    ] {
+        let created = service
+            .create_webhook(json!({"name": name, "url": url, "events": ["order.created"]}))
+            .await;
+        webhooks.push((name, created["id"].as_str().expect("id").to_owned()));
+    }
+    let healthy = service
+        .create_webhook(json!({
+            "name": "healthy",
+            "url": receiver.url("/healthy"),
+            "events": ["payment.received"],
+        }))
+        .await;
+
+    service
+        .emit(json!({"type": "order.created", "data": {"n": 1}}))
+        .await;
+    // While the hostile ones hold their attempts, a healthy webhook is served.
+    for n in 0..5 {
+        service
+            .emit(json!({"type": "payment.received", "data": {"n": n}}))
+            .await;
+    }
+    wait_for("the healthy receiver", Duration::from_secs(5), || async {
+        (receiver.received("/healthy").len() == 5).then_some(())
+    })
+    .await;
+    assert!(healthy["id"].is_string());
+
+    // Each hostile receiver ends as a recorded attempt with an error that says what happened.
+    let first_attempt = |id: String| {
+        let service = &service;
+        async move {
+            wait_for(
+                &format!("an attempt of webhook {id}"),
+                Duration::from_secs(20),
+                || async {
+                    let (_, page) = service
+                        .json(Method::GET, &format!("/deliveries?webhook_id={id}"), None)
+                        .await;
+                    let delivery = page["items"].get(0)?.clone();
+                    let (_, detail) = service
+                        .json(
+                            Method::GET,
+                            &format!("/deliveries/{}", delivery["id"].as_str()?),
+                            None,
+                        )
+                        .await;
+                    detail["attempts"].get(0).cloned()
+                },
+            )
+            .await
+        }
+    };
+    let mut seen: HashMap<&str, Value> = HashMap::new();
+    for (name, id) in webhooks {
+        seen.insert(name, first_attempt(id).await);
+    }
+    let error = |name: &str| seen[name]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error("hang").contains("timed out"), "{}", seen["hang"]);
+    assert_eq!(seen["huge"]["status_code"], 200);
+    assert_eq!(
+        seen["huge"]["response_body"].as_str().map(str::len),
+        Some(4096),
+        "at most 4 KiB kept of a 50 MB body"
+    );
+    assert!(
+        error("trickle").contains("timed out"),
+        "{}",
+        seen["trickle"]
+    );
+    assert!(error("loop").contains("redirect"), "{}", seen["loop"]);
+    for name in ["reset", "half"] {
+        let text = error(name);
+        assert!(!text.is_empty(), "{name}: {}", seen[name]);
+        eprintln!("{name}: {text}");
+    }
+}
