@@ -155,12 +155,26 @@ pub fn optional_text(
     {
         return Err(FieldError::new(field, "control characters are not allowed"));
     }
+    no_bidi_controls(field, trimmed)?;
     Ok(Some(trimmed.to_owned()))
 }
 
 fn no_control_characters(field: &str, text: &str) -> Result<(), FieldError> {
     if text.chars().any(char::is_control) {
         return Err(FieldError::new(field, "control characters are not allowed"));
+    }
+    no_bidi_controls(field, text)
+}
+
+/// Characters that reorder how text is displayed (the "Trojan Source" ones): a name
+/// holding them can show something other than what it says.
+fn no_bidi_controls(field: &str, text: &str) -> Result<(), FieldError> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(bidi) {
+        return Err(FieldError::new(
+            field,
+            "text direction controls are not allowed: they can disguise what the text says",
+        ));
     }
     Ok(())
 }
@@ -250,6 +264,8 @@ mod tests {
         assert!(name("name", &"é".repeat(100)).is_ok());
         assert!(name("name", &"é".repeat(101)).is_err());
         assert!(name("name", "a\u{7}b").is_err());
+        assert!(name("name", "invoice\u{202e}fdp.exe").is_err());
+        assert!(name("name", "Zahlungen 💶 عربي").is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real service on 127.0.0.1:0 over a real SQLite file, driven
 //! over HTTP with reqwest.
 
+mod bad_input;
 mod cli;
 mod e2e_auth;
 mod e2e_delivery;
