@@ -189,3 +189,62 @@ async fn misbehaving_receivers_end_as_recorded_attempts_while_others_are_served(
         eprintln!("{name}: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_database_answers_503_keeps_what_was_accepted_and_recovers() {
+    let service = TestService::start().await;
+    let emitted = service
+        .emit(json!({"type": "order.created", "id": "before-the-lock", "data": {}}))
+        .await;
+    assert_eq!(emitted["event_id"], "before-the-lock");
+
+    // Another process takes the database's write lock and keeps it past the busy timeout.
+    let url = crate::support::database_url(service.dir.path());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("second connection");
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .expect("lock taken");
+    let (status, error) = service
+        .json(
+            Method::POST,
+            "/events",
+            Some(json!({"type": "order.created", "id": "during-the-lock", "data": {}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(error["error"]["code"], "storage_unavailable");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nothing was changed")),
+        "{error}"
+    );
+    // Reading still works meanwhile.
+    let (status, _) = service.json(Method::GET, "/webhooks", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("lock released");
+    let emitted = service
+        .emit(json!({"type": "order.created", "id": "after-the-lock", "data": {}}))
+        .await;
+    assert_eq!(emitted["event_id"], "after-the-lock");
+    // The refused event was not half-stored: sending it again creates it once.
+    let emitted = service
+        .emit(json!({"type": "order.created", "id": "during-the-lock", "data": {}}))
+        .await;
+    assert_eq!(emitted["event_id"], "during-the-lock");
+    let events: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+        .fetch_all(&mut other)
+        .await
+        .expect("events");
+    assert_eq!(
+        events,
+        ["after-the-lock", "before-the-lock", "during-the-lock"]
+    );
+}
