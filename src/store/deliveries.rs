@@ -238,6 +238,7 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
         let ids = sqlx::query_scalar(
             "UPDATE deliveries SET lease_until = ? WHERE id IN ( \
                SELECT id FROM deliveries \
@@ -250,8 +251,9 @@ impl Store {
         .bind(millis(now))
         .bind(millis(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **tx)
         .await?;
+        tx.commit().await?;
         Ok(ids)
     }
 
@@ -270,10 +272,12 @@ impl Store {
     /// Drops every claim. Only for a process that owns the database alone (SQLite) at start:
     /// claims left by a crashed run are retried at once instead of after their lease.
     pub async fn release_all_claims(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
         let released =
             sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
-                .execute(&self.pool)
+                .execute(&mut **tx)
                 .await?;
+        tx.commit().await?;
         Ok(released.rows_affected())
     }
 

@@ -228,14 +228,16 @@ impl Store {
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES (?, ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

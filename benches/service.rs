@@ -1,0 +1,518 @@
+//! The service under load, on loopback only: the real `hookpanel serve` binary as a child
+//! process (so its CPU time and peak RSS are its own), a fast local receiver, and a load
+//! generator in this process. Prints one table; every loop and wait is bounded.
+//!
+//! cargo bench --bench service            (N = 20 000 events)
+//! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_hookpanel");
+const ADMIN_KEY: &str = "hpk_bench_admin_key_not_secret";
+const CONCURRENCY: usize = 50;
+/// The longest any one scenario may take before the bench gives up on it.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(600);
+
+struct Sizes {
+    events: usize,
+    rate_requests: usize,
+    paging_rows: usize,
+}
+
+/// A `hookpanel serve` child process.
+struct Service {
+    child: Child,
+    base: String,
+}
+
+impl Service {
+    fn start(db: &Path) -> Self {
+        // One key for the whole run: a database reopened later needs the key it was
+        // sealed with.
+        static ENCRYPTION_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let encryption_key = ENCRYPTION_KEY.get_or_init(|| {
+            Command::new(BINARY)
+                .arg("keygen")
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                .expect("keygen runs")
+        });
+        let mut child = Command::new(BINARY)
+            .arg("serve")
+            .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+            .env("HOOKPANEL_DB", format!("sqlite://{}", db.display()))
+            .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
+            .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
+            .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "true")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line
+                    .trim()
+                    .strip_prefix("Hookpanel admin API listening on ")
+                {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the service listens within 30 s");
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/admin{path}", self.base)
+    }
+
+    /// User + system CPU seconds so far, from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at index 2.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat: 11 and 12 after the name.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// Peak resident set size in MiB, from /proc.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Arrivals at the receiver: when each event id arrived, once per delivery.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicUsize,
+    at: Mutex<Vec<(String, Instant)>>,
+}
+
+async fn receive(State(arrivals): State<Arc<Arrivals>>, headers: HeaderMap) -> StatusCode {
+    let now = Instant::now();
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if let Ok(mut at) = arrivals.at.lock() {
+        at.push((id, now));
+    }
+    arrivals.count.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NO_CONTENT
+}
+
+async fn start_receiver() -> (SocketAddr, Arc<Arrivals>) {
+    let arrivals = Arc::new(Arrivals::default());
+    let app = axum::Router::new()
+        .fallback(receive)
+        .with_state(Arc::clone(&arrivals));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, arrivals)
+}
+
+async fn create_webhook(
+    client: &reqwest::Client,
+    service: &Service,
+    name: &str,
+    url: &str,
+) -> String {
+    let created: Value = client
+        .post(service.url("/webhooks"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": name, "url": url, "events": ["order.created"]}))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("webhook created")
+        .json()
+        .await
+        .expect("json");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+async fn emit(client: &reqwest::Client, service: &Service, id: &str) -> Duration {
+    let began = Instant::now();
+    let status = client
+        .post(service.url("/events"))
+        .bearer_auth(ADMIN_KEY)
+        .json(
+            &json!({"type": "order.created", "id": id, "data": {"order_id": id, "total": "12.90"}}),
+        )
+        .send()
+        .await
+        .map(|r| r.status());
+    assert_eq!(
+        status.ok(),
+        Some(reqwest::StatusCode::ACCEPTED),
+        "emit {id}"
+    );
+    began.elapsed()
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+struct Row {
+    what: String,
+    figure: String,
+    target: &'static str,
+}
+
+/// N events at concurrency 50 to `webhooks` webhooks, until the receiver holds every
+/// delivery.
+async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = Service::start(&dir.path().join("bench.db"));
+    let (addr, arrivals) = start_receiver().await;
+    let client = reqwest::Client::new();
+    for n in 0..webhooks {
+        create_webhook(
+            &client,
+            &service,
+            &format!("Receiver {n}"),
+            &format!("http://{addr}/in/{n}"),
+        )
+        .await;
+    }
+    let expected = sizes.events * webhooks;
+    let cpu_before = service.cpu_seconds();
+    let emitted_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let began = Instant::now();
+    futures_util::stream::iter(0..sizes.events)
+        .map(|n| {
+            let (client, service, emitted_at) = (&client, &service, Arc::clone(&emitted_at));
+            async move {
+                let id = format!("bench-{n}");
+                if let Ok(mut at) = emitted_at.lock() {
+                    at.insert(id.clone(), Instant::now());
+                }
+                emit(client, service, &id).await
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .for_each(|_| async {})
+        .await;
+    let emitted_in = began.elapsed();
+    while arrivals.count.load(Ordering::Relaxed) < expected {
+        assert!(
+            began.elapsed() < SCENARIO_LIMIT,
+            "deliveries did not all arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let all_in = began.elapsed();
+    let cpu = service.cpu_seconds() - cpu_before;
+    let emitted_at = emitted_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let mut latencies: Vec<Duration> = arrivals
+        .at
+        .lock()
+        .map(|at| {
+            at.iter()
+                .filter_map(|(id, arrived)| Some(arrived.duration_since(*emitted_at.get(id)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    latencies.sort_unstable();
+    let label = format!(
+        "end to end, {} events → {webhooks} webhook(s)",
+        sizes.events
+    );
+    rows.push(Row {
+        what: format!("{label}: deliveries/s"),
+        figure: format!(
+            "{:.0} ({expected} in {:.2} s; emits done in {:.2} s)",
+            expected as f64 / all_in.as_secs_f64(),
+            all_in.as_secs_f64(),
+            emitted_in.as_secs_f64()
+        ),
+        target: "≥ 5 000",
+    });
+    rows.push(Row {
+        what: format!("{label}: emit → receive p50 / p99"),
+        figure: format!(
+            "{:.1} ms / {:.1} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        ),
+        target: "",
+    });
+    rows.push(Row {
+        what: format!("{label}: service CPU s per 1 000 deliveries, peak RSS"),
+        figure: format!(
+            "{:.3} s, {:.0} MiB",
+            cpu * 1000.0 / expected as f64,
+            service.peak_rss_mib()
+        ),
+        target: "",
+    });
+}
+
+/// POST /events at a fixed 1 000 requests per second.
+async fn emit_latency(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = Service::start(&dir.path().join("bench.db"));
+    let (addr, _arrivals) = start_receiver().await;
+    let client = reqwest::Client::new();
+    create_webhook(&client, &service, "Receiver", &format!("http://{addr}/in")).await;
+    // Warm the connection pool.
+    for n in 0..100 {
+        emit(&client, &service, &format!("warm-{n}")).await;
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let began = Instant::now();
+    let mut tasks = Vec::with_capacity(sizes.rate_requests);
+    for n in 0..sizes.rate_requests {
+        ticker.tick().await;
+        let (client, service_url) = (client.clone(), service.url("/events"));
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let status = client
+                .post(service_url)
+                .bearer_auth(ADMIN_KEY)
+                .json(
+                    &json!({"type": "order.created", "id": format!("rate-{n}"), "data": {"n": n}}),
+                )
+                .send()
+                .await
+                .map(|r| r.status());
+            (started.elapsed(), status.ok())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (took, status) = task.await.expect("task");
+        assert_eq!(status, Some(reqwest::StatusCode::ACCEPTED));
+        latencies.push(took);
+    }
+    let rate = sizes.rate_requests as f64 / began.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    rows.push(Row {
+        what: format!(
+            "POST /events at {rate:.0} req/s ({} requests): p50 / p99",
+            sizes.rate_requests
+        ),
+        figure: format!(
+            "{:.2} ms / {:.2} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        ),
+        target: "p99 ≤ 5 ms",
+    });
+}
+
+/// Writes `total` finished deliveries (one in ten failed) over four webhooks straight
+/// into the database, as a long-running service would have accumulated them.
+async fn fill(db: &Path, webhooks: &[String], total: usize) {
+    use sqlx::{Connection as _, QueryBuilder, Sqlite};
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database");
+    let now = chrono::Utc::now().timestamp_millis();
+    let per_event = webhooks.len();
+    let events = total / per_event;
+    let mut tx = conn.begin().await.expect("tx");
+    for chunk in (0..events).collect::<Vec<_>>().chunks(500) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO events (id, event_type, data, created_at) ");
+        insert.push_values(chunk, |mut row, n| {
+            row.push_bind(format!("fill-{n:08}"))
+                .push_bind("order.created")
+                .push_bind("{}")
+                .push_bind(now - (events - n) as i64 * 100);
+        });
+        insert.build().execute(&mut *tx).await.expect("events");
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, status_code, \
+             attempts, created_at, last_attempt_at) ",
+        );
+        let pairs: Vec<(usize, usize)> = chunk
+            .iter()
+            .flat_map(|&n| (0..per_event).map(move |w| (n, w)))
+            .collect();
+        insert.push_values(pairs, |mut row, (n, w)| {
+            let failed = (n + w) % 10 == 0;
+            let at = now - (events - n) as i64 * 100;
+            row.push_bind(format!(
+                "dlv_{}",
+                ulid::Ulid::from_parts(at as u64, (n * per_event + w) as u128)
+            ))
+            .push_bind(format!("fill-{n:08}"))
+            .push_bind(webhooks[w].clone())
+            .push_bind("order.created")
+            .push_bind(if failed { "failed" } else { "succeeded" })
+            .push_bind(if failed { 500 } else { 200 })
+            .push_bind(1)
+            .push_bind(at)
+            .push_bind(at);
+        });
+        insert.build().execute(&mut *tx).await.expect("deliveries");
+    }
+    tx.commit().await.expect("commit");
+}
+
+/// GET /deliveries pages on a database of `paging_rows` deliveries.
+async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let client = reqwest::Client::new();
+    let webhooks: Vec<String> = {
+        let service = Service::start(&db);
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            // Unreachable on purpose: nothing new is delivered while pages are timed.
+            ids.push(
+                create_webhook(
+                    &client,
+                    &service,
+                    &format!("Receiver {n}"),
+                    "http://127.0.0.1:9/",
+                )
+                .await,
+            );
+        }
+        ids
+    };
+    let filled = Instant::now();
+    fill(&db, &webhooks, sizes.paging_rows).await;
+    let fill_time = filled.elapsed();
+    let service = Service::start(&db);
+    let time_page = |query: String| {
+        let (client, url) = (client.clone(), service.url(&format!("/deliveries?{query}")));
+        async move {
+            let mut took = Vec::new();
+            for _ in 0..50 {
+                let began = Instant::now();
+                let page: Value = client
+                    .get(&url)
+                    .bearer_auth(ADMIN_KEY)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .expect("page")
+                    .json()
+                    .await
+                    .expect("json");
+                took.push(began.elapsed());
+                assert_eq!(page["items"].as_array().map(Vec::len), Some(100), "{query}");
+            }
+            took.sort_unstable();
+            took
+        }
+    };
+    let first = time_page("limit=100".to_owned()).await;
+    let failed = time_page(format!(
+        "limit=100&status=failed&webhook_id={}",
+        webhooks[1]
+    ))
+    .await;
+    let deep = time_page(format!(
+        "limit=100&status=failed&webhook_id={}&event_type=order.created&code=5xx",
+        webhooks[2]
+    ))
+    .await;
+    let label = format!(
+        "GET /deliveries, {} rows (filled in {:.1} s)",
+        sizes.paging_rows,
+        fill_time.as_secs_f64()
+    );
+    for (name, took) in [
+        ("first page", first),
+        ("status=failed&webhook_id page", failed),
+        ("+ event_type & code=5xx page", deep),
+    ] {
+        rows.push(Row {
+            what: format!("{label}: {name} p50 / p99"),
+            figure: format!(
+                "{:.2} ms / {:.2} ms",
+                percentile(&took, 0.5),
+                percentile(&took, 0.99)
+            ),
+            target: "≤ 20 ms",
+        });
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes = if quick {
+        Sizes {
+            events: 2_000,
+            rate_requests: 1_000,
+            paging_rows: 100_000,
+        }
+    } else {
+        Sizes {
+            events: 20_000,
+            rate_requests: 5_000,
+            paging_rows: 1_000_000,
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = Vec::new();
+    runtime.block_on(async {
+        end_to_end(&sizes, 1, &mut rows).await;
+        end_to_end(&sizes, 4, &mut rows).await;
+        emit_latency(&sizes, &mut rows).await;
+        paging(&sizes, &mut rows).await;
+    });
+    println!("| measurement | result | target |");
+    println!("|---|---|---|");
+    for row in rows {
+        println!("| {} | {} | {} |", row.what, row.figure, row.target);
+    }
+}
