@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use attempt::{RESPONSE_BODY_MAX_BYTES, USER_AGENT};
@@ -97,10 +97,13 @@ pub struct Dispatcher {
     handle: DispatchHandle,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    writer: JoinHandle<()>,
 }
 
 struct Context {
     store: Store,
+    /// Attempts to record, written in batches by [`record_batches`].
+    recorder: mpsc::Sender<Recording>,
     cipher: SecretCipher,
     sender: Sender,
     config: DeliveryConfig,
@@ -114,8 +117,11 @@ impl Dispatcher {
         config: DeliveryConfig,
     ) -> Result<Self, reqwest::Error> {
         let handle = DispatchHandle::default();
+        let (recorder, queue) = mpsc::channel(RECORD_BATCH * 4);
+        let writer = tokio::spawn(record_batches(store.clone(), queue));
         let context = Arc::new(Context {
             sender: Sender::new(&config)?,
+            recorder,
             store,
             cipher,
             config,
@@ -123,7 +129,12 @@ impl Dispatcher {
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(run(context, stopped));
-        Ok(Self { handle, stop, task })
+        Ok(Self {
+            handle,
+            stop,
+            task,
+            writer,
+        })
     }
 
     pub fn handle(&self) -> DispatchHandle {
@@ -136,6 +147,67 @@ impl Dispatcher {
         if let Err(err) = self.task.await {
             tracing::error!("the dispatcher ended abnormally: {err}");
         }
+        // The loop and its attempts are done, so the queue is closed: the writer records
+        // what is left and ends.
+        if let Err(err) = self.writer.await {
+            tracing::error!("the attempt writer ended abnormally: {err}");
+        }
+    }
+}
+
+/// Most attempts recorded in one transaction.
+const RECORD_BATCH: usize = 256;
+
+/// An attempt on its way to the database; `done` says whether it was recorded.
+struct Recording {
+    delivery_id: String,
+    record: AttemptRecord,
+    outcome: AttemptOutcome,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Writes attempts as they come, each batch in one transaction: under load, many
+/// attempts finish while one batch commits, and they share the next commit instead of
+/// queueing for one transaction each.
+async fn record_batches(store: Store, mut queue: mpsc::Receiver<Recording>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let rows: Vec<(&str, &AttemptRecord, AttemptOutcome)> = batch
+            .iter()
+            .map(|r| (r.delivery_id.as_str(), &r.record, r.outcome))
+            .collect();
+        let result = store
+            .record_attempts(&rows)
+            .await
+            .map_err(|e| e.to_string());
+        for recording in batch.drain(..) {
+            // The attempt's task may be gone (aborted at shutdown): nothing to tell.
+            let _ = recording.done.send(result.clone());
+        }
+    }
+}
+
+impl Context {
+    async fn record(
+        &self,
+        delivery_id: &str,
+        record: AttemptRecord,
+        outcome: AttemptOutcome,
+    ) -> Result<(), String> {
+        let (done, recorded) = oneshot::channel();
+        let recording = Recording {
+            delivery_id: delivery_id.to_owned(),
+            record,
+            outcome,
+            done,
+        };
+        self.recorder
+            .send(recording)
+            .await
+            .map_err(|_| "the attempt writer has stopped".to_owned())?;
+        recorded
+            .await
+            .unwrap_or_else(|_| Err("the attempt writer has stopped".to_owned()))
     }
 }
 
@@ -243,11 +315,7 @@ async fn deliver(context: &Context, delivery_id: &str) {
             None,
         ),
     };
-    if let Err(err) = context
-        .store
-        .record_attempt(delivery_id, &record, outcome)
-        .await
-    {
+    if let Err(err) = context.record(delivery_id, record, outcome).await {
         // The claim runs out and the delivery is tried again: at-least-once.
         tracing::error!(delivery_id, "recording an attempt failed: {err}");
         return;

@@ -117,6 +117,51 @@ fn headers_from_json(text: &str) -> Result<std::collections::BTreeMap<String, St
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("attempt headers: {err}")))
 }
 
+/// One attempt's row, and the delivery moved on from it with its claim released.
+async fn write_attempt(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    delivery_id: &str,
+    attempt: &AttemptRecord,
+    outcome: AttemptOutcome,
+) -> Result<()> {
+    let (status, next_attempt_at) = match outcome {
+        AttemptOutcome::Succeeded => (DeliveryStatus::Succeeded, None),
+        AttemptOutcome::RetryAt(at) => (DeliveryStatus::Retrying, Some(millis(at))),
+        AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+    };
+    let duration_ms = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, \
+           request_headers, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(delivery_id)
+    .bind(millis(attempt.started_at))
+    .bind(duration_ms)
+    .bind(attempt.status_code.map(i64::from))
+    .bind(&attempt.error)
+    .bind(headers_json(&attempt.request_headers))
+    .bind(headers_json(&attempt.response_headers))
+    .bind(&attempt.response_body)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE deliveries SET status = ?, status_code = ?, attempts = attempts + 1, \
+           retry_step = retry_step + 1, last_attempt_at = ?, last_duration_ms = ?, \
+           next_attempt_at = ?, last_error = ?, lease_until = NULL \
+         WHERE id = ?",
+    )
+    .bind(status.as_str())
+    .bind(attempt.status_code.map(i64::from))
+    .bind(millis(attempt.started_at))
+    .bind(duration_ms)
+    .bind(next_attempt_at)
+    .bind(&attempt.error)
+    .bind(delivery_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn insert_delivery(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     event_id: &str,
@@ -316,42 +361,19 @@ impl Store {
         attempt: &AttemptRecord,
         outcome: AttemptOutcome,
     ) -> Result<()> {
-        let (status, next_attempt_at) = match outcome {
-            AttemptOutcome::Succeeded => (DeliveryStatus::Succeeded, None),
-            AttemptOutcome::RetryAt(at) => (DeliveryStatus::Retrying, Some(millis(at))),
-            AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
-        };
-        let duration_ms = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
+        self.record_attempts(&[(delivery_id, attempt, outcome)])
+            .await
+    }
+
+    /// Records several attempts in one transaction: the dispatcher's writes, batched.
+    pub async fn record_attempts(
+        &self,
+        attempts: &[(&str, &AttemptRecord, AttemptOutcome)],
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, \
-               request_headers, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(delivery_id)
-        .bind(millis(attempt.started_at))
-        .bind(duration_ms)
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error)
-        .bind(headers_json(&attempt.request_headers))
-        .bind(headers_json(&attempt.response_headers))
-        .bind(&attempt.response_body)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deliveries SET status = ?, status_code = ?, attempts = attempts + 1, \
-               retry_step = retry_step + 1, last_attempt_at = ?, last_duration_ms = ?, \
-               next_attempt_at = ?, last_error = ?, lease_until = NULL \
-             WHERE id = ?",
-        )
-        .bind(status.as_str())
-        .bind(attempt.status_code.map(i64::from))
-        .bind(millis(attempt.started_at))
-        .bind(duration_ms)
-        .bind(next_attempt_at)
-        .bind(&attempt.error)
-        .bind(delivery_id)
-        .execute(&mut **tx)
-        .await?;
+        for (delivery_id, attempt, outcome) in attempts {
+            write_attempt(&mut tx, delivery_id, attempt, *outcome).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
