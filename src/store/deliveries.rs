@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
-use super::{Result, Store, StoreError, from_millis, millis, new_id};
+use super::{QueuedEmit, Result, Store, StoreError, WriteTurn, from_millis, millis, new_id};
 use crate::api::{
     Attempt, CodeClass, Delivery, DeliveryQuery, DeliveryStatus, StatsBucket, StatsPoint,
     WebhookKind,
@@ -12,7 +12,7 @@ use crate::api::{
 use crate::catalog::WILDCARD;
 
 /// An event to store and fan out.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub id: String,
     pub event_type: String,
@@ -162,6 +162,42 @@ async fn write_attempt(
     Ok(())
 }
 
+/// Writes one event and its deliveries; an id already stored creates nothing.
+async fn emit_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event: &NewEvent,
+    now: i64,
+) -> Result<Emitted> {
+    if !insert_event(tx, event, now).await? {
+        let deliveries: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ?")
+                .bind(&event.id)
+                .fetch_one(&mut **tx)
+                .await?;
+        return Ok(Emitted {
+            event_id: event.id.clone(),
+            deliveries: u64::try_from(deliveries).unwrap_or(0),
+            created: false,
+        });
+    }
+    let webhook_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT w.id FROM webhooks w JOIN webhook_events e ON e.webhook_id = w.id \
+         WHERE w.is_active AND w.deleted_at IS NULL AND e.event_type IN (?, ?) ORDER BY w.id",
+    )
+    .bind(&event.event_type)
+    .bind(WILDCARD)
+    .fetch_all(&mut **tx)
+    .await?;
+    for webhook_id in &webhook_ids {
+        insert_delivery(tx, &event.id, webhook_id, &event.event_type, now).await?;
+    }
+    Ok(Emitted {
+        event_id: event.id.clone(),
+        deliveries: webhook_ids.len() as u64,
+        created: true,
+    })
+}
+
 async fn insert_delivery(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     event_id: &str,
@@ -223,39 +259,83 @@ pub(super) async fn cancel_unfinished(
 impl Store {
     /// Stores the event and one pending delivery per active webhook subscribed to its type,
     /// in one transaction. An id seen before creates nothing and reports the first fan-out.
+    ///
+    /// Group commit: concurrent emits queue up; whoever gets the write gate writes every
+    /// queued event in its transaction and tells the others, so a burst of emits costs a
+    /// few commits instead of one each. If that shared transaction fails, each waiting
+    /// emit tries again alone, so each gets its own error.
     pub async fn emit_event(&self, event: NewEvent) -> Result<Emitted> {
-        let now = millis(Utc::now());
-        let mut tx = self.begin_write().await?;
-        if !insert_event(&mut tx, &event, now).await? {
-            let deliveries: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ?")
-                    .bind(&event.id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            tx.commit().await?;
-            return Ok(Emitted {
-                event_id: event.id,
-                deliveries: u64::try_from(deliveries).unwrap_or(0),
-                created: false,
+        let (done, mut written) = tokio::sync::oneshot::channel();
+        self.queued_emits
+            .lock()
+            .map_err(|_| StoreError::Corrupt("the emit queue was poisoned".to_owned()))?
+            .push(QueuedEmit {
+                event: event.clone(),
+                done,
             });
+        let turn = self.write_turn().await?;
+        if let Ok(outcome) = written.try_recv() {
+            return match outcome {
+                Some(emitted) => Ok(emitted),
+                None => self.emit_alone(turn, event).await,
+            };
         }
-        let webhook_ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT w.id FROM webhooks w JOIN webhook_events e ON e.webhook_id = w.id \
-             WHERE w.is_active AND w.deleted_at IS NULL AND e.event_type IN (?, ?) ORDER BY w.id",
-        )
-        .bind(&event.event_type)
-        .bind(WILDCARD)
-        .fetch_all(&mut **tx)
-        .await?;
-        for webhook_id in &webhook_ids {
-            insert_delivery(&mut tx, &event.id, webhook_id, &event.event_type, now).await?;
+        let batch = self
+            .queued_emits
+            .lock()
+            .map(|mut queued| std::mem::take(&mut *queued))
+            .unwrap_or_default();
+        let now = millis(Utc::now());
+        let mut tx = self.begin_in_turn(turn).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for queued in &batch {
+            match emit_in(&mut tx, &queued.event, now).await {
+                Ok(emitted) => outcomes.push(emitted),
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
         }
+        // Everyone queued hears the outcome before the turn passes on: a waiting emit
+        // that gets the turn next then finds its answer rather than an empty queue.
+        let (finished, _turn) = tx.finish_keeping_turn(failure.is_none()).await;
+        let committed = match failure {
+            None => finished,
+            Some(err) => Err(err),
+        };
+        let mine = match committed {
+            Ok(()) => {
+                let mut mine = None;
+                for (queued, emitted) in batch.into_iter().zip(outcomes) {
+                    if queued.event.id == event.id && mine.is_none() {
+                        mine = Some(emitted);
+                    } else {
+                        let _ = queued.done.send(Some(emitted));
+                    }
+                }
+                mine
+            }
+            Err(err) => {
+                for queued in batch {
+                    if queued.event.id != event.id {
+                        let _ = queued.done.send(None);
+                    }
+                }
+                return Err(err);
+            }
+        };
+        mine.ok_or_else(|| StoreError::Corrupt("an emit left the queue unwritten".to_owned()))
+    }
+
+    /// One event in its own transaction (after a shared one failed).
+    async fn emit_alone(&self, turn: WriteTurn, event: NewEvent) -> Result<Emitted> {
+        let now = millis(Utc::now());
+        let mut tx = self.begin_in_turn(turn).await?;
+        let emitted = emit_in(&mut tx, &event, now).await?;
         tx.commit().await?;
-        Ok(Emitted {
-            event_id: event.id,
-            deliveries: webhook_ids.len() as u64,
-            created: true,
-        })
+        Ok(emitted)
     }
 
     /// Stores `event` with a single delivery to `webhook_id`, subscribed or not.

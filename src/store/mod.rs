@@ -108,6 +108,26 @@ pub struct Store {
     pool: SqlitePool,
     /// Held for the length of every write transaction: see [`Store::begin_write`].
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Emits waiting to be written by whoever writes next: see [`Store::emit_event`].
+    queued_emits: Arc<std::sync::Mutex<Vec<QueuedEmit>>>,
+}
+
+/// The right to write: the write gate, held.
+type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
+
+/// An emit waiting for a shared transaction; `done` gets its outcome, or `None` when
+/// the shared transaction failed and it should be written alone.
+struct QueuedEmit {
+    event: NewEvent,
+    done: tokio::sync::oneshot::Sender<Option<Emitted>>,
+}
+
+impl std::fmt::Debug for QueuedEmit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedEmit")
+            .field("event_id", &self.event.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long a write may wait for its turn before the service answers 503.
@@ -116,12 +136,23 @@ const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A write transaction holding the write gate until it commits or drops.
 struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _gate: tokio::sync::OwnedMutexGuard<()>,
+    _gate: WriteTurn,
 }
 
 impl WriteTx {
     async fn commit(self) -> Result<()> {
         Ok(self.tx.commit().await?)
+    }
+
+    /// Commits, or rolls back on failure, and hands back the turn still held.
+    async fn finish_keeping_turn(self, ok: bool) -> (Result<()>, WriteTurn) {
+        let Self { tx, _gate: turn } = self;
+        let result = if ok {
+            tx.commit().await.map_err(StoreError::from)
+        } else {
+            tx.rollback().await.map_err(StoreError::from)
+        };
+        (result, turn)
     }
 }
 
@@ -175,11 +206,20 @@ impl Store {
     /// deferred transaction that reads first would fail with SQLITE_BUSY if another
     /// process wrote in between). Every transaction here writes, so all use this.
     async fn begin_write(&self) -> Result<WriteTx> {
-        let gate = tokio::time::timeout(WRITE_QUEUE_TIMEOUT, self.write_gate.clone().lock_owned())
+        let turn = self.write_turn().await?;
+        self.begin_in_turn(turn).await
+    }
+
+    /// Waits for this caller's turn to write.
+    async fn write_turn(&self) -> Result<WriteTurn> {
+        tokio::time::timeout(WRITE_QUEUE_TIMEOUT, self.write_gate.clone().lock_owned())
             .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+    }
+
+    async fn begin_in_turn(&self, turn: WriteTurn) -> Result<WriteTx> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx { tx, _gate: turn })
     }
 
     /// Opens (creating if need be) the database at `url` and brings its schema up to date.
@@ -212,6 +252,7 @@ impl Store {
         Ok(Self {
             pool,
             write_gate: Arc::default(),
+            queued_emits: Arc::default(),
         })
     }
 
