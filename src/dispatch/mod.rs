@@ -9,6 +9,7 @@ mod attempt;
 pub mod guard;
 mod payload;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use attempt::{Sender, Verdict};
 
 use crate::crypto::{self, SecretCipher};
 use crate::signing;
-use crate::store::{AttemptOutcome, AttemptRecord, DeliveryJob, NewEvent, Store, StoreError};
+use crate::store::{AttemptOutcome, AttemptRecord, DeliveryJob, NewEvent, SealedSecret, Store};
 
 /// The event emitted when the service deactivates a failing webhook.
 pub const WEBHOOK_FAILED_EVENT: &str = "webhook.failed";
@@ -234,13 +235,13 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
             {
                 Ok(ids) => {
                     claimed_any = !ids.is_empty();
-                    for id in ids {
+                    for (job, secrets) in load_jobs(&context, &ids).await {
                         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                             break;
                         };
                         let context = Arc::clone(&context);
                         in_flight.spawn(async move {
-                            deliver(&context, &id).await;
+                            deliver(&context, &job, &secrets).await;
                             drop(permit);
                         });
                     }
@@ -286,17 +287,47 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
     }
 }
 
-/// Makes one attempt of a claimed delivery and records it.
-async fn deliver(context: &Context, delivery_id: &str) {
-    let job = match context.store.delivery_job(delivery_id).await {
-        Ok(job) => job,
-        Err(StoreError::NotFound) => return,
+/// The signing secrets of one webhook, as stored (sealed), or why they could not be read.
+type SealedSecrets = Arc<Result<Vec<SealedSecret>, String>>;
+
+/// The jobs of claimed deliveries, each with its webhook's secrets: one query for the
+/// jobs and one per webhook, instead of two per delivery. A delivery that cannot be
+/// loaded keeps its claim until the lease runs out and is tried again then.
+async fn load_jobs(context: &Context, ids: &[String]) -> Vec<(DeliveryJob, SealedSecrets)> {
+    let jobs = match context.store.delivery_jobs(ids).await {
+        Ok(jobs) => jobs,
         Err(err) => {
-            tracing::warn!(delivery_id, "loading a delivery failed: {err}");
-            return;
+            tracing::warn!("loading claimed deliveries failed: {err}");
+            return Vec::new();
         }
     };
-    let (record, outcome, verdict) = match attempt(context, &job).await {
+    let now = Utc::now();
+    let mut secrets: HashMap<String, SealedSecrets> = HashMap::new();
+    let mut loaded = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let sealed = match secrets.get(&job.webhook_id) {
+            Some(sealed) => Arc::clone(sealed),
+            None => {
+                let sealed = Arc::new(
+                    context
+                        .store
+                        .signing_secrets(&job.webhook_id, now)
+                        .await
+                        .map_err(|err| format!("reading the signing secret failed: {err}")),
+                );
+                secrets.insert(job.webhook_id.clone(), Arc::clone(&sealed));
+                sealed
+            }
+        };
+        loaded.push((job, sealed));
+    }
+    loaded
+}
+
+/// Makes one attempt of a claimed delivery and records it.
+async fn deliver(context: &Context, job: &DeliveryJob, sealed: &SealedSecrets) {
+    let delivery_id = job.delivery_id.as_str();
+    let (record, outcome, verdict) = match attempt(context, job, sealed).await {
         Ok((record, verdict)) => {
             let outcome = outcome(&context.config, job.retry_step, verdict, record.started_at);
             (record, outcome, Some(verdict))
@@ -321,23 +352,23 @@ async fn deliver(context: &Context, delivery_id: &str) {
         return;
     }
     if verdict == Some(Verdict::Gone) {
-        deactivate(context, &job, "the endpoint answered 410 Gone").await;
+        deactivate(context, job, "the endpoint answered 410 Gone").await;
     } else if outcome == AttemptOutcome::Failed {
-        check_auto_disable(context, &job).await;
+        check_auto_disable(context, job).await;
     }
 }
 
 /// Builds, signs and sends the request. `Err` is a failure before any request was made.
-async fn attempt(context: &Context, job: &DeliveryJob) -> Result<(AttemptRecord, Verdict), String> {
+async fn attempt(
+    context: &Context,
+    job: &DeliveryJob,
+    sealed: &SealedSecrets,
+) -> Result<(AttemptRecord, Verdict), String> {
     if job.webhook_deleted {
         return Err("the webhook was deleted".to_owned());
     }
     let now = Utc::now();
-    let sealed = context
-        .store
-        .signing_secrets(&job.webhook_id, now)
-        .await
-        .map_err(|err| format!("reading the signing secret failed: {err}"))?;
+    let sealed = sealed.as_ref().as_ref().map_err(Clone::clone)?;
     let secrets = sealed
         .iter()
         .map(|secret| context.cipher.open_string(&job.webhook_id, &secret.sealed))

@@ -117,49 +117,54 @@ fn headers_from_json(text: &str) -> Result<std::collections::BTreeMap<String, St
     serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("attempt headers: {err}")))
 }
 
-/// One attempt's row, and the delivery moved on from it with its claim released.
-async fn write_attempt(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    delivery_id: &str,
-    attempt: &AttemptRecord,
-    outcome: AttemptOutcome,
-) -> Result<()> {
-    let (status, next_attempt_at) = match outcome {
-        AttemptOutcome::Succeeded => (DeliveryStatus::Succeeded, None),
-        AttemptOutcome::RetryAt(at) => (DeliveryStatus::Retrying, Some(millis(at))),
-        AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
-    };
-    let duration_ms = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
-    sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, error, \
-           request_headers, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(delivery_id)
-    .bind(millis(attempt.started_at))
-    .bind(duration_ms)
-    .bind(attempt.status_code.map(i64::from))
-    .bind(&attempt.error)
-    .bind(headers_json(&attempt.request_headers))
-    .bind(headers_json(&attempt.response_headers))
-    .bind(&attempt.response_body)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE deliveries SET status = ?, status_code = ?, attempts = attempts + 1, \
-           retry_step = retry_step + 1, last_attempt_at = ?, last_duration_ms = ?, \
-           next_attempt_at = ?, last_error = ?, lease_until = NULL \
-         WHERE id = ?",
-    )
-    .bind(status.as_str())
-    .bind(attempt.status_code.map(i64::from))
-    .bind(millis(attempt.started_at))
-    .bind(duration_ms)
-    .bind(next_attempt_at)
-    .bind(&attempt.error)
-    .bind(delivery_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+fn job_from_row(row: &SqliteRow) -> Result<DeliveryJob> {
+    let kind: String = row.try_get("kind")?;
+    Ok(DeliveryJob {
+        delivery_id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        data: row.try_get("data")?,
+        event_created_at: from_millis(row.try_get("event_created_at")?)?,
+        webhook_id: row.try_get("webhook_id")?,
+        url: row.try_get("url")?,
+        kind: WebhookKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown webhook kind {kind:?}")))?,
+        webhook_deleted: row.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+        retry_step: u32::try_from(row.try_get::<i64, _>("retry_step")?).unwrap_or(u32::MAX),
+    })
+}
+
+/// Attempts per INSERT/UPDATE statement, within SQLite's bound-parameter limit.
+const ATTEMPT_ROWS_PER_STATEMENT: usize = 256;
+
+/// One attempt as the batch statements bind it.
+struct AttemptRow<'a> {
+    delivery_id: &'a str,
+    attempt: &'a AttemptRecord,
+    status: DeliveryStatus,
+    status_code: Option<i64>,
+    started_at: i64,
+    duration_ms: i64,
+    next_attempt_at: Option<i64>,
+}
+
+impl<'a> AttemptRow<'a> {
+    fn new(delivery_id: &'a str, attempt: &'a AttemptRecord, outcome: AttemptOutcome) -> Self {
+        let (status, next_attempt_at) = match outcome {
+            AttemptOutcome::Succeeded => (DeliveryStatus::Succeeded, None),
+            AttemptOutcome::RetryAt(at) => (DeliveryStatus::Retrying, Some(millis(at))),
+            AttemptOutcome::Failed => (DeliveryStatus::Failed, None),
+        };
+        Self {
+            delivery_id,
+            attempt,
+            status,
+            status_code: attempt.status_code.map(i64::from),
+            started_at: millis(attempt.started_at),
+            duration_ms: i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX),
+            next_attempt_at,
+        }
+    }
 }
 
 /// Writes one event and its deliveries; an id already stored creates nothing.
@@ -407,31 +412,35 @@ impl Store {
     }
 
     pub async fn delivery_job(&self, delivery_id: &str) -> Result<DeliveryJob> {
-        let row = sqlx::query(
-            "SELECT d.id, d.event_id, d.event_type, d.retry_step, d.webhook_id, \
-                    e.data, e.created_at AS event_created_at, \
-                    w.url, w.kind, w.deleted_at \
-             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.id = ?",
-        )
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let kind: String = row.try_get("kind")?;
-        Ok(DeliveryJob {
-            delivery_id: row.try_get("id")?,
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("event_type")?,
-            data: row.try_get("data")?,
-            event_created_at: from_millis(row.try_get("event_created_at")?)?,
-            webhook_id: row.try_get("webhook_id")?,
-            url: row.try_get("url")?,
-            kind: WebhookKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown webhook kind {kind:?}")))?,
-            webhook_deleted: row.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
-            retry_step: u32::try_from(row.try_get::<i64, _>("retry_step")?).unwrap_or(u32::MAX),
-        })
+        self.delivery_jobs(&[delivery_id.to_owned()])
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The jobs of several claimed deliveries in one query; ids not found are left out.
+    pub async fn delivery_jobs(&self, delivery_ids: &[String]) -> Result<Vec<DeliveryJob>> {
+        let mut jobs = Vec::with_capacity(delivery_ids.len());
+        for chunk in delivery_ids.chunks(ATTEMPT_ROWS_PER_STATEMENT) {
+            let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT d.id, d.event_id, d.event_type, d.retry_step, d.webhook_id, \
+                        e.data, e.created_at AS event_created_at, \
+                        w.url, w.kind, w.deleted_at \
+                 FROM deliveries d JOIN events e ON e.id = d.event_id \
+                   JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.id IN (",
+            );
+            let mut ids = sql.separated(", ");
+            for id in chunk {
+                ids.push_bind(id);
+            }
+            sql.push(")");
+            let rows = sql.build().fetch_all(&self.pool).await?;
+            for row in &rows {
+                jobs.push(job_from_row(row)?);
+            }
+        }
+        Ok(jobs)
     }
 
     /// Records an attempt and moves the delivery on, releasing its claim.
@@ -450,9 +459,53 @@ impl Store {
         &self,
         attempts: &[(&str, &AttemptRecord, AttemptOutcome)],
     ) -> Result<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        // Two statements for the whole batch: with sqlx's SQLite driver every statement
+        // is a hop to its worker thread, and those hops, not SQLite, were the cost.
+        let rows: Vec<AttemptRow<'_>> = attempts
+            .iter()
+            .map(|(delivery_id, attempt, outcome)| AttemptRow::new(delivery_id, attempt, *outcome))
+            .collect();
         let mut tx = self.begin_write().await?;
-        for (delivery_id, attempt, outcome) in attempts {
-            write_attempt(&mut tx, delivery_id, attempt, *outcome).await?;
+        for chunk in rows.chunks(ATTEMPT_ROWS_PER_STATEMENT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, \
+                 error, request_headers, response_headers, response_body) ",
+            );
+            insert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.delivery_id)
+                    .push_bind(row.started_at)
+                    .push_bind(row.duration_ms)
+                    .push_bind(row.status_code)
+                    .push_bind(row.attempt.error.as_deref())
+                    .push_bind(headers_json(&row.attempt.request_headers))
+                    .push_bind(headers_json(&row.attempt.response_headers))
+                    .push_bind(row.attempt.response_body.as_deref());
+            });
+            insert.build().execute(&mut **tx).await?;
+            // VALUES columns are column1, column2, … in SQLite.
+            let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE deliveries SET status = v.column2, status_code = v.column3, \
+                   attempts = attempts + 1, retry_step = retry_step + 1, \
+                   last_attempt_at = v.column4, last_duration_ms = v.column5, \
+                   next_attempt_at = v.column6, last_error = v.column7, lease_until = NULL \
+                 FROM (",
+            );
+            update.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.delivery_id)
+                    .push_bind(row.status.as_str())
+                    .push_bind(row.status_code)
+                    .push_bind(row.started_at)
+                    .push_bind(row.duration_ms)
+                    .push_bind(row.next_attempt_at)
+                    .push_bind(row.attempt.error.as_deref());
+            });
+            update.push(") AS v WHERE deliveries.id = v.column1");
+            update.build().execute(&mut **tx).await?;
         }
         tx.commit().await?;
         Ok(())
