@@ -55,7 +55,7 @@ impl Service {
             .env("HOOKPANEL_DB", format!("sqlite://{}", db.display()))
             .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
             .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
-            .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "true")
+            .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

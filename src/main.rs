@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 use hookpanel::crypto;
 use hookpanel::dispatch::{self, DeliveryConfig};
@@ -65,11 +66,11 @@ struct ServeArgs {
 
     /// Store signing secrets unencrypted. Anyone with a copy of the database can then
     /// sign as you. For throwaway setups only.
-    #[arg(long, env = "HOOKPANEL_INSECURE_PLAINTEXT_SECRETS")]
+    #[arg(long, env = "HOOKPANEL_INSECURE_PLAINTEXT_SECRETS", value_parser = BoolishValueParser::new())]
     insecure_plaintext_secrets: bool,
 
     /// Allow plain-http webhook URLs to any host (by default only to localhost).
-    #[arg(long, env = "HOOKPANEL_ALLOW_HTTP")]
+    #[arg(long, env = "HOOKPANEL_ALLOW_HTTP", value_parser = BoolishValueParser::new())]
     allow_http: bool,
 
     /// A JSON event-type catalog to use instead of the built-in one.
@@ -83,7 +84,7 @@ struct ServeArgs {
 
     /// Allow deliveries to loopback and private networks (refused by default against SSRF;
     /// link-local, multicast and unspecified addresses stay refused).
-    #[arg(long, env = "HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS")]
+    #[arg(long, env = "HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", value_parser = BoolishValueParser::new())]
     allow_private_destinations: bool,
 
     /// Deactivate a webhook whose deliveries have all failed for this long.

@@ -136,7 +136,7 @@ fn serve_with(db: &str, encryption_key: &str, extra: &[&str]) -> (Running, Strin
         .env("HOOKPANEL_DB", db)
         .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
         .env("HOOKPANEL_ADMIN_KEY", "hpk_crash_test")
-        .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "true")
+        .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
         .env("HOOKPANEL_RETRY_SCHEDULE", "0s,200ms,200ms,200ms")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
