@@ -203,6 +203,15 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// "p50 ms / p99 ms" of sorted latencies.
+fn p50_p99(sorted: &[Duration], decimals: usize) -> String {
+    format!(
+        "{:.decimals$} ms / {:.decimals$} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99)
+    )
+}
+
 struct Row {
     what: String,
     figure: String,
@@ -280,11 +289,7 @@ async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
     });
     rows.push(Row {
         what: format!("{label}: emit → receive p50 / p99"),
-        figure: format!(
-            "{:.1} ms / {:.1} ms",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
-        ),
+        figure: p50_p99(&latencies, 1),
         target: "",
     });
     rows.push(Row {
@@ -343,11 +348,7 @@ async fn emit_latency(sizes: &Sizes, rows: &mut Vec<Row>) {
             "POST /events at {rate:.0} req/s ({} requests): p50 / p99",
             sizes.rate_requests
         ),
-        figure: format!(
-            "{:.2} ms / {:.2} ms",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
-        ),
+        figure: p50_p99(&latencies, 2),
         target: "p99 ≤ 5 ms",
     });
 }
@@ -474,11 +475,7 @@ async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
     ] {
         rows.push(Row {
             what: format!("{label}: {name} p50 / p99"),
-            figure: format!(
-                "{:.2} ms / {:.2} ms",
-                percentile(&took, 0.5),
-                percentile(&took, 0.99)
-            ),
+            figure: p50_p99(&took, 2),
             target: "≤ 20 ms",
         });
     }
