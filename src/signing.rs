@@ -94,10 +94,12 @@ pub fn sign_simple(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex_encode(&mac.finalize().into_bytes()))
 }
 
+/// A header as UTF-8. Not `HeaderValue::to_str`, which refuses anything but visible
+/// ASCII: a sender may put any UTF-8 in `webhook-id`, and its signature covers those bytes.
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
     headers
         .get(name)
-        .and_then(|value| value.to_str().ok())
+        .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
         .ok_or(VerifyError::MissingHeader(name))
 }
 
@@ -228,6 +230,27 @@ mod tests {
         assert_eq!(
             verify(other_secret, &headers, BODY, at(TIMESTAMP)),
             Err(VerifyError::NoMatch)
+        );
+    }
+
+    /// Found by the `verify` fuzz target: a UTF-8 `webhook-id` was refused as missing.
+    #[test]
+    fn a_non_ascii_message_id_verifies() {
+        let id = "évènement-1";
+        let signature = sign_standard(SECRET, id, TIMESTAMP, BODY).expect("sign");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HEADER_ID,
+            HeaderValue::from_bytes(id.as_bytes()).expect("bytes"),
+        );
+        headers.insert(HEADER_TIMESTAMP, HeaderValue::from(TIMESTAMP));
+        headers.insert(
+            HEADER_SIGNATURE,
+            HeaderValue::from_str(&signature).expect("ascii"),
+        );
+        assert_eq!(
+            verify(SECRET, &headers, BODY, at(TIMESTAMP)),
+            Ok(Verified::StandardWebhooks)
         );
     }
 

@@ -7,7 +7,7 @@
 
 mod attempt;
 pub mod guard;
-mod payload;
+pub mod payload;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,0 +1,43 @@
+//! The request body built from an event's stored data, for both webhook kinds: it must
+//! never panic, must be JSON, and a generic envelope must carry the data unchanged.
+#![no_main]
+
+use chrono::Utc;
+use hookpanel::api::WebhookKind;
+use hookpanel::dispatch::payload;
+use hookpanel::store::DeliveryJob;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|input: (bool, &str, &str)| {
+    let (slack, event_type, data) = input;
+    // The service stores data re-serialized from a parsed JSON value (POST /events), so
+    // only such text reaches the envelope.
+    let Ok(stored) = serde_json::from_str::<serde_json::Value>(data) else {
+        return;
+    };
+    let data = &stored.to_string();
+    let job = DeliveryJob {
+        delivery_id: "dlv_fuzz".to_owned(),
+        event_id: "evt_fuzz".to_owned(),
+        event_type: event_type.to_owned(),
+        data: data.to_owned(),
+        event_created_at: Utc::now(),
+        webhook_id: "wh_fuzz".to_owned(),
+        url: "https://example.com/".to_owned(),
+        kind: if slack {
+            WebhookKind::Slack
+        } else {
+            WebhookKind::Generic
+        },
+        webhook_deleted: false,
+        retry_step: 0,
+    };
+    let Ok(body) = payload::body(&job) else {
+        return;
+    };
+    let sent: serde_json::Value = serde_json::from_slice(&body).expect("the body is JSON");
+    if !slack {
+        assert_eq!(sent["data"], stored, "the envelope changed the data");
+        assert_eq!(sent["type"], event_type);
+    }
+});
