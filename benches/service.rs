@@ -4,6 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
+//! cargo bench --bench service -- --only e2e|rate|paging (one scenario)
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
@@ -501,11 +502,25 @@ fn main() {
         .build()
         .expect("runtime");
     let mut rows = Vec::new();
+    // `--only e2e|rate|paging` runs one scenario (for profiling one at a time).
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    let runs = |scenario: &str| only.is_none_or(|o| o == scenario);
     runtime.block_on(async {
-        end_to_end(&sizes, 1, &mut rows).await;
-        end_to_end(&sizes, 4, &mut rows).await;
-        emit_latency(&sizes, &mut rows).await;
-        paging(&sizes, &mut rows).await;
+        if runs("e2e") {
+            end_to_end(&sizes, 1, &mut rows).await;
+            end_to_end(&sizes, 4, &mut rows).await;
+        }
+        if runs("rate") {
+            emit_latency(&sizes, &mut rows).await;
+        }
+        if runs("paging") {
+            paging(&sizes, &mut rows).await;
+        }
     });
     println!("| measurement | result | target |");
     println!("|---|---|---|");
