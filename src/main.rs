@@ -93,7 +93,7 @@ struct ServeArgs {
     auto_disable_after: Duration,
 
     /// Delivery attempts in flight at once.
-    #[arg(long, env = "HOOKPANEL_DELIVERY_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "HOOKPANEL_DELIVERY_CONCURRENCY", default_value_t = dispatch::DEFAULT_CONCURRENCY)]
     delivery_concurrency: usize,
 }
 

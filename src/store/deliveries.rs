@@ -1,5 +1,8 @@
 //! Events, deliveries and attempts.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
@@ -167,40 +170,190 @@ impl<'a> AttemptRow<'a> {
     }
 }
 
-/// Writes one event and its deliveries; an id already stored creates nothing.
-async fn emit_in(
+/// Tells queued emits apart (two may carry the same event id).
+static NEXT_EMIT_TICKET: AtomicU64 = AtomicU64::new(0);
+
+/// Rows per multi-row INSERT, within SQLite's bound-parameter limit.
+const EMIT_ROWS_PER_STATEMENT: usize = 256;
+
+/// Writes events and their deliveries; an id already stored creates nothing, and an id
+/// repeated within `events` is created once. A handful of statements for the whole
+/// batch, whatever its size: with sqlx's SQLite driver every statement is a hop to its
+/// worker thread, and those hops, not SQLite, are the cost.
+async fn emit_batch(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    event: &NewEvent,
+    events: &[&NewEvent],
     now: i64,
-) -> Result<Emitted> {
-    if !insert_event(tx, event, now).await? {
-        let deliveries: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE event_id = ?")
-                .bind(&event.id)
-                .fetch_one(&mut **tx)
-                .await?;
-        return Ok(Emitted {
-            event_id: event.id.clone(),
-            deliveries: u64::try_from(deliveries).unwrap_or(0),
-            created: false,
+) -> Result<Vec<Emitted>> {
+    let created = insert_events(tx, events, now).await?;
+    // The first occurrence of each new id creates it; later ones report its fan-out.
+    let mut creators: HashMap<&str, usize> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        if created.contains(event.id.as_str()) {
+            creators.entry(event.id.as_str()).or_insert(index);
+        }
+    }
+    let new_types: HashSet<&str> = creators
+        .values()
+        .map(|&index| events[index].event_type.as_str())
+        .collect();
+    let subscribers = subscribers_of(tx, &new_types).await?;
+    let mut rows = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        if creators.get(event.id.as_str()) == Some(&index) {
+            for webhook_id in subscribers
+                .get(event.event_type.as_str())
+                .into_iter()
+                .flatten()
+            {
+                rows.push((*event, webhook_id.as_str()));
+            }
+        }
+    }
+    insert_deliveries(tx, &rows, now).await?;
+    let earlier: Vec<&str> = events
+        .iter()
+        .map(|event| event.id.as_str())
+        .filter(|id| !creators.contains_key(id))
+        .collect();
+    let earlier_counts = delivery_counts(tx, &earlier).await?;
+    Ok(events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let id = event.id.as_str();
+            let (deliveries, created) = match creators.get(id) {
+                Some(&creator) => {
+                    let fan_out = subscribers
+                        .get(events[creator].event_type.as_str())
+                        .map_or(0, Vec::len);
+                    (fan_out as u64, creator == index)
+                }
+                None => (earlier_counts.get(id).copied().unwrap_or(0), false),
+            };
+            Emitted {
+                event_id: event.id.clone(),
+                deliveries,
+                created,
+            }
+        })
+        .collect())
+}
+
+/// Inserts the events whose ids are new; returns those ids.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    events: &[&NewEvent],
+    now: i64,
+) -> Result<HashSet<String>> {
+    let mut created = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(EMIT_ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO events (id, event_type, data, created_at) ");
+        insert.push_values(chunk, |mut values, event| {
+            values
+                .push_bind(&event.id)
+                .push_bind(&event.event_type)
+                .push_bind(&event.data)
+                .push_bind(now);
         });
+        insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+        let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
+        created.extend(ids);
     }
-    let webhook_ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT w.id FROM webhooks w JOIN webhook_events e ON e.webhook_id = w.id \
-         WHERE w.is_active AND w.deleted_at IS NULL AND e.event_type IN (?, ?) ORDER BY w.id",
-    )
-    .bind(&event.event_type)
-    .bind(WILDCARD)
-    .fetch_all(&mut **tx)
-    .await?;
-    for webhook_id in &webhook_ids {
-        insert_delivery(tx, &event.id, webhook_id, &event.event_type, now).await?;
+    Ok(created)
+}
+
+/// The active webhooks subscribed to each of `event_types` (directly or through `*`),
+/// each list sorted.
+async fn subscribers_of(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event_types: &HashSet<&str>,
+) -> Result<HashMap<String, Vec<String>>> {
+    if event_types.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(Emitted {
-        event_id: event.id.clone(),
-        deliveries: webhook_ids.len() as u64,
-        created: true,
-    })
+    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT DISTINCT e.event_type, w.id FROM webhooks w \
+         JOIN webhook_events e ON e.webhook_id = w.id \
+         WHERE w.is_active AND w.deleted_at IS NULL AND e.event_type IN (",
+    );
+    let mut types = query.separated(", ");
+    types.push_bind(WILDCARD);
+    for event_type in event_types {
+        types.push_bind(*event_type);
+    }
+    query.push(")");
+    let rows = query.build().fetch_all(&mut **tx).await?;
+    let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
+    let mut everything = Vec::new();
+    for row in &rows {
+        let event_type: String = row.try_get("event_type")?;
+        let webhook_id: String = row.try_get("id")?;
+        if event_type == WILDCARD {
+            everything.push(webhook_id);
+        } else {
+            by_type.entry(event_type).or_default().push(webhook_id);
+        }
+    }
+    let mut subscribers = HashMap::with_capacity(event_types.len());
+    for event_type in event_types {
+        let mut ids = by_type.remove(*event_type).unwrap_or_default();
+        ids.extend(everything.iter().cloned());
+        ids.sort_unstable();
+        ids.dedup();
+        subscribers.insert((*event_type).to_owned(), ids);
+    }
+    Ok(subscribers)
+}
+
+/// Inserts one pending delivery per (event, webhook) pair.
+async fn insert_deliveries(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    rows: &[(&NewEvent, &str)],
+    now: i64,
+) -> Result<()> {
+    for chunk in rows.chunks(EMIT_ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
+             created_at, next_attempt_at) ",
+        );
+        insert.push_values(chunk, |mut values, (event, webhook_id)| {
+            values
+                .push_bind(new_id("dlv"))
+                .push_bind(&event.id)
+                .push_bind(*webhook_id)
+                .push_bind(&event.event_type)
+                .push_bind("pending")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// How many deliveries each of `event_ids` has.
+async fn delivery_counts(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event_ids: &[&str],
+) -> Result<HashMap<String, u64>> {
+    let mut counts = HashMap::with_capacity(event_ids.len());
+    for chunk in event_ids.chunks(EMIT_ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT event_id, COUNT(*) AS deliveries FROM deliveries WHERE event_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for id in chunk {
+            ids.push_bind(*id);
+        }
+        query.push(") GROUP BY event_id");
+        for row in query.build().fetch_all(&mut **tx).await? {
+            let count: i64 = row.try_get("deliveries")?;
+            counts.insert(row.try_get("event_id")?, u64::try_from(count).unwrap_or(0));
+        }
+    }
+    Ok(counts)
 }
 
 async fn insert_delivery(
@@ -271,14 +424,34 @@ impl Store {
     /// emit tries again alone, so each gets its own error.
     pub async fn emit_event(&self, event: NewEvent) -> Result<Emitted> {
         let (done, mut written) = tokio::sync::oneshot::channel();
+        let ticket = NEXT_EMIT_TICKET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.queued_emits
             .lock()
             .map_err(|_| StoreError::Corrupt("the emit queue was poisoned".to_owned()))?
             .push(QueuedEmit {
+                ticket,
                 event: event.clone(),
                 done,
             });
-        let turn = self.write_turn().await?;
+        let turn = match self.write_turn().await {
+            Ok(turn) => turn,
+            Err(err) => {
+                // Still queued: withdraw, so that an emit answered 503 is not written later.
+                // Already taken by a writer: its answer is on the way.
+                let withdrawn = self.queued_emits.lock().is_ok_and(|mut queued| {
+                    let before = queued.len();
+                    queued.retain(|q| q.ticket != ticket);
+                    queued.len() < before
+                });
+                if withdrawn {
+                    return Err(err);
+                }
+                return match written.await {
+                    Ok(Some(emitted)) => Ok(emitted),
+                    Ok(None) | Err(_) => Err(err),
+                };
+            }
+        };
         if let Ok(outcome) = written.try_recv() {
             return match outcome {
                 Some(emitted) => Ok(emitted),
@@ -292,53 +465,47 @@ impl Store {
             .unwrap_or_default();
         let now = millis(Utc::now());
         let mut tx = self.begin_in_turn(turn).await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut failure = None;
-        for queued in &batch {
-            match emit_in(&mut tx, &queued.event, now).await {
-                Ok(emitted) => outcomes.push(emitted),
-                Err(err) => {
-                    failure = Some(err);
-                    break;
-                }
-            }
-        }
+        let events: Vec<&NewEvent> = batch.iter().map(|queued| &queued.event).collect();
+        let written_batch = emit_batch(&mut tx, &events, now).await;
         // Everyone queued hears the outcome before the turn passes on: a waiting emit
         // that gets the turn next then finds its answer rather than an empty queue.
-        let (finished, _turn) = tx.finish_keeping_turn(failure.is_none()).await;
-        let committed = match failure {
-            None => finished,
-            Some(err) => Err(err),
-        };
-        let mine = match committed {
-            Ok(()) => {
-                let mut mine = None;
+        let (finished, turn) = tx.finish_keeping_turn(written_batch.is_ok()).await;
+        match written_batch.and_then(|outcomes| finished.map(|()| outcomes)) {
+            Ok(outcomes) => {
                 for (queued, emitted) in batch.into_iter().zip(outcomes) {
-                    if queued.event.id == event.id && mine.is_none() {
-                        mine = Some(emitted);
-                    } else {
-                        let _ = queued.done.send(Some(emitted));
-                    }
+                    let _ = queued.done.send(Some(emitted));
                 }
-                mine
             }
             Err(err) => {
+                // Each tries again alone and gets its own answer: one bad event must not
+                // fail the others.
+                let shared = batch.len() > 1;
                 for queued in batch {
-                    if queued.event.id != event.id {
-                        let _ = queued.done.send(None);
-                    }
+                    let _ = queued.done.send(None);
                 }
-                return Err(err);
+                return if shared {
+                    self.emit_alone(turn, event).await
+                } else {
+                    Err(err)
+                };
             }
-        };
-        mine.ok_or_else(|| StoreError::Corrupt("an emit left the queue unwritten".to_owned()))
+        }
+        match written.try_recv() {
+            Ok(Some(emitted)) => Ok(emitted),
+            _ => Err(StoreError::Corrupt(
+                "an emit left the queue unwritten".to_owned(),
+            )),
+        }
     }
 
     /// One event in its own transaction (after a shared one failed).
     async fn emit_alone(&self, turn: WriteTurn, event: NewEvent) -> Result<Emitted> {
         let now = millis(Utc::now());
         let mut tx = self.begin_in_turn(turn).await?;
-        let emitted = emit_in(&mut tx, &event, now).await?;
+        let emitted = emit_batch(&mut tx, &[&event], now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("an emit wrote nothing".to_owned()))?;
         tx.commit().await?;
         Ok(emitted)
     }
@@ -750,5 +917,96 @@ impl Store {
         }
         tx.commit().await?;
         Ok(changed.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewWebhook;
+
+    fn event(id: &str, event_type: &str) -> NewEvent {
+        NewEvent {
+            id: id.to_owned(),
+            event_type: event_type.to_owned(),
+            data: "{}".to_owned(),
+        }
+    }
+
+    async fn webhook(store: &Store, name: &str, events: &[&str]) -> String {
+        let id = new_id("wh");
+        store
+            .insert_webhook(NewWebhook {
+                id: id.clone(),
+                name: name.to_owned(),
+                url: "https://example.com/hook".to_owned(),
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                kind: WebhookKind::Generic,
+                description: None,
+                owner: None,
+                secret_hint: "abcd".to_owned(),
+                sealed_secret: vec![0; 8],
+            })
+            .await
+            .expect("webhook stored");
+        id
+    }
+
+    #[tokio::test]
+    async fn a_batch_creates_each_new_event_once_and_reports_earlier_fan_outs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("emit.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let orders = webhook(&store, "orders", &["order.created"]).await;
+        let everything = webhook(&store, "everything", &["*"]).await;
+        webhook(&store, "products", &["product.created"]).await;
+
+        let earlier = store
+            .emit_event(event("evt_0", "order.created"))
+            .await
+            .expect("emitted");
+        assert_eq!((earlier.deliveries, earlier.created), (2, true));
+
+        let batch = [
+            event("evt_1", "order.created"),
+            event("evt_1", "order.created"),
+            event("evt_0", "order.created"),
+            event("evt_2", "customer.created"),
+        ];
+        let refs: Vec<&NewEvent> = batch.iter().collect();
+        let mut tx = store.begin_write().await.expect("write turn");
+        let outcomes = emit_batch(&mut tx, &refs, millis(Utc::now()))
+            .await
+            .expect("batch written");
+        tx.commit().await.expect("committed");
+        let summary: Vec<(&str, u64, bool)> = outcomes
+            .iter()
+            .map(|e| (e.event_id.as_str(), e.deliveries, e.created))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("evt_1", 2, true),
+                ("evt_1", 2, false),
+                ("evt_0", 2, false),
+                ("evt_2", 1, true),
+            ]
+        );
+
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT event_id, webhook_id FROM deliveries ORDER BY event_id, webhook_id",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("rows");
+        let mut expected = vec![
+            ("evt_0".to_owned(), orders.clone()),
+            ("evt_0".to_owned(), everything.clone()),
+            ("evt_1".to_owned(), orders),
+            ("evt_1".to_owned(), everything.clone()),
+            ("evt_2".to_owned(), everything),
+        ];
+        expected.sort();
+        assert_eq!(rows, expected);
     }
 }
