@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Connection as _, Row as _, SqlitePool};
 
 use crate::api::{Webhook, WebhookKind};
 
@@ -310,6 +310,11 @@ impl Store {
             // A SQLite connection is a file handle in this process: nothing to ping, and
             // each ping is a round trip to its worker thread.
             .test_before_acquire(false)
+            // A COMMIT that fails with an I/O error (a full disk) leaves sqlx counting a
+            // transaction that SQLite already rolled back; every BEGIN on that connection
+            // then fails. By the time a connection is idle its queued rollback has run, so
+            // one still "in a transaction" is such a one: close it, open a fresh one.
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;

@@ -305,3 +305,129 @@ async fn sigkill_during_a_burst_loses_no_event_and_leaves_nothing_stuck() {
         receiver.received("/burst").len()
     );
 }
+
+/// Sets the largest file the process `pid` may write (the soft limit, which needs no
+/// privilege to raise again), with util-linux's `prlimit`.
+fn limit_file_size(pid: u32, limit: &str) {
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--fsize={limit}:unlimited"))
+        .status()
+        .expect("prlimit runs");
+    assert!(status.success(), "prlimit --fsize={limit} failed");
+}
+
+/// A full disk, as the service sees one: a file-size limit (`RLIMIT_FSIZE`) set on the
+/// running process makes every write past its first byte fail, as writes to a full
+/// filesystem do. (CI runs as root, so a read-only file would not stop it.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_answers_503_keeps_what_was_accepted_and_recovers() {
+    use std::collections::HashSet;
+
+    use serde_json::{Value, json};
+
+    use crate::receiver::Receiver;
+    use crate::support::wait_for;
+
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("full.db").display());
+    // Through a shell that ignores SIGXFSZ, so that a write past the limit fails with
+    // an error instead of killing the process: what a full disk does.
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' XFSZ; exec \"$0\" serve", BINARY])
+        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+        .env("HOOKPANEL_DB", &db)
+        .env("HOOKPANEL_ENCRYPTION_KEY", keygen())
+        .env("HOOKPANEL_ADMIN_KEY", "hpk_crash_test")
+        .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
+        .env("HOOKPANEL_RETRY_SCHEDULE", "0s,200ms,200ms,200ms")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let (_, base_url) = read_startup(&mut child);
+    let pid = child.id();
+    let _service = Running(child);
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base_url}/v1/admin{path}"))
+            .bearer_auth("hpk_crash_test")
+            .json(&body)
+            .send()
+    };
+    let created = post(
+        "/webhooks",
+        json!({"name": "full", "url": receiver.url("/full"), "events": ["order.created"]}),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let emit = |id: String| {
+        post(
+            "/events",
+            json!({"type": "order.created", "id": id, "data": {}}),
+        )
+    };
+    for n in 0..20 {
+        let answer = emit(format!("before-{n}")).await.expect("sent");
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    }
+
+    limit_file_size(pid, "1");
+    let mut refused = Vec::new();
+    for n in 0..5 {
+        let id = format!("while-full-{n}");
+        let answer = emit(id.clone()).await.expect("sent");
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let error: Value = answer.json().await.expect("json");
+        assert_eq!(error["error"]["code"], "storage_unavailable", "{error}");
+        refused.push(id);
+    }
+    // Reads go on meanwhile.
+    let listed = client
+        .get(format!("{base_url}/v1/admin/webhooks"))
+        .bearer_auth("hpk_crash_test")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(listed.status(), StatusCode::OK);
+
+    limit_file_size(pid, "unlimited");
+    for id in &refused {
+        let answer = emit(id.clone()).await.expect("sent");
+        assert_eq!(
+            answer.status(),
+            StatusCode::ACCEPTED,
+            "{id} after the disk cleared"
+        );
+    }
+    let expected: HashSet<String> = (0..20)
+        .map(|n| format!("before-{n}"))
+        .chain(refused.iter().cloned())
+        .collect();
+    wait_for("every event delivered", Duration::from_secs(60), || async {
+        let seen: HashSet<String> = receiver
+            .received("/full")
+            .iter()
+            .filter_map(|r| Some(r.headers.get("webhook-id")?.to_str().ok()?.to_owned()))
+            .collect();
+        (seen == expected).then_some(())
+    })
+    .await;
+    let pool = sqlx::SqlitePool::connect(&db).await.expect("readable");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("counted");
+    assert_eq!(
+        stored, 25,
+        "each accepted event once, each refused one once when sent again"
+    );
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .expect("checked");
+    assert_eq!(integrity, "ok");
+}
