@@ -129,9 +129,15 @@ fn keygen_prints_a_32_byte_base64_key() {
 
 /// Starts `hookpanel serve` on `db` with a known admin key; returns it and its base URL.
 fn serve_with(db: &str, encryption_key: &str, extra: &[&str]) -> (Running, String) {
-    let mut child = Command::new(BINARY)
-        .arg("serve")
-        .args(extra)
+    let mut command = Command::new(BINARY);
+    command.arg("serve").args(extra);
+    spawn_serve(&mut command, db, encryption_key)
+}
+
+/// Spawns `command` (which runs `hookpanel serve`) on `db`, listening on port 0 with the
+/// test admin key and a short retry schedule; returns it and its base URL.
+fn spawn_serve(command: &mut Command, db: &str, encryption_key: &str) -> (Running, String) {
+    let mut child = command
         .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
         .env("HOOKPANEL_DB", db)
         .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
@@ -334,21 +340,10 @@ async fn a_full_disk_answers_503_keeps_what_was_accepted_and_recovers() {
     let db = format!("sqlite://{}", dir.path().join("full.db").display());
     // Through a shell that ignores SIGXFSZ, so that a write past the limit fails with
     // an error instead of killing the process: what a full disk does.
-    let mut child = Command::new("sh")
-        .args(["-c", "trap '' XFSZ; exec \"$0\" serve", BINARY])
-        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
-        .env("HOOKPANEL_DB", &db)
-        .env("HOOKPANEL_ENCRYPTION_KEY", keygen())
-        .env("HOOKPANEL_ADMIN_KEY", "hpk_crash_test")
-        .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
-        .env("HOOKPANEL_RETRY_SCHEDULE", "0s,200ms,200ms,200ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let (_, base_url) = read_startup(&mut child);
-    let pid = child.id();
-    let _service = Running(child);
+    let mut through_shell = Command::new("sh");
+    through_shell.args(["-c", "trap '' XFSZ; exec \"$0\" serve", BINARY]);
+    let (service, base_url) = spawn_serve(&mut through_shell, &db, &keygen());
+    let pid = service.0.id();
     let client = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         client
