@@ -302,7 +302,9 @@ impl Store {
             // Sorts and statement journals in memory, not in files opened and deleted
             // in /var/tmp for each batch.
             .pragma("temp_store", "MEMORY")
-            // A backstop: the checkpoint task keeps the log far shorter than this.
+            // A backstop for the checkpoint task. The log starts over only after a
+            // checkpoint that no write overlapped; under steady load it reached about
+            // 10 000 pages here between such moments.
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
