@@ -3,6 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::AppState;
 use super::error::Result;
@@ -10,6 +12,18 @@ use super::extract::ApiJson;
 use crate::api::{EmittedEvent, ErrorBody, EventIn};
 use crate::store::{self, NewEvent};
 use crate::validate::{self, FieldError};
+
+/// [`EventIn`] as the service reads it: `data` stays the caller's JSON text, so numbers
+/// beyond an f64's precision (amounts, 20-digit ids) reach receivers exactly as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventText {
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Box<RawValue>,
+    #[serde(default)]
+    id: Option<String>,
+}
 
 /// Emit an event. It and one delivery per active subscribed webhook are stored in one
 /// transaction before the answer; the same `id` again fans out once.
@@ -23,7 +37,7 @@ use crate::validate::{self, FieldError};
 )]
 pub async fn emit(
     State(state): State<AppState>,
-    ApiJson(input): ApiJson<EventIn>,
+    ApiJson(input): ApiJson<EventText>,
 ) -> Result<(StatusCode, Json<EmittedEvent>)> {
     if !state.catalog.contains(&input.event_type) {
         return Err(FieldError::new(
@@ -44,7 +58,7 @@ pub async fn emit(
         .emit_event(NewEvent {
             id,
             event_type: input.event_type,
-            data: input.data.to_string(),
+            data: input.data.get().to_owned(),
         })
         .await?;
     if emitted.created && emitted.deliveries > 0 {

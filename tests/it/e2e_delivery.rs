@@ -930,3 +930,40 @@ async fn concurrent_resends_are_all_accepted() {
     )
     .await;
 }
+
+/// Numbers beyond an f64's precision (amounts, 20-digit ids) reach the receiver digit for
+/// digit: the service keeps the caller's JSON text and never rounds it through a float.
+#[tokio::test]
+async fn event_data_reaches_the_receiver_exactly_as_sent() {
+    let receiver = Receiver::start().await;
+    let service = TestService::start().await;
+    webhook_to(
+        &service,
+        &receiver.url("/exact"),
+        json!(["payment.received"]),
+    )
+    .await;
+
+    let data = r#"{"amount": 12345678901234567890.123456789, "order_id": 123456789012345678901234, "ratio": 15.777777777777777777777777, "note": "caf\u00e9"}"#;
+    let body = format!(r#"{{"type": "payment.received", "id": "pay-exact", "data": {data}}}"#);
+    let response = service
+        .client
+        .post(service.url("/v1/admin/events"))
+        .bearer_auth(&service.admin_key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+
+    let received = wait_for("the delivery", Duration::from_secs(20), || async {
+        receiver.received("/exact").into_iter().next()
+    })
+    .await;
+    let text = String::from_utf8(received.body.to_vec()).expect("utf-8");
+    assert!(
+        text.contains(&format!(r#""data":{data}"#)),
+        "the data changed on the way: {text}"
+    );
+}
