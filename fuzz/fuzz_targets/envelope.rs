@@ -11,10 +11,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|input: (bool, &str, &str)| {
     let (slack, event_type, data) = input;
     // The service stores the caller's JSON text as sent (POST /events reads `data` as a
-    // raw value), so any valid JSON text reaches the envelope.
+    // raw value and refuses what does not also parse as values, such as 1e400).
     let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(data) else {
         return;
     };
+    if serde_json::from_str::<serde_json::Value>(raw.get()).is_err() {
+        return;
+    }
     let data = raw.get();
     let job = DeliveryJob {
         delivery_id: "dlv_fuzz".to_owned(),

@@ -49,6 +49,11 @@ pub async fn emit(
         )
         .into());
     }
+    // Kept as sent, but it must read as JSON values wherever it goes (a Slack message
+    // is built from them): numbers no f64 can hold, such as 1e400, are refused here.
+    if let Err(err) = serde_json::from_str::<serde_json::Value>(input.data.get()) {
+        return Err(FieldError::new("data", format!("not usable JSON: {err}")).into());
+    }
     let id = match &input.id {
         Some(id) => validate::event_id("id", id)?,
         None => store::new_id("msg"),

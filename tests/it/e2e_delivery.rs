@@ -966,4 +966,18 @@ async fn event_data_reaches_the_receiver_exactly_as_sent() {
         text.contains(&format!(r#""data":{data}"#)),
         "the data changed on the way: {text}"
     );
+
+    // Valid JSON grammar, but no receiver's f64 holds it: refused with the field named.
+    let response = service
+        .client
+        .post(service.url("/v1/admin/events"))
+        .bearer_auth(&service.admin_key)
+        .header("content-type", "application/json")
+        .body(r#"{"type": "payment.received", "data": {"amount": 1e400}}"#)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    let error: Value = response.json().await.expect("json");
+    assert_field_error(status, &error, "data");
 }
