@@ -946,15 +946,7 @@ async fn event_data_reaches_the_receiver_exactly_as_sent() {
 
     let data = r#"{"amount": 12345678901234567890.123456789, "order_id": 123456789012345678901234, "ratio": 15.777777777777777777777777, "note": "caf\u00e9"}"#;
     let body = format!(r#"{{"type": "payment.received", "id": "pay-exact", "data": {data}}}"#);
-    let response = service
-        .client
-        .post(service.url("/v1/admin/events"))
-        .bearer_auth(&service.admin_key)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
+    let response = service.post_raw("/events", body).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     let received = wait_for("the delivery", Duration::from_secs(20), || async {
@@ -969,14 +961,11 @@ async fn event_data_reaches_the_receiver_exactly_as_sent() {
 
     // Valid JSON grammar, but no receiver's f64 holds it: refused with the field named.
     let response = service
-        .client
-        .post(service.url("/v1/admin/events"))
-        .bearer_auth(&service.admin_key)
-        .header("content-type", "application/json")
-        .body(r#"{"type": "payment.received", "data": {"amount": 1e400}}"#)
-        .send()
-        .await
-        .expect("sent");
+        .post_raw(
+            "/events",
+            r#"{"type": "payment.received", "data": {"amount": 1e400}}"#,
+        )
+        .await;
     let status = response.status();
     let error: Value = response.json().await.expect("json");
     assert_field_error(status, &error, "data");

@@ -368,15 +368,7 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
     }
 
     // Not JSON at all: a 400 that says so.
-    let response = service
-        .client
-        .post(service.url("/v1/admin/webhooks"))
-        .bearer_auth(&service.admin_key)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .expect("sent");
+    let response = service.post_raw("/webhooks", "{\"name\": ").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.expect("json error");
     assert_eq!(error["error"]["code"], "invalid_json");

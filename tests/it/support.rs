@@ -129,6 +129,18 @@ impl TestService {
         (status, response.text().await.expect("body"))
     }
 
+    /// An authenticated admin POST of `body` as it is, JSON or not.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/admin{path}")))
+            .bearer_auth(&self.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the service")
+    }
+
     /// Like [`Self::call`], parsing the body as JSON.
     pub async fn json(
         &self,
