@@ -307,20 +307,22 @@ async fn subscribers_of(
     Ok(subscribers)
 }
 
-/// Inserts one pending delivery per (event, webhook) pair.
+/// Inserts one pending delivery per (event, webhook) pair; returns their ids, in order.
 async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     rows: &[(&NewEvent, &str)],
     now: i64,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let ids: Vec<String> = rows.iter().map(|_| new_id("dlv")).collect();
+    let rows: Vec<(&String, &(&NewEvent, &str))> = ids.iter().zip(rows).collect();
     for chunk in rows.chunks(EMIT_ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
              created_at, next_attempt_at) ",
         );
-        insert.push_values(chunk, |mut values, (event, webhook_id)| {
+        insert.push_values(chunk, |mut values, (id, (event, webhook_id))| {
             values
-                .push_bind(new_id("dlv"))
+                .push_bind(*id)
                 .push_bind(&event.id)
                 .push_bind(*webhook_id)
                 .push_bind(&event.event_type)
@@ -330,7 +332,7 @@ async fn insert_deliveries(
         });
         insert.build().execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// How many deliveries each of `event_ids` has.
@@ -354,47 +356,6 @@ async fn delivery_counts(
         }
     }
     Ok(counts)
-}
-
-async fn insert_delivery(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    event_id: &str,
-    webhook_id: &str,
-    event_type: &str,
-    now: i64,
-) -> Result<String> {
-    let id = new_id("dlv");
-    sqlx::query(
-        "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, created_at, next_attempt_at) \
-         VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-    )
-    .bind(&id)
-    .bind(event_id)
-    .bind(webhook_id)
-    .bind(event_type)
-    .bind(now)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
-}
-
-async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    event: &NewEvent,
-    now: i64,
-) -> Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO events (id, event_type, data, created_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.event_type)
-    .bind(&event.data)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
 }
 
 /// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
@@ -522,8 +483,11 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        insert_event(&mut tx, &event, now).await?;
-        let id = insert_delivery(&mut tx, &event.id, webhook_id, &event.event_type, now).await?;
+        insert_events(&mut tx, &[&event], now).await?;
+        let id = insert_deliveries(&mut tx, &[(&event, webhook_id)], now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a delivery was not written".to_owned()))?;
         tx.commit().await?;
         Ok(id)
     }
