@@ -137,8 +137,9 @@ fn job_from_row(row: &SqliteRow) -> Result<DeliveryJob> {
     })
 }
 
-/// Attempts per INSERT/UPDATE statement, within SQLite's bound-parameter limit.
-const ATTEMPT_ROWS_PER_STATEMENT: usize = 256;
+/// Rows per multi-row statement (or ids per `IN` list), within SQLite's bound-parameter
+/// limit.
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// One attempt as the batch statements bind it.
 struct AttemptRow<'a> {
@@ -172,9 +173,6 @@ impl<'a> AttemptRow<'a> {
 
 /// Tells queued emits apart (two may carry the same event id).
 static NEXT_EMIT_TICKET: AtomicU64 = AtomicU64::new(0);
-
-/// Rows per multi-row INSERT, within SQLite's bound-parameter limit.
-const EMIT_ROWS_PER_STATEMENT: usize = 256;
 
 /// Writes events and their deliveries; an id already stored creates nothing, and an id
 /// repeated within `events` is created once. A handful of statements for the whole
@@ -247,7 +245,7 @@ async fn insert_events(
     now: i64,
 ) -> Result<HashSet<String>> {
     let mut created = HashSet::with_capacity(events.len());
-    for chunk in events.chunks(EMIT_ROWS_PER_STATEMENT) {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO events (id, event_type, data, created_at) ");
         insert.push_values(chunk, |mut values, event| {
@@ -315,7 +313,7 @@ async fn insert_deliveries(
 ) -> Result<Vec<String>> {
     let ids: Vec<String> = rows.iter().map(|_| new_id("dlv")).collect();
     let rows: Vec<(&String, &(&NewEvent, &str))> = ids.iter().zip(rows).collect();
-    for chunk in rows.chunks(EMIT_ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
              created_at, next_attempt_at) ",
@@ -341,7 +339,7 @@ async fn delivery_counts(
     event_ids: &[&str],
 ) -> Result<HashMap<String, u64>> {
     let mut counts = HashMap::with_capacity(event_ids.len());
-    for chunk in event_ids.chunks(EMIT_ROWS_PER_STATEMENT) {
+    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT event_id, COUNT(*) AS deliveries FROM deliveries WHERE event_id IN (",
         );
@@ -542,17 +540,10 @@ impl Store {
         Ok(released.rows_affected())
     }
 
-    pub async fn delivery_job(&self, delivery_id: &str) -> Result<DeliveryJob> {
-        self.delivery_jobs(&[delivery_id.to_owned()])
-            .await?
-            .pop()
-            .ok_or(StoreError::NotFound)
-    }
-
     /// The jobs of several claimed deliveries in one query; ids not found are left out.
     pub async fn delivery_jobs(&self, delivery_ids: &[String]) -> Result<Vec<DeliveryJob>> {
         let mut jobs = Vec::with_capacity(delivery_ids.len());
-        for chunk in delivery_ids.chunks(ATTEMPT_ROWS_PER_STATEMENT) {
+        for chunk in delivery_ids.chunks(ROWS_PER_STATEMENT) {
             let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "SELECT d.id, d.event_id, d.event_type, d.retry_step, d.webhook_id, \
                         e.data, e.created_at AS event_created_at, \
@@ -574,18 +565,8 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Records an attempt and moves the delivery on, releasing its claim.
-    pub async fn record_attempt(
-        &self,
-        delivery_id: &str,
-        attempt: &AttemptRecord,
-        outcome: AttemptOutcome,
-    ) -> Result<()> {
-        self.record_attempts(&[(delivery_id, attempt, outcome)])
-            .await
-    }
-
-    /// Records several attempts in one transaction: the dispatcher's writes, batched.
+    /// Records attempts and moves each delivery on, releasing its claim: the dispatcher's
+    /// writes, batched in one transaction.
     pub async fn record_attempts(
         &self,
         attempts: &[(&str, &AttemptRecord, AttemptOutcome)],
@@ -600,7 +581,7 @@ impl Store {
             .map(|(delivery_id, attempt, outcome)| AttemptRow::new(delivery_id, attempt, *outcome))
             .collect();
         let mut tx = self.begin_write().await?;
-        for chunk in rows.chunks(ATTEMPT_ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO delivery_attempts (delivery_id, started_at, duration_ms, status_code, \
                  error, request_headers, response_headers, response_body) ",
