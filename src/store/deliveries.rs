@@ -15,7 +15,7 @@ use crate::api::{
 use crate::catalog::WILDCARD;
 
 /// An event to store and fan out.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NewEvent {
     pub id: String,
     pub event_type: String,
@@ -389,7 +389,7 @@ impl Store {
             .map_err(|_| StoreError::Corrupt("the emit queue was poisoned".to_owned()))?
             .push(QueuedEmit {
                 ticket,
-                event: event.clone(),
+                event,
                 done,
             });
         let turn = match self.write_turn().await {
@@ -406,15 +406,15 @@ impl Store {
                     return Err(err);
                 }
                 return match written.await {
-                    Ok(Some(emitted)) => Ok(emitted),
-                    Ok(None) | Err(_) => Err(err),
+                    Ok(Ok(emitted)) => Ok(emitted),
+                    Ok(Err(_)) | Err(_) => Err(err),
                 };
             }
         };
         if let Ok(outcome) = written.try_recv() {
             return match outcome {
-                Some(emitted) => Ok(emitted),
-                None => self.emit_alone(turn, event).await,
+                Ok(emitted) => Ok(emitted),
+                Err(event) => self.emit_alone(turn, event).await,
             };
         }
         let batch = self
@@ -432,25 +432,29 @@ impl Store {
         match written_batch.and_then(|outcomes| finished.map(|()| outcomes)) {
             Ok(outcomes) => {
                 for (queued, emitted) in batch.into_iter().zip(outcomes) {
-                    let _ = queued.done.send(Some(emitted));
+                    let _ = queued.done.send(Ok(emitted));
                 }
             }
             Err(err) => {
                 // Each tries again alone and gets its own answer: one bad event must not
                 // fail the others.
                 let shared = batch.len() > 1;
+                let mut mine = None;
                 for queued in batch {
-                    let _ = queued.done.send(None);
+                    if queued.ticket == ticket {
+                        mine = Some(queued.event);
+                    } else {
+                        let _ = queued.done.send(Err(queued.event));
+                    }
                 }
-                return if shared {
-                    self.emit_alone(turn, event).await
-                } else {
-                    Err(err)
+                return match mine {
+                    Some(event) if shared => self.emit_alone(turn, event).await,
+                    _ => Err(err),
                 };
             }
         }
         match written.try_recv() {
-            Ok(Some(emitted)) => Ok(emitted),
+            Ok(Ok(emitted)) => Ok(emitted),
             _ => Err(StoreError::Corrupt(
                 "an emit left the queue unwritten".to_owned(),
             )),

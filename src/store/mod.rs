@@ -157,12 +157,12 @@ async fn checkpoint_after_writes(pool: SqlitePool, written: Arc<tokio::sync::Not
 /// The right to write: the write gate, held.
 type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
-/// An emit waiting for a shared transaction; `done` gets its outcome, or `None` when
-/// the shared transaction failed and it should be written alone.
+/// An emit waiting for a shared transaction; `done` gets its outcome, or its event back
+/// when the shared transaction failed and it should be written alone.
 struct QueuedEmit {
     ticket: u64,
     event: NewEvent,
-    done: tokio::sync::oneshot::Sender<Option<Emitted>>,
+    done: tokio::sync::oneshot::Sender<std::result::Result<Emitted, NewEvent>>,
 }
 
 impl std::fmt::Debug for QueuedEmit {
