@@ -185,9 +185,7 @@ struct WriteTx {
 
 impl WriteTx {
     async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        self.written.notify_one();
-        Ok(())
+        self.finish_keeping_turn(true).await.0
     }
 
     /// Commits, or rolls back on failure, and hands back the turn still held.
@@ -199,7 +197,9 @@ impl WriteTx {
         } = self;
         let result = if ok {
             let committed = tx.commit().await.map_err(StoreError::from);
-            written.notify_one();
+            if committed.is_ok() {
+                written.notify_one();
+            }
             committed
         } else {
             tx.rollback().await.map_err(StoreError::from)
