@@ -105,7 +105,10 @@ pub struct SealedSecret {
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Connections for reads.
     pool: SqlitePool,
+    /// The one connection every write transaction uses: see [`Store::connect`].
+    writer: SqlitePool,
     /// Held for the length of every write transaction: see [`Store::begin_write`].
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// Emits waiting to be written by whoever writes next: see [`Store::emit_event`].
@@ -250,6 +253,21 @@ macro_rules! webhook_columns {
     };
 }
 
+/// Pool settings shared by the read pool and the writer.
+fn pool_options(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(5))
+        // A SQLite connection is a file handle in this process: nothing to ping, and
+        // each ping is a round trip to its worker thread.
+        .test_before_acquire(false)
+        // A COMMIT that fails with an I/O error (a full disk) leaves sqlx counting a
+        // transaction that SQLite already rolled back; every BEGIN on that connection
+        // then fails. By the time a connection is idle its queued rollback has run, so
+        // one still "in a transaction" is such a one: close it, open a fresh one.
+        .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+}
+
 impl Store {
     /// A write transaction. Writers queue in order on the in-process gate, so the
     /// service's own connections never fight over SQLite's lock: under load, SQLite's
@@ -270,7 +288,7 @@ impl Store {
     }
 
     async fn begin_in_turn(&self, turn: WriteTurn) -> Result<WriteTx> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx {
             tx,
             _gate: turn,
@@ -306,25 +324,22 @@ impl Store {
             // checkpoint that no write overlapped; under steady load it reached about
             // 10 000 pages here between such moments.
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            // A SQLite connection is a file handle in this process: nothing to ping, and
-            // each ping is a round trip to its worker thread.
-            .test_before_acquire(false)
-            // A COMMIT that fails with an I/O error (a full disk) leaves sqlx counting a
-            // transaction that SQLite already rolled back; every BEGIN on that connection
-            // then fails. By the time a connection is idle its queued rollback has run, so
-            // one still "in a transaction" is such a one: close it, open a fresh one.
-            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        let pool = pool_options(8).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        // Writes take turns anyway (the write gate), so they share one connection, whose
+        // page cache stays warm: in WAL mode a connection drops its whole cache when it
+        // finds that another connection has written, so writes spread over the pool read
+        // the same index pages again and again.
+        let writer = pool_options(1)
+            .min_connections(1)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
         let written = Arc::new(tokio::sync::Notify::new());
         let checkpointer =
             tokio::spawn(checkpoint_after_writes(pool.clone(), Arc::clone(&written)));
         Ok(Self {
             pool,
+            writer,
             write_gate: Arc::default(),
             queued_emits: Arc::default(),
             written,
@@ -333,6 +348,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
