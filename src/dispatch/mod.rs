@@ -231,7 +231,8 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
     loop {
         while in_flight.try_join_next().is_some() {}
         let free = permits.available_permits().min(CLAIM_BATCH);
-        let mut claimed_any = false;
+        // A claim that filled every free permit may have left more due work behind.
+        let mut more_due = false;
         let claim_now = free > 0 && (free >= claim_at || in_flight.is_empty());
         if claim_now {
             let now = Utc::now();
@@ -242,9 +243,9 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
                 .claim_due(now, lease_until, u32::try_from(free).unwrap_or(u32::MAX))
                 .await
             {
-                Ok(ids) => {
-                    claimed_any = !ids.is_empty();
-                    for (job, secrets) in load_jobs(&context, &ids).await {
+                Ok(jobs) => {
+                    more_due = jobs.len() >= free;
+                    for (job, secrets) in with_secrets(&context, jobs).await {
                         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                             break;
                         };
@@ -258,7 +259,7 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
                 Err(err) => tracing::warn!("claiming due deliveries failed: {err}"),
             }
         }
-        if claimed_any {
+        if more_due {
             continue;
         }
         let wait = if !claim_now {
@@ -299,17 +300,12 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
 /// The signing secrets of one webhook, as stored (sealed), or why they could not be read.
 type SealedSecrets = Arc<Result<Vec<SealedSecret>, String>>;
 
-/// The jobs of claimed deliveries, each with its webhook's secrets: one query for the
-/// jobs and one per webhook, instead of two per delivery. A delivery that cannot be
-/// loaded keeps its claim until the lease runs out and is tried again then.
-async fn load_jobs(context: &Context, ids: &[String]) -> Vec<(DeliveryJob, SealedSecrets)> {
-    let jobs = match context.store.delivery_jobs(ids).await {
-        Ok(jobs) => jobs,
-        Err(err) => {
-            tracing::warn!("loading claimed deliveries failed: {err}");
-            return Vec::new();
-        }
-    };
+/// Claimed jobs, each with its webhook's secrets: one query per webhook, not one per
+/// delivery.
+async fn with_secrets(
+    context: &Context,
+    jobs: Vec<DeliveryJob>,
+) -> Vec<(DeliveryJob, SealedSecrets)> {
     let now = Utc::now();
     let mut secrets: HashMap<String, SealedSecrets> = HashMap::new();
     let mut loaded = Vec::with_capacity(jobs.len());
