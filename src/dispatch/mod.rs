@@ -162,6 +162,8 @@ impl Dispatcher {
 
 /// Most attempts recorded in one transaction.
 const RECORD_BATCH: usize = 256;
+/// How long the first attempt of a batch waits for others to share its transaction.
+const RECORD_GATHER: Duration = Duration::from_millis(5);
 
 /// An attempt on its way to the database; `done` says whether it was recorded.
 struct Recording {
@@ -177,6 +179,16 @@ struct Recording {
 async fn record_batches(store: Store, mut queue: mpsc::Receiver<Recording>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        // Give attempts finishing about now a moment to join: at a steady trickle each
+        // would otherwise be a transaction of its own.
+        let gather_until = tokio::time::Instant::now() + RECORD_GATHER;
+        while batch.len() < RECORD_BATCH {
+            let room = RECORD_BATCH - batch.len();
+            match tokio::time::timeout_at(gather_until, queue.recv_many(&mut batch, room)).await {
+                Ok(received) if received > 0 => {}
+                _ => break,
+            }
+        }
         let rows: Vec<(&str, &AttemptRecord, AttemptOutcome)> = batch
             .iter()
             .map(|r| (r.delivery_id.as_str(), &r.record, r.outcome))
@@ -218,6 +230,8 @@ impl Context {
 
 /// Longest the loop sleeps before looking for due work again.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long the loop waits after being told of new work before it claims.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 100;
 
@@ -280,7 +294,14 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
         };
         tokio::select! {
             _ = &mut stopped => break,
-            () = context.handle.wake.notified() => {}
+            () = context.handle.wake.notified() => {
+                // Caught up, and new work arrives: let emits arriving about now share
+                // the claim rather than claim one delivery per emit. (Waiting for
+                // permits instead, the next claim comes when attempts end.)
+                if claim_now {
+                    tokio::time::sleep(CLAIM_GATHER).await;
+                }
+            }
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             () = tokio::time::sleep(wait), if wait != Duration::MAX => {}
         }
