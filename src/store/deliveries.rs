@@ -355,7 +355,22 @@ impl Store {
                 event,
                 done,
             });
-        let turn = match self.write_turn().await {
+        // Wait for a turn to write, unless a writer takes this event along first: then
+        // there is no need to queue for the turn behind everyone else.
+        let turn = tokio::select! {
+            outcome = &mut written => return match outcome {
+                Ok(Ok(emitted)) => Ok(emitted),
+                Ok(Err(event)) => {
+                    let turn = self.write_turn().await?;
+                    self.emit_alone(turn, event).await
+                }
+                Err(_) => Err(StoreError::Corrupt(
+                    "a queued emit was dropped unanswered".to_owned(),
+                )),
+            },
+            turn = self.write_turn() => turn,
+        };
+        let turn = match turn {
             Ok(turn) => turn,
             Err(err) => {
                 // Still queued: withdraw, so that an emit answered 503 is not written later.
