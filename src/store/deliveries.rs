@@ -860,6 +860,14 @@ mod tests {
         }
     }
 
+    /// A store on a fresh SQLite file, which lives as long as the directory returned.
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        (dir, store)
+    }
+
     async fn webhook(store: &Store, name: &str, events: &[&str]) -> String {
         let id = new_id("wh");
         store
@@ -881,9 +889,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_creates_each_new_event_once_and_reports_earlier_fan_outs() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("emit.db").display());
-        let store = Store::connect(&url).await.expect("store");
+        let (_dir, store) = temp_store().await;
         let orders = webhook(&store, "orders", &["order.created"]).await;
         let everything = webhook(&store, "everything", &["*"]).await;
         webhook(&store, "products", &["product.created"]).await;
@@ -946,9 +952,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_returns_each_due_job_once_with_its_event_and_webhook() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("claim.db").display());
-        let store = Store::connect(&url).await.expect("store");
+        let (_dir, store) = temp_store().await;
         let orders = webhook(&store, "orders", &["order.created"]).await;
         for n in 0..3 {
             let mut new = event(&format!("evt_{n}"), "order.created");
