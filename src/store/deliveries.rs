@@ -358,20 +358,18 @@ impl Store {
         // Wait for a turn to write, unless a writer takes this event along first: then
         // there is no need to queue for the turn behind everyone else.
         let turn = tokio::select! {
-            outcome = &mut written => return match outcome {
-                Ok(Ok(emitted)) => Ok(emitted),
-                Ok(Err(event)) => {
-                    let turn = self.write_turn().await?;
-                    self.emit_alone(turn, event).await
-                }
-                Err(_) => Err(StoreError::Corrupt(
-                    "a queued emit was dropped unanswered".to_owned(),
-                )),
-            },
+            outcome = &mut written => return self.emit_answer(outcome).await,
             turn = self.write_turn() => turn,
         };
-        let turn = match turn {
-            Ok(turn) => turn,
+        match turn {
+            Ok(turn) => {
+                // The write runs as a task of its own: a caller that goes away (a client
+                // that disconnects drops its request) must not roll back a transaction
+                // that others wait on.
+                let store = self.clone();
+                tokio::spawn(async move { store.write_queued_emits(turn).await });
+                self.emit_answer(written.await).await
+            }
             Err(err) => {
                 // Still queued: withdraw, so that an emit answered 503 is not written later.
                 // Already taken by a writer: its answer is on the way.
@@ -383,59 +381,72 @@ impl Store {
                 if withdrawn {
                     return Err(err);
                 }
-                return match written.await {
+                match written.await {
                     Ok(Ok(emitted)) => Ok(emitted),
                     Ok(Err(_)) | Err(_) => Err(err),
-                };
+                }
             }
-        };
-        if let Ok(outcome) = written.try_recv() {
-            return match outcome {
-                Ok(emitted) => Ok(emitted),
-                Err(event) => self.emit_alone(turn, event).await,
-            };
         }
+    }
+
+    /// What a queued emit heard: its outcome, or its event back to write alone because the
+    /// shared transaction failed.
+    async fn emit_answer(
+        &self,
+        answer: std::result::Result<
+            std::result::Result<Emitted, NewEvent>,
+            tokio::sync::oneshot::error::RecvError,
+        >,
+    ) -> Result<Emitted> {
+        match answer {
+            Ok(Ok(emitted)) => Ok(emitted),
+            Ok(Err(event)) => {
+                let turn = self.write_turn().await?;
+                self.emit_alone(turn, event).await
+            }
+            Err(_) => Err(StoreError::Corrupt(
+                "a queued emit was dropped unanswered".to_owned(),
+            )),
+        }
+    }
+
+    /// Writes every queued emit in one transaction and answers each; holds the turn until
+    /// all have heard, so that an emit that gets the turn next finds its answer waiting.
+    async fn write_queued_emits(&self, turn: WriteTurn) {
         let batch = self
             .queued_emits
             .lock()
             .map(|mut queued| std::mem::take(&mut *queued))
             .unwrap_or_default();
+        if batch.is_empty() {
+            return;
+        }
         let now = millis(Utc::now());
-        let mut tx = self.begin_in_turn(turn).await?;
-        let events: Vec<&NewEvent> = batch.iter().map(|queued| &queued.event).collect();
-        let written_batch = emit_batch(&mut tx, &events, now).await;
-        // Everyone queued hears the outcome before the turn passes on: a waiting emit
-        // that gets the turn next then finds its answer rather than an empty queue.
-        let (finished, turn) = tx.finish_keeping_turn(written_batch.is_ok()).await;
-        match written_batch.and_then(|outcomes| finished.map(|()| outcomes)) {
-            Ok(outcomes) => {
+        let outcomes = match self.begin_in_turn(turn).await {
+            Ok(mut tx) => {
+                let events: Vec<&NewEvent> = batch.iter().map(|queued| &queued.event).collect();
+                let written = emit_batch(&mut tx, &events, now).await;
+                let (finished, turn) = tx.finish_keeping_turn(written.is_ok()).await;
+                Some((
+                    written.and_then(|outcomes| finished.map(|()| outcomes)),
+                    turn,
+                ))
+            }
+            Err(_) => None,
+        };
+        match outcomes {
+            Some((Ok(outcomes), _turn)) => {
                 for (queued, emitted) in batch.into_iter().zip(outcomes) {
                     let _ = queued.done.send(Ok(emitted));
                 }
             }
-            Err(err) => {
-                // Each tries again alone and gets its own answer: one bad event must not
-                // fail the others.
-                let shared = batch.len() > 1;
-                let mut mine = None;
+            // Each tries again alone and gets its own answer: one bad event must not fail
+            // the others.
+            Some((Err(_), _)) | None => {
                 for queued in batch {
-                    if queued.ticket == ticket {
-                        mine = Some(queued.event);
-                    } else {
-                        let _ = queued.done.send(Err(queued.event));
-                    }
+                    let _ = queued.done.send(Err(queued.event));
                 }
-                return match mine {
-                    Some(event) if shared => self.emit_alone(turn, event).await,
-                    _ => Err(err),
-                };
             }
-        }
-        match written.try_recv() {
-            Ok(Ok(emitted)) => Ok(emitted),
-            _ => Err(StoreError::Corrupt(
-                "an emit left the queue unwritten".to_owned(),
-            )),
         }
     }
 
@@ -1003,5 +1014,58 @@ mod tests {
             .await
             .expect("claim");
         assert_eq!(again.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_emit_whose_caller_goes_away_neither_fails_nor_loses_the_others() {
+        let (_dir, store) = temp_store().await;
+        webhook(&store, "orders", &["order.created"]).await;
+        // Hold the turn so that both emits queue up behind it.
+        let held = store.write_turn().await.expect("turn");
+        let leaving = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .emit_event(event("evt_leaving", "order.created"))
+                    .await
+            }
+        });
+        let staying = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .emit_event(event("evt_staying", "order.created"))
+                    .await
+            }
+        });
+        let queued = |store: &Store| store.queued_emits.lock().map_or(0, |q| q.len());
+        for _ in 0..1_000 {
+            if queued(&store) == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(queued(&store), 2);
+        drop(held);
+        // The first in line takes the turn and the queue; its caller goes away while the
+        // transaction is under way (a client that disconnects drops its request).
+        for _ in 0..1_000 {
+            if queued(&store) == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        leaving.abort();
+
+        let emitted = staying
+            .await
+            .expect("task")
+            .expect("the other emit succeeds");
+        assert_eq!((emitted.deliveries, emitted.created), (1, true));
+        let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .expect("events");
+        assert_eq!(stored, ["evt_leaving", "evt_staying"]);
     }
 }
