@@ -862,6 +862,7 @@ mod tests {
     use super::*;
     use crate::store::NewWebhook;
     use chrono::TimeDelta;
+    use std::time::Duration;
 
     fn event(id: &str, event_type: &str) -> NewEvent {
         NewEvent {
@@ -1067,5 +1068,39 @@ mod tests {
             .await
             .expect("events");
         assert_eq!(stored, ["evt_leaving", "evt_staying"]);
+    }
+
+    #[tokio::test]
+    async fn after_a_burst_an_idle_store_gives_the_log_space_back() {
+        let (dir, store) = temp_store().await;
+        webhook(&store, "orders", &["order.created"]).await;
+        let log = dir.path().join("store.db-wal");
+        let bursts = (0..400).map(|n| {
+            let store = store.clone();
+            async move {
+                let mut new = event(&format!("evt_{n}"), "order.created");
+                new.data = format!(r#"{{"padding": "{}"}}"#, "x".repeat(2_000));
+                store.emit_event(new).await.expect("emitted");
+            }
+        });
+        futures_util::future::join_all(bursts).await;
+        let size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+        assert!(
+            size() > 1_000_000,
+            "the burst grew the log: {} bytes",
+            size()
+        );
+        // Bounded: the truncation is due about a second after the last write.
+        let mut waited = 0;
+        while size() > 0 && waited < 100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        assert_eq!(size(), 0, "the log was truncated once writes stopped");
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(stored, 400);
     }
 }
