@@ -1023,22 +1023,12 @@ mod tests {
         webhook(&store, "orders", &["order.created"]).await;
         // Hold the turn so that both emits queue up behind it.
         let held = store.write_turn().await.expect("turn");
-        let leaving = tokio::spawn({
+        let emit_in_task = |id: &'static str| {
             let store = store.clone();
-            async move {
-                store
-                    .emit_event(event("evt_leaving", "order.created"))
-                    .await
-            }
-        });
-        let staying = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .emit_event(event("evt_staying", "order.created"))
-                    .await
-            }
-        });
+            tokio::spawn(async move { store.emit_event(event(id, "order.created")).await })
+        };
+        let leaving = emit_in_task("evt_leaving");
+        let staying = emit_in_task("evt_staying");
         let queued = |store: &Store| store.queued_emits.lock().map_or(0, |q| q.len());
         for _ in 0..1_000 {
             if queued(&store) == 2 {
