@@ -422,27 +422,28 @@ impl Store {
             return;
         }
         let now = millis(Utc::now());
-        let outcomes = match self.begin_in_turn(turn).await {
+        // `_turn` is held to the end, past the answers.
+        let (written, _turn) = match self.begin_in_turn(turn).await {
             Ok(mut tx) => {
                 let events: Vec<&NewEvent> = batch.iter().map(|queued| &queued.event).collect();
                 let written = emit_batch(&mut tx, &events, now).await;
                 let (finished, turn) = tx.finish_keeping_turn(written.is_ok()).await;
-                Some((
+                (
                     written.and_then(|outcomes| finished.map(|()| outcomes)),
-                    turn,
-                ))
+                    Some(turn),
+                )
             }
-            Err(_) => None,
+            Err(err) => (Err(err), None),
         };
-        match outcomes {
-            Some((Ok(outcomes), _turn)) => {
+        match written {
+            Ok(outcomes) => {
                 for (queued, emitted) in batch.into_iter().zip(outcomes) {
                     let _ = queued.done.send(Ok(emitted));
                 }
             }
             // Each tries again alone and gets its own answer: one bad event must not fail
             // the others.
-            Some((Err(_), _)) | None => {
+            Err(_) => {
                 for queued in batch {
                     let _ = queued.done.send(Err(queued.event));
                 }
@@ -483,8 +484,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims up to `limit` due deliveries until `lease_until` and returns their jobs, the
-    /// oldest due first. One statement, run in the write turn without BEGIN and COMMIT
+    /// Claims up to `limit` due deliveries, the oldest due first, until `lease_until` and
+    /// returns their jobs. One statement, run in the write turn without BEGIN and COMMIT
     /// around it (a single statement is atomic by itself): with sqlx every statement is a
     /// round trip to a worker thread, and a claim with its transaction and a second
     /// query for the jobs took four.

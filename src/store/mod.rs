@@ -275,7 +275,7 @@ macro_rules! webhook_columns {
     };
 }
 
-/// Pool settings shared by the read pool and the writer.
+/// Pool settings shared by the read pool, the writer and the checkpoint connection.
 fn pool_options(connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(connections)
