@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use attempt::{RESPONSE_BODY_MAX_BYTES, USER_AGENT};
@@ -22,7 +22,9 @@ use attempt::{Sender, Verdict};
 
 use crate::crypto::{self, SecretCipher};
 use crate::signing;
-use crate::store::{AttemptOutcome, AttemptRecord, DeliveryJob, NewEvent, SealedSecret, Store};
+use crate::store::{
+    AttemptOutcome, AttemptRecord, DeliveryJob, HandedJob, Handoff, NewEvent, SealedSecret, Store,
+};
 
 /// The event emitted when the service deactivates a failing webhook.
 pub const WEBHOOK_FAILED_EVENT: &str = "webhook.failed";
@@ -100,6 +102,7 @@ impl DispatchHandle {
 /// A running dispatcher; stop it with [`Dispatcher::stop`].
 pub struct Dispatcher {
     handle: DispatchHandle,
+    store: Store,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -124,18 +127,33 @@ impl Dispatcher {
         let handle = DispatchHandle::default();
         let (recorder, queue) = mpsc::channel(RECORD_BATCH * 4);
         let writer = tokio::spawn(record_batches(store.clone(), queue));
+        let concurrency = config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        // Every handed job holds a slot, so the channel never holds more than there are.
+        let (handed_jobs, handed) = mpsc::channel(concurrency);
+        let handoff = Handoff::new(Arc::clone(&slots), handed_jobs, config.lease);
         let context = Arc::new(Context {
             sender: Sender::new(&config)?,
             recorder,
-            store,
+            store: store.clone(),
             cipher,
             config,
             handle: handle.clone(),
         });
+        store.hand_new_deliveries_to(handoff.clone());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(context, stopped));
+        let task = tokio::spawn(run(
+            context,
+            Work {
+                slots,
+                handoff,
+                handed,
+            },
+            stopped,
+        ));
         Ok(Self {
             handle,
+            store,
             stop,
             task,
             writer,
@@ -148,6 +166,7 @@ impl Dispatcher {
 
     /// Stops claiming, lets attempts under way finish (bounded by their timeout), and returns.
     pub async fn stop(self) {
+        self.store.stop_handing_over();
         let _ = self.stop.send(());
         if let Err(err) = self.task.await {
             tracing::error!("the dispatcher ended abnormally: {err}");
@@ -232,78 +251,80 @@ impl Context {
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long the loop waits after being told of new work before it claims.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
-/// Most deliveries claimed in one query.
+/// Most deliveries claimed in one query, or taken from the handoff at once.
 const CLAIM_BATCH: usize = 100;
 
-async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
+/// Where the loop's work comes from besides its claims.
+struct Work {
+    /// One per attempt in flight or handed over and about to start.
+    slots: Arc<Semaphore>,
+    /// Open while nothing due waits in the database (see [`Handoff`]).
+    handoff: Handoff,
+    /// Deliveries written claimed by emits, each with its slot.
+    handed: mpsc::Receiver<HandedJob>,
+}
+
+async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiver<()>) {
     let concurrency = context.config.concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(concurrency));
-    // While attempts are under way, claim once a quarter of the permits are free rather
+    // While attempts are under way, claim once a quarter of the slots are free rather
     // than for each attempt that ends: a claim is a transaction, whatever its size.
     let claim_at = (concurrency / 4).clamp(1, CLAIM_BATCH);
     let mut in_flight = JoinSet::new();
+    let mut handed = Vec::with_capacity(CLAIM_BATCH);
+    // Whether due work may be waiting in the database: at start, after a wake (work was
+    // queued unclaimed) and when the time comes that the last look said.
+    let mut look = true;
+    let mut look_again_at = tokio::time::Instant::now();
     loop {
         while in_flight.try_join_next().is_some() {}
-        let free = permits.available_permits().min(CLAIM_BATCH);
-        // A claim that filled every free permit may have left more due work behind.
-        let mut more_due = false;
-        let claim_now = free > 0 && (free >= claim_at || in_flight.is_empty());
-        if claim_now {
-            let now = Utc::now();
-            let lease_until =
-                now + TimeDelta::from_std(context.config.lease).unwrap_or(TimeDelta::MAX);
-            match context
-                .store
-                .claim_due(now, lease_until, u32::try_from(free).unwrap_or(u32::MAX))
-                .await
-            {
-                Ok(jobs) => {
-                    more_due = jobs.len() >= free;
-                    for (job, secrets) in with_secrets(&context, jobs).await {
-                        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                            break;
-                        };
-                        let context = Arc::clone(&context);
-                        in_flight.spawn(async move {
-                            deliver(&context, &job, &secrets).await;
-                            drop(permit);
-                        });
+        if look {
+            // New deliveries wait their turn behind what is due.
+            work.handoff.set_open(false);
+            let free = work.slots.available_permits().min(CLAIM_BATCH);
+            let slots = if free > 0 && (free >= claim_at || in_flight.is_empty()) {
+                take_slots(&work.slots, free)
+            } else {
+                Vec::new()
+            };
+            if !slots.is_empty() {
+                let wanted = slots.len();
+                match claim(&context, slots, &mut in_flight).await {
+                    // A claim that filled every slot taken may have left more due work.
+                    Some(claimed) if claimed >= wanted => continue,
+                    Some(_) => {
+                        look = false;
+                        work.handoff.set_open(true);
+                        look_again_at = tokio::time::Instant::now() + next_look(&context).await;
+                    }
+                    None => {
+                        look = false;
+                        look_again_at = tokio::time::Instant::now() + IDLE_POLL;
                     }
                 }
-                Err(err) => tracing::warn!("claiming due deliveries failed: {err}"),
             }
+            // Otherwise too few slots are free: wait for attempts to finish.
         }
-        if more_due {
-            continue;
-        }
-        let wait = if !claim_now {
-            // Too few permits are free: wait for attempts to finish.
-            Duration::MAX
-        } else {
-            match context.store.next_due_at(Utc::now()).await {
-                Ok(Some(at)) => (at - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(IDLE_POLL),
-                Ok(None) => IDLE_POLL,
-                Err(err) => {
-                    tracing::warn!("looking for due deliveries failed: {err}");
-                    IDLE_POLL
-                }
-            }
-        };
         tokio::select! {
             _ = &mut stopped => break,
             () = context.handle.wake.notified() => {
                 // Caught up, and new work arrives: let emits arriving about now share
                 // the claim rather than claim one delivery per emit. (Waiting for
-                // permits instead, the next claim comes when attempts end.)
-                if claim_now {
+                // slots instead, the next claim comes when attempts end.)
+                if !look {
                     tokio::time::sleep(CLAIM_GATHER).await;
                 }
+                look = true;
+            }
+            received = work.handed.recv_many(&mut handed, CLAIM_BATCH) => {
+                if received == 0 {
+                    break;
+                }
+                let (jobs, slots): (Vec<_>, Vec<_>) =
+                    handed.drain(..).map(|h| (h.job, h.slot)).unzip();
+                start_attempts(&context, jobs, slots, &mut in_flight).await;
             }
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            () = tokio::time::sleep(wait), if wait != Duration::MAX => {}
+            () = tokio::time::sleep_until(look_again_at), if !look => look = true,
         }
     }
     // Attempts under way end by their own timeout; the rest are released at the next start.
@@ -315,6 +336,67 @@ async fn run(context: Arc<Context>, mut stopped: oneshot::Receiver<()>) {
     .is_err()
     {
         in_flight.abort_all();
+    }
+}
+
+/// Up to `wanted` free slots.
+fn take_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphorePermit> {
+    (0..wanted)
+        .map_while(|_| Arc::clone(slots).try_acquire_owned().ok())
+        .collect()
+}
+
+/// Claims as many due deliveries as there are `slots` and starts them; returns how many
+/// it claimed, or `None` when the claim failed.
+async fn claim(
+    context: &Arc<Context>,
+    slots: Vec<OwnedSemaphorePermit>,
+    in_flight: &mut JoinSet<()>,
+) -> Option<usize> {
+    let now = Utc::now();
+    let lease_until = now + TimeDelta::from_std(context.config.lease).unwrap_or(TimeDelta::MAX);
+    let limit = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+    match context.store.claim_due(now, lease_until, limit).await {
+        Ok(jobs) => {
+            let claimed = jobs.len();
+            start_attempts(context, jobs, slots, in_flight).await;
+            Some(claimed)
+        }
+        Err(err) => {
+            tracing::warn!("claiming due deliveries failed: {err}");
+            None
+        }
+    }
+}
+
+/// How long until the next unclaimed delivery falls due, at most [`IDLE_POLL`].
+async fn next_look(context: &Context) -> Duration {
+    match context.store.next_due_at(Utc::now()).await {
+        Ok(Some(at)) => (at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(IDLE_POLL),
+        Ok(None) => IDLE_POLL,
+        Err(err) => {
+            tracing::warn!("looking for due deliveries failed: {err}");
+            IDLE_POLL
+        }
+    }
+}
+
+/// Starts one attempt per job, each holding one of `slots`; slots left over are freed.
+async fn start_attempts(
+    context: &Arc<Context>,
+    jobs: Vec<DeliveryJob>,
+    slots: Vec<OwnedSemaphorePermit>,
+    in_flight: &mut JoinSet<()>,
+) {
+    for ((job, secrets), slot) in with_secrets(context, jobs).await.into_iter().zip(slots) {
+        let context = Arc::clone(context);
+        in_flight.spawn(async move {
+            deliver(&context, &job, &secrets).await;
+            drop(slot);
+        });
     }
 }
 
@@ -487,7 +569,8 @@ async fn deactivate(context: &Context, job: &DeliveryJob, reason: &str) {
                 data: data.to_string(),
             };
             match context.store.emit_event(event).await {
-                Ok(_) => context.handle.wake(),
+                Ok(emitted) if emitted.unclaimed > 0 => context.handle.wake(),
+                Ok(_) => {}
                 Err(err) => tracing::error!("emitting {WEBHOOK_FAILED_EVENT} failed: {err}"),
             }
         }

@@ -66,7 +66,8 @@ pub async fn emit(
             data: input.data.get().to_owned(),
         })
         .await?;
-    if emitted.created && emitted.deliveries > 0 {
+    // Deliveries handed to the dispatcher as they were written need no wake-up.
+    if emitted.unclaimed > 0 {
         state.dispatch.wake();
     }
     Ok((

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
+use super::handoff::{HandedJob, Handoff};
 use super::{QueuedEmit, Result, Store, StoreError, WriteTurn, from_millis, millis, new_id};
 use crate::api::{
     Attempt, CodeClass, Delivery, DeliveryQuery, DeliveryStatus, StatsBucket, StatsPoint,
@@ -30,6 +31,17 @@ pub struct Emitted {
     pub deliveries: u64,
     /// False when an event with this id already existed: nothing new was created.
     pub created: bool,
+    /// New deliveries left for the dispatcher to claim: those not handed to it at once
+    /// (see [`Handoff`]).
+    pub unclaimed: u64,
+}
+
+/// An active webhook subscribed to a new event, as the emit's insert returns it.
+#[derive(Debug, serde::Deserialize)]
+struct Subscriber {
+    id: String,
+    url: String,
+    kind: String,
 }
 
 /// Everything the dispatcher needs to make one attempt.
@@ -178,11 +190,15 @@ static NEXT_EMIT_TICKET: AtomicU64 = AtomicU64::new(0);
 /// repeated within `events` is created once. A handful of statements for the whole
 /// batch, whatever its size: with sqlx's SQLite driver every statement is a hop to its
 /// worker thread, and those hops, not SQLite, are the cost.
+///
+/// New deliveries that get a slot from `handoff` are written claimed, and come back as
+/// jobs to hand over once the transaction has committed.
 async fn emit_batch(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     events: &[&NewEvent],
     now: i64,
-) -> Result<Vec<Emitted>> {
+    handoff: Option<&Handoff>,
+) -> Result<(Vec<Emitted>, Vec<HandedJob>)> {
     let created = insert_events(tx, events, now).await?;
     // The first occurrence of each new id creates it; later ones report its fan-out.
     let mut creators: HashMap<&str, usize> = HashMap::new();
@@ -194,48 +210,110 @@ async fn emit_batch(
     let mut rows = Vec::new();
     for (index, event) in events.iter().enumerate() {
         if creators.get(event.id.as_str()) == Some(&index) {
-            for webhook_id in created.get(event.id.as_str()).into_iter().flatten() {
-                rows.push((*event, webhook_id.as_str()));
+            for subscriber in created.get(event.id.as_str()).into_iter().flatten() {
+                rows.push((*event, subscriber));
             }
         }
     }
-    insert_deliveries(tx, &rows, now).await?;
+    let mut slots = handoff.map_or_else(Vec::new, |handoff| handoff.take_slots(rows.len()));
+    let lease_until = handoff.map(|handoff| {
+        now.saturating_add(i64::try_from(handoff.lease().as_millis()).unwrap_or(i64::MAX))
+    });
+    let claimed = slots.len();
+    let ids = insert_deliveries(
+        tx,
+        &rows
+            .iter()
+            .enumerate()
+            .map(|(index, (event, subscriber))| NewDelivery {
+                event,
+                webhook_id: &subscriber.id,
+                lease_until: if index < claimed { lease_until } else { None },
+            })
+            .collect::<Vec<_>>(),
+        now,
+    )
+    .await?;
+    let mut handed = Vec::with_capacity(claimed);
+    let mut unclaimed: HashMap<&str, u64> = HashMap::new();
+    for (index, ((event, subscriber), delivery_id)) in rows.iter().zip(ids).enumerate() {
+        if index >= claimed {
+            *unclaimed.entry(event.id.as_str()).or_default() += 1;
+            continue;
+        }
+        let Some(slot) = slots.pop() else { break };
+        handed.push(HandedJob {
+            job: new_job(event, subscriber, delivery_id, now)?,
+            slot,
+        });
+    }
     let earlier: Vec<&str> = events
         .iter()
         .map(|event| event.id.as_str())
         .filter(|id| !creators.contains_key(id))
         .collect();
     let earlier_counts = delivery_counts(tx, &earlier).await?;
-    Ok(events
+    let emitted = events
         .iter()
         .enumerate()
         .map(|(index, event)| {
             let id = event.id.as_str();
-            let (deliveries, created) = match creators.get(id) {
+            let (deliveries, created, unclaimed) = match creators.get(id) {
                 Some(&creator) => {
                     let fan_out = created.get(id).map_or(0, Vec::len);
-                    (fan_out as u64, creator == index)
+                    let first = creator == index;
+                    let unclaimed = if first {
+                        unclaimed.get(id).copied().unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    (fan_out as u64, first, unclaimed)
                 }
-                None => (earlier_counts.get(id).copied().unwrap_or(0), false),
+                None => (earlier_counts.get(id).copied().unwrap_or(0), false, 0),
             };
             Emitted {
                 event_id: event.id.clone(),
                 deliveries,
                 created,
+                unclaimed,
             }
         })
-        .collect())
+        .collect();
+    Ok((emitted, handed))
+}
+
+/// The job of a delivery just written, as a claim would have read it back.
+fn new_job(
+    event: &NewEvent,
+    subscriber: &Subscriber,
+    delivery_id: String,
+    now: i64,
+) -> Result<DeliveryJob> {
+    Ok(DeliveryJob {
+        delivery_id,
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        data: event.data.clone(),
+        event_created_at: from_millis(now)?,
+        webhook_id: subscriber.id.clone(),
+        url: subscriber.url.clone(),
+        kind: WebhookKind::parse(&subscriber.kind).ok_or_else(|| {
+            StoreError::Corrupt(format!("unknown webhook kind {:?}", subscriber.kind))
+        })?,
+        webhook_deleted: false,
+        retry_step: 0,
+    })
 }
 
 /// Inserts the events whose ids are new; returns each new id with the active webhooks
-/// subscribed to its type (directly or through `*`), sorted. The subscribers come back
-/// with the insert (`RETURNING` with a subquery): one statement, where a separate query
-/// was one more round trip to SQLite's worker thread per emit.
+/// subscribed to its type (directly or through `*`), sorted by id. The subscribers come
+/// back with the insert (`RETURNING` with a subquery): one statement, where a separate
+/// query was one more round trip to SQLite's worker thread per emit.
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     events: &[&NewEvent],
     now: i64,
-) -> Result<HashMap<String, Vec<String>>> {
+) -> Result<HashMap<String, Vec<Subscriber>>> {
     let mut created = HashMap::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> =
@@ -249,47 +327,56 @@ async fn insert_events(
         });
         insert.push(
             " ON CONFLICT (id) DO NOTHING RETURNING id, \
-             (SELECT json_group_array(DISTINCT w.id) FROM webhooks w \
-                JOIN webhook_events s ON s.webhook_id = w.id \
-              WHERE w.is_active AND w.deleted_at IS NULL \
-                AND s.event_type IN (events.event_type, ",
+             (SELECT json_group_array(json_object('id', w.id, 'url', w.url, 'kind', w.kind)) \
+              FROM webhooks w \
+              WHERE w.is_active AND w.deleted_at IS NULL AND w.id IN ( \
+                SELECT s.webhook_id FROM webhook_events s \
+                WHERE s.event_type IN (events.event_type, ",
         );
         insert.push_bind(WILDCARD);
-        insert.push(")) AS subscribers");
+        insert.push("))) AS subscribers");
         for row in insert.build().fetch_all(&mut **tx).await? {
             let id: String = row.try_get("id")?;
             let subscribers: String = row.try_get("subscribers")?;
-            let mut subscribers: Vec<String> = serde_json::from_str(&subscribers)
+            let mut subscribers: Vec<Subscriber> = serde_json::from_str(&subscribers)
                 .map_err(|err| StoreError::Corrupt(format!("subscribers of {id}: {err}")))?;
-            subscribers.sort_unstable();
+            subscribers.sort_unstable_by(|a, b| a.id.cmp(&b.id));
             created.insert(id, subscribers);
         }
     }
     Ok(created)
 }
 
+/// A delivery to insert; claimed until `lease_until` when it is handed over at once.
+struct NewDelivery<'a> {
+    event: &'a NewEvent,
+    webhook_id: &'a str,
+    lease_until: Option<i64>,
+}
+
 /// Inserts one pending delivery per (event, webhook) pair; returns their ids, in order.
 async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    rows: &[(&NewEvent, &str)],
+    rows: &[NewDelivery<'_>],
     now: i64,
 ) -> Result<Vec<String>> {
     let ids: Vec<String> = rows.iter().map(|_| new_id("dlv")).collect();
-    let rows: Vec<(&String, &(&NewEvent, &str))> = ids.iter().zip(rows).collect();
+    let rows: Vec<(&String, &NewDelivery<'_>)> = ids.iter().zip(rows).collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
-             created_at, next_attempt_at) ",
+             created_at, next_attempt_at, lease_until) ",
         );
-        insert.push_values(chunk, |mut values, (id, (event, webhook_id))| {
+        insert.push_values(chunk, |mut values, (id, row)| {
             values
                 .push_bind(*id)
-                .push_bind(&event.id)
-                .push_bind(*webhook_id)
-                .push_bind(&event.event_type)
+                .push_bind(&row.event.id)
+                .push_bind(row.webhook_id)
+                .push_bind(&row.event.event_type)
                 .push_bind("pending")
                 .push_bind(now)
-                .push_bind(now);
+                .push_bind(now)
+                .push_bind(row.lease_until);
         });
         insert.build().execute(&mut **tx).await?;
     }
@@ -422,11 +509,12 @@ impl Store {
             return;
         }
         let now = millis(Utc::now());
+        let handoff = self.handoff();
         // `_turn` is held to the end, past the answers.
         let (written, _turn) = match self.begin_in_turn(turn).await {
             Ok(mut tx) => {
                 let events: Vec<&NewEvent> = batch.iter().map(|queued| &queued.event).collect();
-                let written = emit_batch(&mut tx, &events, now).await;
+                let written = emit_batch(&mut tx, &events, now, handoff.as_ref()).await;
                 let (finished, turn) = tx.finish_keeping_turn(written.is_ok()).await;
                 (
                     written.and_then(|outcomes| finished.map(|()| outcomes)),
@@ -436,7 +524,10 @@ impl Store {
             Err(err) => (Err(err), None),
         };
         match written {
-            Ok(outcomes) => {
+            Ok((outcomes, handed)) => {
+                if let Some(handoff) = &handoff {
+                    handoff.send(handed);
+                }
                 for (queued, emitted) in batch.into_iter().zip(outcomes) {
                     let _ = queued.done.send(Ok(emitted));
                 }
@@ -454,12 +545,16 @@ impl Store {
     /// One event in its own transaction (after a shared one failed).
     async fn emit_alone(&self, turn: WriteTurn, event: NewEvent) -> Result<Emitted> {
         let now = millis(Utc::now());
+        let handoff = self.handoff();
         let mut tx = self.begin_in_turn(turn).await?;
-        let emitted = emit_batch(&mut tx, &[&event], now)
-            .await?
+        let (mut emitted, handed) = emit_batch(&mut tx, &[&event], now, handoff.as_ref()).await?;
+        let emitted = emitted
             .pop()
             .ok_or_else(|| StoreError::Corrupt("an emit wrote nothing".to_owned()))?;
         tx.commit().await?;
+        if let Some(handoff) = &handoff {
+            handoff.send(handed);
+        }
         Ok(emitted)
     }
 
@@ -476,7 +571,12 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         insert_events(&mut tx, &[&event], now).await?;
-        let id = insert_deliveries(&mut tx, &[(&event, webhook_id)], now)
+        let delivery = NewDelivery {
+            event: &event,
+            webhook_id,
+            lease_until: None,
+        };
+        let id = insert_deliveries(&mut tx, &[delivery], now)
             .await?
             .pop()
             .ok_or_else(|| StoreError::Corrupt("a delivery was not written".to_owned()))?;
@@ -928,9 +1028,10 @@ mod tests {
         ];
         let refs: Vec<&NewEvent> = batch.iter().collect();
         let mut tx = store.begin_write().await.expect("write turn");
-        let outcomes = emit_batch(&mut tx, &refs, millis(Utc::now()))
+        let (outcomes, handed) = emit_batch(&mut tx, &refs, millis(Utc::now()), None)
             .await
             .expect("batch written");
+        assert!(handed.is_empty(), "no dispatcher, nothing handed over");
         tx.commit().await.expect("committed");
         let summary: Vec<(&str, u64, bool)> = outcomes
             .iter()
@@ -1016,6 +1117,134 @@ mod tests {
             .await
             .expect("claim");
         assert_eq!(again.len(), 3);
+    }
+
+    /// A handoff with `slots` attempt slots, registered with `store`.
+    fn handoff(store: &Store, slots: usize) -> (Handoff, tokio::sync::mpsc::Receiver<HandedJob>) {
+        let (jobs, handed) = tokio::sync::mpsc::channel(slots);
+        let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
+        let handoff = Handoff::new(semaphore, jobs, Duration::from_secs(60));
+        store.hand_new_deliveries_to(handoff.clone());
+        (handoff, handed)
+    }
+
+    #[tokio::test]
+    async fn new_deliveries_that_find_a_free_slot_are_handed_over_claimed() {
+        let (_dir, store) = temp_store().await;
+        let orders = webhook(&store, "orders", &["order.created"]).await;
+        let (_handoff, mut handed) = handoff(&store, 2);
+        let mut emitted = Vec::new();
+        for n in 0..3 {
+            let mut new = event(&format!("evt_{n}"), "order.created");
+            new.data = format!(r#"{{"n": {n}}}"#);
+            emitted.push(store.emit_event(new).await.expect("emitted").unclaimed);
+        }
+        assert_eq!(emitted, [0, 0, 1], "two slots: the third waits for a claim");
+
+        let mut jobs = Vec::new();
+        while let Ok(job) = handed.try_recv() {
+            jobs.push(job);
+        }
+        let summary: Vec<(&str, &str, &str, &str, WebhookKind, u32)> = jobs
+            .iter()
+            .map(|h| {
+                (
+                    h.job.event_id.as_str(),
+                    h.job.data.as_str(),
+                    h.job.webhook_id.as_str(),
+                    h.job.url.as_str(),
+                    h.job.kind,
+                    h.job.retry_step,
+                )
+            })
+            .collect();
+        let hook = "https://example.com/hook";
+        assert_eq!(
+            summary,
+            [
+                (
+                    "evt_0",
+                    r#"{"n": 0}"#,
+                    orders.as_str(),
+                    hook,
+                    WebhookKind::Generic,
+                    0
+                ),
+                (
+                    "evt_1",
+                    r#"{"n": 1}"#,
+                    orders.as_str(),
+                    hook,
+                    WebhookKind::Generic,
+                    0
+                ),
+            ]
+        );
+        // The handed deliveries are claimed already: a claim finds only the third.
+        let now = Utc::now();
+        let claimed = store
+            .claim_due(now, now + TimeDelta::seconds(60), 10)
+            .await
+            .expect("claim");
+        let claimed: Vec<&str> = claimed.iter().map(|job| job.event_id.as_str()).collect();
+        assert_eq!(claimed, ["evt_2"]);
+        // A restart releases them like any claim.
+        assert_eq!(store.release_all_claims().await.expect("released"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_closed_or_full_handoff_leaves_new_deliveries_for_a_claim() {
+        let (_dir, store) = temp_store().await;
+        webhook(&store, "orders", &["order.created"]).await;
+        webhook(&store, "everything", &["*"]).await;
+        let (handoff, mut handed) = handoff(&store, 1);
+
+        handoff.set_open(false);
+        let closed = store
+            .emit_event(event("evt_closed", "order.created"))
+            .await
+            .expect("emitted");
+        assert_eq!((closed.deliveries, closed.unclaimed), (2, 2));
+        assert!(handed.try_recv().is_err(), "nothing handed while closed");
+
+        handoff.set_open(true);
+        let open = store
+            .emit_event(event("evt_open", "order.created"))
+            .await
+            .expect("emitted");
+        assert_eq!(
+            (open.deliveries, open.unclaimed),
+            (2, 1),
+            "one slot, two webhooks"
+        );
+        let job = handed.try_recv().expect("one handed over");
+        let full = store
+            .emit_event(event("evt_full", "order.created"))
+            .await
+            .expect("emitted");
+        assert_eq!(full.unclaimed, 2, "the only slot is taken");
+        // A slot given back (the attempt is over) serves the next emit.
+        drop(job);
+        let again = store
+            .emit_event(event("evt_again", "order.created"))
+            .await
+            .expect("emitted");
+        assert_eq!(again.unclaimed, 1);
+
+        // Once no dispatcher takes them, emits write every delivery unclaimed.
+        store.stop_handing_over();
+        drop(handed.try_recv().expect("handed over"));
+        let after = store
+            .emit_event(event("evt_after", "order.created"))
+            .await
+            .expect("emitted");
+        assert_eq!(after.unclaimed, 2);
+        let now = Utc::now();
+        let claimable = store
+            .claim_due(now, now + TimeDelta::seconds(60), 100)
+            .await
+            .expect("claim");
+        assert_eq!(claimable.len(), 2 + 1 + 2 + 1 + 2);
     }
 
     #[tokio::test]

@@ -17,8 +17,10 @@ use sqlx::{Connection as _, Row as _, SqlitePool};
 use crate::api::{Webhook, WebhookKind};
 
 mod deliveries;
+mod handoff;
 
 pub use deliveries::{AttemptOutcome, AttemptRecord, DeliveryJob, Emitted, NewEvent};
+pub use handoff::{HandedJob, Handoff};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -113,6 +115,8 @@ pub struct Store {
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// Emits waiting to be written by whoever writes next: see [`Store::emit_event`].
     queued_emits: Arc<std::sync::Mutex<Vec<QueuedEmit>>>,
+    /// Where new deliveries go claimed, while a dispatcher runs in this process.
+    handoff: Arc<std::sync::Mutex<Option<Handoff>>>,
     /// Told after each commit; wakes the checkpoint task.
     written: Arc<tokio::sync::Notify>,
     /// The checkpoint task's connection: see [`checkpoint_after_writes`].
@@ -369,10 +373,30 @@ impl Store {
             writer,
             write_gate: Arc::default(),
             queued_emits: Arc::default(),
+            handoff: Arc::default(),
             written,
             checkpoints: checkpoint_connection,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
         })
+    }
+
+    /// From now on, new deliveries that find a free slot in `handoff` are written claimed
+    /// and handed to its dispatcher (see [`Handoff`]).
+    pub fn hand_new_deliveries_to(&self, handoff: Handoff) {
+        if let Ok(mut current) = self.handoff.lock() {
+            *current = Some(handoff);
+        }
+    }
+
+    /// New deliveries are written unclaimed again, for a dispatcher to claim.
+    pub fn stop_handing_over(&self) {
+        if let Ok(mut current) = self.handoff.lock() {
+            *current = None;
+        }
+    }
+
+    fn handoff(&self) -> Option<Handoff> {
+        self.handoff.lock().ok().and_then(|current| current.clone())
     }
 
     pub async fn close(&self) {

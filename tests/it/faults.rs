@@ -85,8 +85,47 @@ async fn concurrent_emits_make_exactly_one_delivery_per_subscribed_webhook() {
     }
     assert_eq!(per_event, expected, "a lost or extra delivery row");
     let total: usize = expected.values().sum();
+
+    // Every delivery is sent exactly once, whether the emit handed it to the dispatcher
+    // or the dispatcher claimed it.
+    let unfinished = || async {
+        let unfinished: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status != 'succeeded'")
+                .fetch_one(&pool)
+                .await
+                .expect("counted");
+        (unfinished == 0).then_some(())
+    };
+    wait_for(
+        "every delivery to succeed",
+        Duration::from_secs(60),
+        unfinished,
+    )
+    .await;
+    let attempts: i64 = sqlx::query_scalar("SELECT SUM(attempts) FROM deliveries")
+        .fetch_one(&pool)
+        .await
+        .expect("summed");
+    assert_eq!(
+        usize::try_from(attempts).ok(),
+        Some(total),
+        "one attempt each"
+    );
+    let mut arrivals: HashMap<(String, String), usize> = HashMap::new();
+    for received in receiver.all_received() {
+        let event_id = received.headers["webhook-id"]
+            .to_str()
+            .expect("ascii id")
+            .to_owned();
+        *arrivals.entry((received.path, event_id)).or_default() += 1;
+    }
+    assert_eq!(arrivals.len(), total, "every delivery arrived");
+    assert!(
+        arrivals.values().all(|&count| count == 1),
+        "a delivery arrived twice"
+    );
     eprintln!(
-        "{EMITS} concurrent emits, {} distinct events: {total} delivery rows",
+        "{EMITS} concurrent emits, {} distinct events: {total} delivery rows, each sent once",
         expected.len()
     );
 }
