@@ -215,37 +215,39 @@ async fn emit_batch(
             }
         }
     }
-    let mut slots = handoff.map_or_else(Vec::new, |handoff| handoff.take_slots(rows.len()));
+    // Deliveries that get a slot are written claimed, and handed over after the commit.
+    // One whose webhook's kind is unreadable is left to a claim, which reports it.
+    let mut slots = handoff
+        .map_or_else(Vec::new, |handoff| handoff.take_slots(rows.len()))
+        .into_iter();
     let lease_until = handoff.map(|handoff| {
         now.saturating_add(i64::try_from(handoff.lease().as_millis()).unwrap_or(i64::MAX))
     });
-    let claimed = slots.len();
-    let ids = insert_deliveries(
-        tx,
-        &rows
-            .iter()
-            .enumerate()
-            .map(|(index, (event, subscriber))| NewDelivery {
-                event,
-                webhook_id: &subscriber.id,
-                lease_until: if index < claimed { lease_until } else { None },
-            })
-            .collect::<Vec<_>>(),
-        now,
-    )
-    .await?;
-    let mut handed = Vec::with_capacity(claimed);
-    let mut unclaimed: HashMap<&str, u64> = HashMap::new();
-    for (index, ((event, subscriber), delivery_id)) in rows.iter().zip(ids).enumerate() {
-        if index >= claimed {
-            *unclaimed.entry(event.id.as_str()).or_default() += 1;
-            continue;
-        }
-        let Some(slot) = slots.pop() else { break };
-        handed.push(HandedJob {
-            job: new_job(event, subscriber, delivery_id, now)?,
-            slot,
+    let mut new_deliveries = Vec::with_capacity(rows.len());
+    let mut claims = Vec::with_capacity(rows.len());
+    for (event, subscriber) in &rows {
+        let kind = WebhookKind::parse(&subscriber.kind);
+        let slot = kind.and_then(|_| slots.next());
+        new_deliveries.push(NewDelivery {
+            event,
+            webhook_id: &subscriber.id,
+            lease_until: slot.as_ref().and(lease_until),
         });
+        claims.push(slot.zip(kind));
+    }
+    drop(slots);
+    let ids = insert_deliveries(tx, &new_deliveries, now).await?;
+    let created_at = from_millis(now)?;
+    let mut handed = Vec::new();
+    let mut unclaimed: HashMap<&str, u64> = HashMap::new();
+    for (((event, subscriber), delivery_id), claim) in rows.iter().zip(ids).zip(claims) {
+        match claim {
+            Some((slot, kind)) => handed.push(HandedJob {
+                job: new_job(event, subscriber, kind, delivery_id, created_at),
+                slot,
+            }),
+            None => *unclaimed.entry(event.id.as_str()).or_default() += 1,
+        }
     }
     let earlier: Vec<&str> = events
         .iter()
@@ -286,23 +288,22 @@ async fn emit_batch(
 fn new_job(
     event: &NewEvent,
     subscriber: &Subscriber,
+    kind: WebhookKind,
     delivery_id: String,
-    now: i64,
-) -> Result<DeliveryJob> {
-    Ok(DeliveryJob {
+    event_created_at: DateTime<Utc>,
+) -> DeliveryJob {
+    DeliveryJob {
         delivery_id,
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
         data: event.data.clone(),
-        event_created_at: from_millis(now)?,
+        event_created_at,
         webhook_id: subscriber.id.clone(),
         url: subscriber.url.clone(),
-        kind: WebhookKind::parse(&subscriber.kind).ok_or_else(|| {
-            StoreError::Corrupt(format!("unknown webhook kind {:?}", subscriber.kind))
-        })?,
+        kind,
         webhook_deleted: false,
         retry_step: 0,
-    })
+    }
 }
 
 /// Inserts the events whose ids are new; returns each new id with the active webhooks
@@ -1245,6 +1246,27 @@ mod tests {
             .await
             .expect("claim");
         assert_eq!(claimable.len(), 2 + 1 + 2 + 1 + 2);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_whose_kind_is_unreadable_does_not_fail_the_emit() {
+        let (_dir, store) = temp_store().await;
+        let damaged = webhook(&store, "damaged", &["order.created"]).await;
+        webhook(&store, "orders", &["order.created"]).await;
+        sqlx::query("UPDATE webhooks SET kind = 'carrier-pigeon' WHERE id = ?")
+            .bind(&damaged)
+            .execute(&store.writer)
+            .await
+            .expect("damaged");
+        let (_handoff, mut handed) = handoff(&store, 10);
+        let emitted = store
+            .emit_event(event("evt_0", "order.created"))
+            .await
+            .expect("the emit is stored");
+        assert_eq!((emitted.deliveries, emitted.unclaimed), (2, 1));
+        let job = handed.try_recv().expect("the readable one is handed over");
+        assert_ne!(job.job.webhook_id, damaged);
+        assert!(handed.try_recv().is_err());
     }
 
     #[tokio::test]
