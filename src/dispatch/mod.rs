@@ -24,6 +24,7 @@ use crate::crypto::{self, SecretCipher};
 use crate::signing;
 use crate::store::{
     AttemptOutcome, AttemptRecord, DeliveryJob, HandedJob, Handoff, NewEvent, SealedSecret, Store,
+    free_slots,
 };
 
 /// The event emitted when the service deactivates a failing webhook.
@@ -282,7 +283,7 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
             work.handoff.set_open(false);
             let free = work.slots.available_permits().min(CLAIM_BATCH);
             let slots = if free > 0 && (free >= claim_at || in_flight.is_empty()) {
-                take_slots(&work.slots, free)
+                free_slots(&work.slots, free)
             } else {
                 Vec::new()
             };
@@ -337,13 +338,6 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
     {
         in_flight.abort_all();
     }
-}
-
-/// Up to `wanted` free slots.
-fn take_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphorePermit> {
-    (0..wanted)
-        .map_while(|_| Arc::clone(slots).try_acquire_owned().ok())
-        .collect()
 }
 
 /// Claims as many due deliveries as there are `slots` and starts them; returns how many

@@ -62,9 +62,7 @@ impl Handoff {
         if !self.open.load(Ordering::Acquire) {
             return Vec::new();
         }
-        (0..wanted)
-            .map_while(|_| Arc::clone(&self.slots).try_acquire_owned().ok())
-            .collect()
+        free_slots(&self.slots, wanted)
     }
 
     pub(super) fn lease(&self) -> Duration {
@@ -84,4 +82,11 @@ impl Handoff {
             }
         }
     }
+}
+
+/// Up to `wanted` of the free permits of `slots`, without waiting.
+pub fn free_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphorePermit> {
+    (0..wanted)
+        .map_while(|_| Arc::clone(slots).try_acquire_owned().ok())
+        .collect()
 }
