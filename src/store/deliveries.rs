@@ -1270,6 +1270,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn signing_secrets_read_from_memory_follow_every_rotation_and_deletion() {
+        let (_dir, store) = temp_store().await;
+        let id = webhook(&store, "orders", &["order.created"]).await;
+        let sealed = |secrets: Vec<crate::store::SealedSecret>| -> Vec<Vec<u8>> {
+            secrets.into_iter().map(|secret| secret.sealed).collect()
+        };
+        let rotate = |sealed: u8, previous_expires_at| crate::store::SecretRotation {
+            sealed_secret: vec![sealed; 8],
+            secret_hint: "wxyz".to_owned(),
+            previous_expires_at,
+        };
+        let read = || async { store.signing_secrets(&id, Utc::now()).await.expect("read") };
+        assert_eq!(sealed(read().await), [vec![0; 8]]);
+        assert_eq!(sealed(read().await), [vec![0; 8]], "the same, from memory");
+
+        // No grace: the old secret stops at once.
+        store
+            .rotate_secret(&id, rotate(1, Utc::now() - TimeDelta::seconds(1)))
+            .await
+            .expect("rotated");
+        assert_eq!(sealed(read().await), [vec![1; 8]]);
+        // With grace: both, the new one first, until the old one expires.
+        let expires = Utc::now() + TimeDelta::hours(1);
+        store
+            .rotate_secret(&id, rotate(2, expires))
+            .await
+            .expect("rotated");
+        assert_eq!(sealed(read().await), [vec![2; 8], vec![1; 8]]);
+        let after = store
+            .signing_secrets(&id, expires + TimeDelta::seconds(1))
+            .await
+            .expect("read");
+        assert_eq!(sealed(after), [vec![2; 8]], "expired in memory too");
+
+        store.delete_webhook(&id).await.expect("deleted");
+        assert!(read().await.is_empty(), "a deleted webhook signs nothing");
+    }
+
+    #[tokio::test]
     async fn an_emit_whose_caller_goes_away_neither_fails_nor_loses_the_others() {
         let (_dir, store) = temp_store().await;
         webhook(&store, "orders", &["order.created"]).await;

@@ -115,6 +115,8 @@ pub struct Store {
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// Emits waiting to be written by whoever writes next: see [`Store::emit_event`].
     queued_emits: Arc<std::sync::Mutex<Vec<QueuedEmit>>>,
+    /// Signing secrets as last read: see [`Store::signing_secrets`].
+    secrets: Arc<std::sync::Mutex<SecretCache>>,
     /// Where new deliveries go claimed, while a dispatcher runs in this process.
     handoff: Arc<std::sync::Mutex<Option<Handoff>>>,
     /// Told after each commit; wakes the checkpoint task.
@@ -135,6 +137,16 @@ const IDLE_BEFORE_TRUNCATE: Duration = Duration::from_secs(1);
 /// How long the checkpoint's connection waits for others: a truncation that meets a
 /// reader gives up, rather than keep writers waiting behind it.
 const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Every webhook's sealed signing secrets as last read, expired ones included. Only this
+/// process writes the database, and every change to secrets goes through [`Store`],
+/// which drops the cache after it commits; `generation` keeps a read that raced with
+/// such a change from putting its stale answer back.
+#[derive(Debug, Default)]
+struct SecretCache {
+    generation: u64,
+    by_webhook: HashMap<String, Arc<Vec<SealedSecret>>>,
+}
 
 /// Aborts a background task when dropped.
 #[derive(Debug)]
@@ -373,6 +385,7 @@ impl Store {
             writer,
             write_gate: Arc::default(),
             queued_emits: Arc::default(),
+            secrets: Arc::default(),
             handoff: Arc::default(),
             written,
             checkpoints: checkpoint_connection,
@@ -585,6 +598,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         tx.commit().await?;
+        self.forget_signing_secrets();
         Ok(())
     }
 
@@ -630,19 +644,46 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         tx.commit().await?;
+        self.forget_signing_secrets();
         Ok(())
     }
 
     /// The secrets a delivery made at `at` is signed with: the current one first, then any
-    /// previous one still in its grace period.
+    /// previous one still in its grace period. Served from memory after the first read
+    /// (the dispatcher asks for each batch of attempts); a rotation or deletion drops it.
     pub async fn signing_secrets(&self, id: &str, at: DateTime<Utc>) -> Result<Vec<SealedSecret>> {
+        let cached = self
+            .secrets
+            .lock()
+            .ok()
+            .map(|cache| (cache.generation, cache.by_webhook.get(id).map(Arc::clone)));
+        let secrets = match cached {
+            Some((_, Some(secrets))) => secrets,
+            Some((generation, None)) => {
+                let secrets = Arc::new(self.read_signing_secrets(id).await?);
+                if let Ok(mut cache) = self.secrets.lock()
+                    && cache.generation == generation
+                {
+                    cache.by_webhook.insert(id.to_owned(), Arc::clone(&secrets));
+                }
+                secrets
+            }
+            None => Arc::new(self.read_signing_secrets(id).await?),
+        };
+        Ok(secrets
+            .iter()
+            .filter(|secret| secret.expires_at.is_none_or(|expires| expires > at))
+            .cloned()
+            .collect())
+    }
+
+    /// Every stored secret of a webhook, the current one first, then by expiry.
+    async fn read_signing_secrets(&self, id: &str) -> Result<Vec<SealedSecret>> {
         let rows = sqlx::query(
-            "SELECT sealed, expires_at FROM webhook_secrets \
-             WHERE webhook_id = ? AND (expires_at IS NULL OR expires_at > ?) \
+            "SELECT sealed, expires_at FROM webhook_secrets WHERE webhook_id = ? \
              ORDER BY expires_at IS NOT NULL, id DESC",
         )
         .bind(id)
-        .bind(millis(at))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -656,6 +697,14 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// After a committed change to any secret: what was read before it is stale.
+    fn forget_signing_secrets(&self) {
+        if let Ok(mut cache) = self.secrets.lock() {
+            cache.generation += 1;
+            cache.by_webhook.clear();
+        }
     }
 }
 
