@@ -1,9 +1,11 @@
 //! The dispatcher: turns pending deliveries into signed HTTP attempts, schedules retries,
 //! and records every attempt.
 //!
-//! One loop claims due deliveries with a lease (a crashed worker's claim expires and the
-//! delivery is tried again) and runs up to `concurrency` attempts at once on a shared
-//! HTTP client. [`DispatchHandle::wake`] makes it look at once after new work is queued.
+//! One loop runs up to `concurrency` attempts at once on a shared HTTP client. Most new
+//! deliveries come to it straight from the emit that wrote them, already claimed (see
+//! [`Handoff`]); the rest, and every retry, it claims from the database with a lease (a
+//! crashed worker's claim expires and the delivery is tried again).
+//! [`DispatchHandle::wake`] makes it look at once after work is queued unclaimed.
 
 mod attempt;
 pub mod guard;
