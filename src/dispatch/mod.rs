@@ -322,14 +322,18 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
                 if received == 0 {
                     break;
                 }
-                let (jobs, slots): (Vec<_>, Vec<_>) =
-                    handed.drain(..).map(|h| (h.job, h.slot)).unzip();
-                start_attempts(&context, jobs, slots, &mut in_flight).await;
+                start_handed(&context, &mut handed, &mut in_flight).await;
             }
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             () = tokio::time::sleep_until(look_again_at), if !look => look = true,
         }
     }
+    // Deliveries already handed over are attempted like those under way.
+    work.handed.close();
+    while let Ok(job) = work.handed.try_recv() {
+        handed.push(job);
+    }
+    start_handed(&context, &mut handed, &mut in_flight).await;
     // Attempts under way end by their own timeout; the rest are released at the next start.
     let drain = context.config.attempt_timeout + Duration::from_secs(1);
     if tokio::time::timeout(drain, async {
@@ -378,6 +382,16 @@ async fn next_look(context: &Context) -> Duration {
             IDLE_POLL
         }
     }
+}
+
+/// Starts the attempts of jobs handed over by emits, each in the slot it brought.
+async fn start_handed(
+    context: &Arc<Context>,
+    handed: &mut Vec<HandedJob>,
+    in_flight: &mut JoinSet<()>,
+) {
+    let (jobs, slots): (Vec<_>, Vec<_>) = handed.drain(..).map(|h| (h.job, h.slot)).unzip();
+    start_attempts(context, jobs, slots, in_flight).await;
 }
 
 /// Starts one attempt per job, each holding one of `slots`; slots left over are freed.
