@@ -10,18 +10,28 @@
 //! - [`catalog`]: the event types webhooks subscribe to.
 //! - [`validate`]: input checks whose errors name the field.
 //! - [`export`]: deliveries written to CSV or JSON files.
+//!
+//! With the `panel` feature (on by default): the desktop panel ([`ui`]), its HTTP
+//! [`client`], the [`keychain`], the [`embedded`] service and file [`export`]. Without
+//! it, the crate is the headless service alone.
 
 pub mod api;
 pub mod catalog;
+#[cfg(feature = "panel")]
 pub mod client;
 pub mod crypto;
 pub mod dispatch;
+#[cfg(feature = "panel")]
 pub mod embedded;
+#[cfg(feature = "panel")]
 pub mod export;
+#[cfg(feature = "panel")]
 pub mod keychain;
+#[cfg(feature = "panel")]
 pub mod paths;
 pub mod server;
 pub mod signing;
 pub mod store;
+#[cfg(feature = "panel")]
 pub mod ui;
 pub mod validate;

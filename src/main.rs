@@ -27,10 +27,12 @@ struct Cli {
     /// Where the panel keeps secrets: the platform's keychain, or (Linux, for headless
     /// machines without a Secret Service) the kernel keyring, which forgets everything at
     /// reboot.
+    #[cfg(feature = "panel")]
     #[arg(long, env = "HOOKPANEL_KEYCHAIN", value_enum, default_value_t = KeychainChoice::Native)]
     keychain: KeychainChoice,
 }
 
+#[cfg(feature = "panel")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum KeychainChoice {
     Native,
@@ -103,10 +105,16 @@ type Schedule = Vec<Duration>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        #[cfg(feature = "panel")]
         None => {
             init_logging();
             kernel_keychain(cli.keychain).and_then(hookpanel::ui::run)
         }
+        #[cfg(not(feature = "panel"))]
+        None => Err(anyhow::anyhow!(
+            "this build has no desktop panel (built without the `panel` feature); \
+             run `hookpanel serve`"
+        )),
         Some(Command::Keygen) => crypto::generate_encryption_key()
             .map(|key| println!("{}", key.as_str()))
             .map_err(anyhow::Error::from),
@@ -210,6 +218,7 @@ async fn shutdown_signal() {
 }
 
 /// The kernel keyring when asked for; `None` lets the panel open the platform keychain.
+#[cfg(feature = "panel")]
 fn kernel_keychain(
     choice: KeychainChoice,
 ) -> anyhow::Result<Option<Result<hookpanel::keychain::Keychain, hookpanel::keychain::KeychainError>>>

@@ -8,9 +8,12 @@ mod e2e_delivery;
 mod e2e_openapi;
 mod e2e_persistence;
 mod e2e_webhooks;
+#[cfg(feature = "panel")]
 mod embedded;
 mod faults;
+#[cfg(feature = "panel")]
 mod keychain;
+#[cfg(feature = "panel")]
 mod panel;
 mod receiver;
 mod support;
