@@ -692,12 +692,22 @@ impl Store {
                     .push_bind(row.attempt.response_body.as_deref());
             });
             insert.build().execute(&mut **tx).await?;
-            // VALUES columns are column1, column2, … in SQLite.
+            // VALUES columns are column1, column2, … in SQLite. A delivery that was
+            // cancelled while its attempt was under way (its webhook deactivated or
+            // deleted: it is `failed` already) keeps its cancellation unless the attempt
+            // delivered it: it is not scheduled again. SET reads the row as it was.
             let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "UPDATE deliveries SET status = v.column2, status_code = v.column3, \
+                "UPDATE deliveries SET \
+                   status = CASE WHEN deliveries.status = 'failed' AND v.column2 != 'succeeded' \
+                     THEN 'failed' ELSE v.column2 END, \
+                   status_code = v.column3, \
                    attempts = attempts + 1, retry_step = retry_step + 1, \
                    last_attempt_at = v.column4, last_duration_ms = v.column5, \
-                   next_attempt_at = v.column6, last_error = v.column7, lease_until = NULL \
+                   next_attempt_at = CASE WHEN deliveries.status = 'failed' THEN NULL \
+                     ELSE v.column6 END, \
+                   last_error = CASE WHEN deliveries.status = 'failed' AND v.column2 = 'retrying' \
+                     THEN deliveries.last_error ELSE v.column7 END, \
+                   lease_until = NULL \
                  FROM (",
             );
             update.push_values(chunk, |mut values, row| {

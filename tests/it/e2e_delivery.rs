@@ -245,6 +245,59 @@ async fn a_hanging_receiver_times_out_and_is_retried_until_the_schedule_ends() {
 }
 
 #[tokio::test]
+async fn an_attempt_under_way_when_its_webhook_is_deactivated_is_not_retried() {
+    let receiver = Receiver::start().await;
+    receiver.set("/hang", Behaviour::Sleep(Duration::from_secs(5)));
+    let service = TestService::start_with(|config| {
+        config.delivery.attempt_timeout = Duration::from_millis(1_500);
+        config.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100)];
+    })
+    .await;
+    let (id, _) = webhook_to(&service, &receiver.url("/hang"), json!(["*"])).await;
+    let emitted = service
+        .emit(json!({"type": "order.created", "data": {}}))
+        .await;
+    let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+    wait_for(
+        "the attempt to reach the receiver",
+        Duration::from_secs(10),
+        || async { (!receiver.received("/hang").is_empty()).then_some(()) },
+    )
+    .await;
+    let (status, _) = service
+        .json(
+            Method::PATCH,
+            &format!("/webhooks/{id}"),
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The attempt times out after the deactivation: recorded, but not scheduled again.
+    let path = format!("/deliveries/{delivery_id}");
+    let detail = wait_for(
+        "the attempt to be recorded",
+        Duration::from_secs(10),
+        || async {
+            let (_, detail) = service.json(Method::GET, &path, None).await;
+            (detail["attempts"].as_array().map(Vec::len) == Some(1)).then_some(detail)
+        },
+    )
+    .await;
+    assert_eq!(detail["status"], "failed", "{detail}");
+    assert!(detail["next_attempt_at"].is_null(), "{detail}");
+    assert!(
+        detail["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("deactivated")),
+        "{detail}"
+    );
+    // Past the retry's time, nothing more went out.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(receiver.received("/hang").len(), 1);
+}
+
+#[tokio::test]
 async fn redirects_are_followed_up_to_two_hops() {
     let receiver = Receiver::start().await;
     let service = TestService::start().await;
