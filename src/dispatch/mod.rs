@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use attempt::{RESPONSE_BODY_MAX_BYTES, USER_AGENT};
@@ -26,7 +26,6 @@ use crate::crypto::{self, SecretCipher};
 use crate::signing;
 use crate::store::{
     AttemptOutcome, AttemptRecord, DeliveryJob, HandedJob, Handoff, NewEvent, SealedSecret, Store,
-    free_slots,
 };
 
 /// The event emitted when the service deactivates a failing webhook.
@@ -131,10 +130,9 @@ impl Dispatcher {
         let (recorder, queue) = mpsc::channel(RECORD_BATCH * 4);
         let writer = tokio::spawn(record_batches(store.clone(), queue));
         let concurrency = config.concurrency.max(1);
-        let slots = Arc::new(Semaphore::new(concurrency));
         // Every handed job holds a slot, so the channel never holds more than there are.
         let (handed_jobs, handed) = mpsc::channel(concurrency);
-        let handoff = Handoff::new(Arc::clone(&slots), handed_jobs, config.lease);
+        let handoff = Handoff::new(concurrency, handed_jobs, config.lease);
         let context = Arc::new(Context {
             sender: Sender::new(&config)?,
             recorder,
@@ -145,15 +143,7 @@ impl Dispatcher {
         });
         store.hand_new_deliveries_to(handoff.clone());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(
-            context,
-            Work {
-                slots,
-                handoff,
-                handed,
-            },
-            stopped,
-        ));
+        let task = tokio::spawn(run(context, Work { handoff, handed }, stopped));
         Ok(Self {
             handle,
             store,
@@ -259,9 +249,8 @@ const CLAIM_BATCH: usize = 100;
 
 /// Where the loop's work comes from besides its claims.
 struct Work {
-    /// One per attempt in flight or handed over and about to start.
-    slots: Arc<Semaphore>,
-    /// Open while nothing due waits in the database (see [`Handoff`]).
+    /// The attempt slots, and the way in for new deliveries: open while nothing due
+    /// waits in the database (see [`Handoff`]).
     handoff: Handoff,
     /// Deliveries written claimed by emits, each with its slot.
     handed: mpsc::Receiver<HandedJob>,
@@ -283,9 +272,9 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
         if look {
             // New deliveries wait their turn behind what is due.
             work.handoff.set_open(false);
-            let free = work.slots.available_permits().min(CLAIM_BATCH);
+            let free = work.handoff.free_slots().min(CLAIM_BATCH);
             let slots = if free > 0 && (free >= claim_at || in_flight.is_empty()) {
-                free_slots(&work.slots, free)
+                work.handoff.slots_for_claim(free)
             } else {
                 Vec::new()
             };

@@ -1133,8 +1133,7 @@ mod tests {
     /// A handoff with `slots` attempt slots, registered with `store`.
     fn handoff(store: &Store, slots: usize) -> (Handoff, tokio::sync::mpsc::Receiver<HandedJob>) {
         let (jobs, handed) = tokio::sync::mpsc::channel(slots);
-        let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(slots));
-        let handoff = Handoff::new(semaphore, jobs, Duration::from_secs(60));
+        let handoff = Handoff::new(slots, jobs, Duration::from_secs(60));
         store.hand_new_deliveries_to(handoff.clone());
         (handoff, handed)
     }

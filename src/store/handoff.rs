@@ -31,7 +31,8 @@ pub struct HandedJob {
 /// [`Store::hand_new_deliveries_to`]: super::Store::hand_new_deliveries_to
 #[derive(Clone, Debug)]
 pub struct Handoff {
-    /// The dispatcher's attempt slots, shared with its own claims.
+    /// The dispatcher's attempt slots, shared with its own claims: one per attempt in
+    /// flight or handed over and about to start.
     slots: Arc<Semaphore>,
     jobs: mpsc::Sender<HandedJob>,
     lease: Duration,
@@ -42,10 +43,11 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    /// `jobs` must hold as many jobs as `slots` has permits, so that a send never waits.
-    pub fn new(slots: Arc<Semaphore>, jobs: mpsc::Sender<HandedJob>, lease: Duration) -> Self {
+    /// A handoff for a dispatcher with `slots` attempt slots; `jobs` must hold as many
+    /// jobs, so that a send never waits.
+    pub fn new(slots: usize, jobs: mpsc::Sender<HandedJob>, lease: Duration) -> Self {
         Self {
-            slots,
+            slots: Arc::new(Semaphore::new(slots)),
             jobs,
             lease,
             open: Arc::new(AtomicBool::new(true)),
@@ -57,12 +59,24 @@ impl Handoff {
         self.open.store(open, Ordering::Release);
     }
 
-    /// Up to `wanted` free attempt slots, none while closed.
+    /// How many attempt slots are free.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// Up to `wanted` free attempt slots for the dispatcher's own claim, open or not.
+    pub fn slots_for_claim(&self, wanted: usize) -> Vec<OwnedSemaphorePermit> {
+        (0..wanted)
+            .map_while(|_| Arc::clone(&self.slots).try_acquire_owned().ok())
+            .collect()
+    }
+
+    /// Up to `wanted` free attempt slots for new deliveries, none while closed.
     pub(super) fn take_slots(&self, wanted: usize) -> Vec<OwnedSemaphorePermit> {
         if !self.open.load(Ordering::Acquire) {
             return Vec::new();
         }
-        free_slots(&self.slots, wanted)
+        self.slots_for_claim(wanted)
     }
 
     pub(super) fn lease(&self) -> Duration {
@@ -82,11 +96,4 @@ impl Handoff {
             }
         }
     }
-}
-
-/// Up to `wanted` of the free permits of `slots`, without waiting.
-pub fn free_slots(slots: &Arc<Semaphore>, wanted: usize) -> Vec<OwnedSemaphorePermit> {
-    (0..wanted)
-        .map_while(|_| Arc::clone(slots).try_acquire_owned().ok())
-        .collect()
 }

@@ -20,7 +20,7 @@ mod deliveries;
 mod handoff;
 
 pub use deliveries::{AttemptOutcome, AttemptRecord, DeliveryJob, Emitted, NewEvent};
-pub use handoff::{HandedJob, Handoff, free_slots};
+pub use handoff::{HandedJob, Handoff};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
