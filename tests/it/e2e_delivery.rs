@@ -20,6 +20,17 @@ async fn webhook_to(service: &TestService, url: &str, events: Value) -> (String,
     )
 }
 
+async fn deactivate(service: &TestService, webhook_id: &str) {
+    let (status, answer) = service
+        .json(
+            Method::PATCH,
+            &format!("/webhooks/{webhook_id}"),
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
 async fn only_delivery(service: &TestService, event_id: &str) -> String {
     let deliveries = service.deliveries_of(event_id).await;
     assert_eq!(deliveries.len(), 1, "{deliveries:?}");
@@ -127,14 +138,7 @@ async fn emit_fans_out_to_active_subscribers_once_per_id() {
         json!(["order.created"]),
     )
     .await;
-    let (status, _) = service
-        .json(
-            Method::PATCH,
-            &format!("/webhooks/{inactive}"),
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    deactivate(&service, &inactive).await;
 
     let event = json!({"type": "order.created", "id": "order-42-created", "data": {"n": 1}});
     let first = service.emit(event.clone()).await;
@@ -207,20 +211,31 @@ async fn a_receiver_that_fails_then_recovers_gets_retried() {
     assert_eq!(receiver.received("/flaky").len(), 2);
 }
 
-#[tokio::test]
-async fn a_hanging_receiver_times_out_and_is_retried_until_the_schedule_ends() {
+/// An event to a webhook whose receiver answers only after 5 s, with this attempt
+/// timeout and one retry 100 ms after the first attempt. Returns the webhook's and the
+/// delivery's ids.
+async fn emit_to_a_hanging_receiver(
+    attempt_timeout: Duration,
+) -> (Receiver, TestService, String, String) {
     let receiver = Receiver::start().await;
     receiver.set("/hang", Behaviour::Sleep(Duration::from_secs(5)));
     let service = TestService::start_with(|config| {
-        config.delivery.attempt_timeout = Duration::from_millis(500);
+        config.delivery.attempt_timeout = attempt_timeout;
         config.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100)];
     })
     .await;
-    webhook_to(&service, &receiver.url("/hang"), json!(["*"])).await;
+    let (webhook_id, _) = webhook_to(&service, &receiver.url("/hang"), json!(["*"])).await;
     let emitted = service
         .emit(json!({"type": "order.created", "data": {}}))
         .await;
     let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+    (receiver, service, webhook_id, delivery_id)
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_times_out_and_is_retried_until_the_schedule_ends() {
+    let (_receiver, service, _, delivery_id) =
+        emit_to_a_hanging_receiver(Duration::from_millis(500)).await;
     let detail = service.wait_for_delivery(&delivery_id, "failed").await;
     let attempts = detail["attempts"].as_array().expect("attempts");
     assert_eq!(attempts.len(), 2, "one retry, then the schedule ends");
@@ -246,32 +261,15 @@ async fn a_hanging_receiver_times_out_and_is_retried_until_the_schedule_ends() {
 
 #[tokio::test]
 async fn an_attempt_under_way_when_its_webhook_is_deactivated_is_not_retried() {
-    let receiver = Receiver::start().await;
-    receiver.set("/hang", Behaviour::Sleep(Duration::from_secs(5)));
-    let service = TestService::start_with(|config| {
-        config.delivery.attempt_timeout = Duration::from_millis(1_500);
-        config.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100)];
-    })
-    .await;
-    let (id, _) = webhook_to(&service, &receiver.url("/hang"), json!(["*"])).await;
-    let emitted = service
-        .emit(json!({"type": "order.created", "data": {}}))
-        .await;
-    let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+    let (receiver, service, id, delivery_id) =
+        emit_to_a_hanging_receiver(Duration::from_millis(1_500)).await;
     wait_for(
         "the attempt to reach the receiver",
         Duration::from_secs(10),
         || async { (!receiver.received("/hang").is_empty()).then_some(()) },
     )
     .await;
-    let (status, _) = service
-        .json(
-            Method::PATCH,
-            &format!("/webhooks/{id}"),
-            Some(json!({"is_active": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    deactivate(&service, &id).await;
 
     // The attempt times out after the deactivation: recorded, but not scheduled again.
     let path = format!("/deliveries/{delivery_id}");
