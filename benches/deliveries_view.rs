@@ -68,6 +68,8 @@ fn remote() -> Remote {
             failed_24h: 0,
             last_delivery_at: None,
             last_status_code: None,
+            last_success_at: None,
+            failing_since: None,
         })
         .collect();
     Remote {

@@ -97,6 +97,10 @@ struct ServeArgs {
     /// Delivery attempts in flight at once.
     #[arg(long, env = "HOOKPANEL_DELIVERY_CONCURRENCY", default_value_t = dispatch::DEFAULT_CONCURRENCY)]
     delivery_concurrency: usize,
+
+    /// Requests in flight at once to any one webhook (its share of the attempts).
+    #[arg(long, env = "HOOKPANEL_WEBHOOK_CONCURRENCY", default_value_t = dispatch::DEFAULT_PER_WEBHOOK_CONCURRENCY)]
+    webhook_concurrency: usize,
 }
 
 /// clap needs a named type for a parsed list.
@@ -173,6 +177,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             allow_private_destinations: args.allow_private_destinations,
             auto_disable_after: args.auto_disable_after,
             concurrency: args.delivery_concurrency,
+            per_webhook_concurrency: args.webhook_concurrency,
             ..DeliveryConfig::default()
         },
         inbox: false,

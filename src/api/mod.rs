@@ -89,12 +89,22 @@ pub struct Webhook {
     pub secret_hint: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Deliveries that succeeded in the last 24 hours.
+    /// Deliveries that succeeded in the last 24 hours (the current UTC hour and the 23
+    /// before it), by the time of their last attempt.
     pub success_24h: u64,
-    /// Deliveries that failed for good in the last 24 hours.
+    /// Deliveries that failed for good in the same window.
     pub failed_24h: u64,
+    /// When its latest attempt started.
     pub last_delivery_at: Option<DateTime<Utc>>,
+    /// That attempt's HTTP status code, if it got an answer.
     pub last_status_code: Option<u16>,
+    /// When its latest successful attempt started.
+    #[serde(default)]
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// When the first attempt failed since its latest success; none while it succeeds.
+    /// Auto-disable counts from here.
+    #[serde(default)]
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// `POST /webhooks` answer: the webhook plus its signing secret, shown this once.

@@ -25,7 +25,8 @@ use attempt::{Sender, Verdict};
 use crate::crypto::{self, SecretCipher};
 use crate::signing;
 use crate::store::{
-    AttemptOutcome, AttemptRecord, DeliveryJob, HandedJob, Handoff, NewEvent, SealedSecret, Store,
+    AttemptOutcome, AttemptRecord, AttemptSlot, AttemptToRecord, DeliveryJob, HandedJob, Handoff,
+    NewEvent, SealedSecret, Store,
 };
 
 /// The event emitted when the service deactivates a failing webhook.
@@ -42,6 +43,9 @@ pub struct DeliveryConfig {
     pub allow_private_destinations: bool,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Requests in flight at once to any one webhook: a receiver that hangs holds no more
+    /// than these, and the other webhooks keep the rest.
+    pub per_webhook_concurrency: usize,
     /// Deactivate a webhook whose deliveries have all failed for this long.
     pub auto_disable_after: Duration,
     /// How long a claim keeps other workers off a delivery.
@@ -51,6 +55,13 @@ pub struct DeliveryConfig {
 /// Attempts in flight at once by default. Waiting on receivers costs little; with 64,
 /// four webhooks were served at 4 100 deliveries/s, with 256 at 5 700 (BENCHMARKS.md).
 pub const DEFAULT_CONCURRENCY: usize = 256;
+
+/// Requests in flight at once to one webhook by default: half the slots, so that a
+/// receiver hanging for its whole timeout leaves the other half to the others. A smaller
+/// share costs a busy webhook its pace: beyond its share, new deliveries wait in the
+/// database for a claim instead of going straight to the dispatcher. One webhook to a fast
+/// receiver made 4 400 deliveries/s with 32, 7 200 with 64, 9 300 with 128 (BENCHMARKS.md).
+pub const DEFAULT_PER_WEBHOOK_CONCURRENCY: usize = DEFAULT_CONCURRENCY / 2;
 
 /// The default retry schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
@@ -64,6 +75,7 @@ impl Default for DeliveryConfig {
             max_redirects: 2,
             allow_private_destinations: false,
             concurrency: DEFAULT_CONCURRENCY,
+            per_webhook_concurrency: DEFAULT_PER_WEBHOOK_CONCURRENCY,
             auto_disable_after: Duration::from_secs(5 * 86_400),
             lease: Duration::from_secs(60),
         }
@@ -132,7 +144,12 @@ impl Dispatcher {
         let concurrency = config.concurrency.max(1);
         // Every handed job holds a slot, so the channel never holds more than there are.
         let (handed_jobs, handed) = mpsc::channel(concurrency);
-        let handoff = Handoff::new(concurrency, handed_jobs, config.lease);
+        let handoff = Handoff::new(
+            concurrency,
+            config.per_webhook_concurrency,
+            handed_jobs,
+            config.lease,
+        );
         let context = Arc::new(Context {
             sender: Sender::new(&config)?,
             recorder,
@@ -177,13 +194,19 @@ const RECORD_BATCH: usize = 256;
 /// How long the first attempt of a batch waits for others to share its transaction.
 const RECORD_GATHER: Duration = Duration::from_millis(5);
 
-/// An attempt on its way to the database; `done` says whether it was recorded.
+/// An attempt on its way to the database; `done` says whether it was recorded, and if
+/// so since when its webhook has been failing.
 struct Recording {
     delivery_id: String,
+    webhook_id: String,
     record: AttemptRecord,
     outcome: AttemptOutcome,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<FailingSince, String>>,
 }
+
+/// Since when a webhook's attempts have been failing, as recorded: `None` while it
+/// succeeds.
+type FailingSince = Option<DateTime<Utc>>;
 
 /// Writes attempts as they come, each batch in one transaction: under load, many
 /// attempts finish while one batch commits, and they share the next commit instead of
@@ -201,17 +224,26 @@ async fn record_batches(store: Store, mut queue: mpsc::Receiver<Recording>) {
                 _ => break,
             }
         }
-        let rows: Vec<(&str, &AttemptRecord, AttemptOutcome)> = batch
+        let rows: Vec<AttemptToRecord<'_>> = batch
             .iter()
-            .map(|r| (r.delivery_id.as_str(), &r.record, r.outcome))
+            .map(|r| AttemptToRecord {
+                delivery_id: &r.delivery_id,
+                webhook_id: &r.webhook_id,
+                record: &r.record,
+                outcome: r.outcome,
+            })
             .collect();
         let result = store
             .record_attempts(&rows)
             .await
             .map_err(|e| e.to_string());
         for recording in batch.drain(..) {
+            let answer = match &result {
+                Ok(failing) => Ok(failing.get(&recording.webhook_id).copied().flatten()),
+                Err(err) => Err(err.clone()),
+            };
             // The attempt's task may be gone (aborted at shutdown): nothing to tell.
-            let _ = recording.done.send(result.clone());
+            let _ = recording.done.send(answer);
         }
     }
 }
@@ -219,13 +251,14 @@ async fn record_batches(store: Store, mut queue: mpsc::Receiver<Recording>) {
 impl Context {
     async fn record(
         &self,
-        delivery_id: &str,
+        job: &DeliveryJob,
         record: AttemptRecord,
         outcome: AttemptOutcome,
-    ) -> Result<(), String> {
+    ) -> Result<FailingSince, String> {
         let (done, recorded) = oneshot::channel();
         let recording = Recording {
-            delivery_id: delivery_id.to_owned(),
+            delivery_id: job.delivery_id.clone(),
+            webhook_id: job.webhook_id.clone(),
             record,
             outcome,
             done,
@@ -280,13 +313,14 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
             };
             if !slots.is_empty() {
                 let wanted = slots.len();
-                match claim(&context, slots, &mut in_flight).await {
+                match claim(&context, &work.handoff, slots, &mut in_flight).await {
                     // A claim that filled every slot taken may have left more due work.
                     Some(claimed) if claimed >= wanted => continue,
                     Some(_) => {
                         look = false;
                         work.handoff.set_open(true);
-                        look_again_at = tokio::time::Instant::now() + next_look(&context).await;
+                        look_again_at =
+                            tokio::time::Instant::now() + next_look(&context, &work.handoff).await;
                     }
                     None => {
                         look = false;
@@ -314,6 +348,9 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
                 start_handed(&context, &mut handed, &mut in_flight).await;
             }
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            // A webhook that had its whole share under way has room: its due
+            // deliveries were left out of the last claim.
+            () = work.handoff.webhook_room() => look = true,
             () = tokio::time::sleep_until(look_again_at), if !look => look = true,
         }
     }
@@ -335,19 +372,32 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
     }
 }
 
-/// Claims as many due deliveries as there are `slots` and starts them; returns how many
-/// it claimed, or `None` when the claim failed.
+/// Claims as many due deliveries as there are `slots`, within each webhook's share, and
+/// starts them; returns how many it claimed, or `None` when the claim failed.
 async fn claim(
     context: &Arc<Context>,
+    handoff: &Handoff,
     slots: Vec<OwnedSemaphorePermit>,
     in_flight: &mut JoinSet<()>,
 ) -> Option<usize> {
     let now = Utc::now();
     let lease_until = now + TimeDelta::from_std(context.config.lease).unwrap_or(TimeDelta::MAX);
     let limit = u32::try_from(slots.len()).unwrap_or(u32::MAX);
-    match context.store.claim_due(now, lease_until, limit).await {
+    let limits = handoff.claim_limits();
+    match context
+        .store
+        .claim_due(now, lease_until, limit, &limits)
+        .await
+    {
         Ok(jobs) => {
             let claimed = jobs.len();
+            handoff.claimed(&limits, slots.len(), &jobs);
+            // Slots left over are freed here.
+            let slots = jobs
+                .iter()
+                .zip(slots)
+                .map(|(job, permit)| handoff.slot_for(permit, &job.webhook_id))
+                .collect();
             start_attempts(context, jobs, slots, in_flight).await;
             Some(claimed)
         }
@@ -358,9 +408,11 @@ async fn claim(
     }
 }
 
-/// How long until the next unclaimed delivery falls due, at most [`IDLE_POLL`].
-async fn next_look(context: &Context) -> Duration {
-    match context.store.next_due_at(Utc::now()).await {
+/// How long until the next unclaimed delivery that may be claimed falls due, at most
+/// [`IDLE_POLL`].
+async fn next_look(context: &Context, handoff: &Handoff) -> Duration {
+    let full = handoff.claim_limits().full;
+    match context.store.next_due_at(Utc::now(), &full).await {
         Ok(Some(at)) => (at - Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO)
@@ -387,14 +439,13 @@ async fn start_handed(
 async fn start_attempts(
     context: &Arc<Context>,
     jobs: Vec<DeliveryJob>,
-    slots: Vec<OwnedSemaphorePermit>,
+    slots: Vec<AttemptSlot>,
     in_flight: &mut JoinSet<()>,
 ) {
     for ((job, secrets), slot) in with_secrets(context, jobs).await.into_iter().zip(slots) {
         let context = Arc::clone(context);
         in_flight.spawn(async move {
-            deliver(&context, &job, &secrets).await;
-            drop(slot);
+            deliver(&context, &job, &secrets, slot).await;
         });
     }
 }
@@ -431,10 +482,19 @@ async fn with_secrets(
     loaded
 }
 
-/// Makes one attempt of a claimed delivery and records it.
-async fn deliver(context: &Context, job: &DeliveryJob, sealed: &SealedSecrets) {
+/// Makes one attempt of a claimed delivery and records it; `slot` is held until then.
+async fn deliver(
+    context: &Context,
+    job: &DeliveryJob,
+    sealed: &SealedSecrets,
+    mut slot: AttemptSlot,
+) {
     let delivery_id = job.delivery_id.as_str();
-    let (record, outcome, verdict) = match attempt(context, job, sealed).await {
+    let attempted = attempt(context, job, sealed).await;
+    // The receiver is done with: its webhook may start another request while this
+    // attempt waits to be recorded.
+    slot.release_webhook();
+    let (record, outcome, verdict) = match attempted {
         Ok((record, verdict)) => {
             let outcome = outcome(&context.config, job.retry_step, verdict, record.started_at);
             (record, outcome, Some(verdict))
@@ -453,15 +513,19 @@ async fn deliver(context: &Context, job: &DeliveryJob, sealed: &SealedSecrets) {
             None,
         ),
     };
-    if let Err(err) = context.record(delivery_id, record, outcome).await {
-        // The claim runs out and the delivery is tried again: at-least-once.
-        tracing::error!(delivery_id, "recording an attempt failed: {err}");
-        return;
-    }
+    let failing_since = match context.record(job, record, outcome).await {
+        Ok(failing_since) => failing_since,
+        Err(err) => {
+            // The claim runs out and the delivery is tried again: at-least-once.
+            tracing::error!(delivery_id, "recording an attempt failed: {err}");
+            return;
+        }
+    };
+    drop(slot);
     if verdict == Some(Verdict::Gone) {
         deactivate(context, job, "the endpoint answered 410 Gone").await;
-    } else if outcome == AttemptOutcome::Failed {
-        check_auto_disable(context, job).await;
+    } else if let Some(since) = failing_since {
+        auto_disable_if_failing_too_long(context, job, since).await;
     }
 }
 
@@ -581,19 +645,12 @@ async fn deactivate(context: &Context, job: &DeliveryJob, reason: &str) {
     }
 }
 
-/// Deactivates the webhook when every delivery has failed for `auto_disable_after`.
-async fn check_auto_disable(context: &Context, job: &DeliveryJob) {
-    let since = match context.store.failing_since(&job.webhook_id).await {
-        Ok(Some(since)) => since,
-        Ok(None) => return,
-        Err(err) => {
-            tracing::warn!(
-                webhook_id = job.webhook_id,
-                "checking webhook health failed: {err}"
-            );
-            return;
-        }
-    };
+/// Deactivates the webhook when its attempts have all failed for `auto_disable_after`.
+async fn auto_disable_if_failing_too_long(
+    context: &Context,
+    job: &DeliveryJob,
+    since: DateTime<Utc>,
+) {
     let failing_for = (Utc::now() - since).to_std().unwrap_or(Duration::ZERO);
     if failing_for >= context.config.auto_disable_after {
         let reason = format!(

@@ -7,8 +7,11 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
-use super::handoff::{HandedJob, Handoff};
-use super::{QueuedEmit, Result, Store, StoreError, WriteTurn, from_millis, millis, new_id};
+use super::handoff::{ClaimLimits, HandedJob, Handoff, Refused};
+use super::{
+    HOUR_MILLIS, QueuedEmit, Result, Store, StoreError, WriteTurn, from_millis, millis, new_id,
+    optional_time,
+};
 use crate::api::{
     Attempt, CodeClass, Delivery, DeliveryQuery, DeliveryStatus, StatsBucket, StatsPoint,
     WebhookKind,
@@ -31,8 +34,9 @@ pub struct Emitted {
     pub deliveries: u64,
     /// False when an event with this id already existed: nothing new was created.
     pub created: bool,
-    /// New deliveries left for the dispatcher to claim: those not handed to it at once
-    /// (see [`Handoff`]).
+    /// New deliveries the dispatcher must be told to claim: not handed to it at once (see
+    /// [`Handoff`]), and not waiting only for their webhook to have room, which it
+    /// notices by itself.
     pub unclaimed: u64,
 }
 
@@ -86,12 +90,6 @@ macro_rules! delivery_columns {
         "id, webhook_id, event_id, event_type, status, status_code, attempts, created_at, \
          last_attempt_at, last_duration_ms, next_attempt_at, last_error"
     };
-}
-
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>> {
-    row.try_get::<Option<i64>, _>(column)?
-        .map(from_millis)
-        .transpose()
 }
 
 fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
@@ -149,6 +147,10 @@ fn job_from_row(row: &SqliteRow) -> Result<DeliveryJob> {
     })
 }
 
+/// How many due deliveries a claim looks at per delivery it may take, so that webhooks
+/// at their share's end do not make it look at every due delivery.
+const CLAIM_CANDIDATES_PER_SLOT: i64 = 4;
+
 /// Rows per multi-row statement (or ids per `IN` list), within SQLite's bound-parameter
 /// limit.
 const ROWS_PER_STATEMENT: usize = 256;
@@ -181,6 +183,94 @@ impl<'a> AttemptRow<'a> {
             next_attempt_at,
         }
     }
+}
+
+/// An attempt the dispatcher made, to record.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptToRecord<'a> {
+    pub delivery_id: &'a str,
+    pub webhook_id: &'a str,
+    pub record: &'a AttemptRecord,
+    pub outcome: AttemptOutcome,
+}
+
+/// What one batch of attempts tells of one webhook's health.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct HealthChange {
+    last_attempt_at: i64,
+    last_status_code: Option<i64>,
+    last_success_at: Option<i64>,
+    /// The first failed attempt after the batch's last success (or in the batch, when it
+    /// has none).
+    failing_since: Option<i64>,
+}
+
+/// Folds a batch of attempts into one change per webhook, in the order they started.
+fn health_changes<'a>(attempts: &[AttemptToRecord<'a>]) -> HashMap<&'a str, HealthChange> {
+    let mut ordered: Vec<&AttemptToRecord<'a>> = attempts.iter().collect();
+    ordered.sort_by_key(|a| a.record.started_at);
+    let mut changes: HashMap<&str, HealthChange> = HashMap::new();
+    for attempt in ordered {
+        let at = millis(attempt.record.started_at);
+        let change = changes.entry(attempt.webhook_id).or_default();
+        change.last_attempt_at = at;
+        change.last_status_code = attempt.record.status_code.map(i64::from);
+        if attempt.outcome == AttemptOutcome::Succeeded {
+            change.last_success_at = Some(at);
+            change.failing_since = None;
+        } else if change.failing_since.is_none() {
+            change.failing_since = Some(at);
+        }
+    }
+    changes
+}
+
+/// Applies a batch's [`HealthChange`]s: one statement, whatever the batch's size. A
+/// success in the batch restarts `failing_since` from the failures after it; otherwise
+/// the earliest failure since the last success stays.
+async fn update_health(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    attempts: &[AttemptToRecord<'_>],
+) -> Result<HashMap<String, Option<DateTime<Utc>>>> {
+    let changes: Vec<(&str, HealthChange)> = health_changes(attempts).into_iter().collect();
+    let mut failing_since = HashMap::with_capacity(changes.len());
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO webhook_health (webhook_id, last_attempt_at, last_status_code, \
+             last_success_at, failing_since) ",
+        );
+        upsert.push_values(chunk, |mut values, (webhook_id, change)| {
+            values
+                .push_bind(*webhook_id)
+                .push_bind(change.last_attempt_at)
+                .push_bind(change.last_status_code)
+                .push_bind(change.last_success_at)
+                .push_bind(change.failing_since);
+        });
+        // SQLite's two-argument MAX is NULL when either is: hence the COALESCEs.
+        upsert.push(
+            " ON CONFLICT (webhook_id) DO UPDATE SET \
+               last_status_code = CASE \
+                 WHEN excluded.last_attempt_at >= COALESCE(webhook_health.last_attempt_at, 0) \
+                 THEN excluded.last_status_code ELSE webhook_health.last_status_code END, \
+               last_attempt_at = MAX(COALESCE(webhook_health.last_attempt_at, 0), \
+                 excluded.last_attempt_at), \
+               last_success_at = COALESCE(MAX(webhook_health.last_success_at, \
+                 excluded.last_success_at), webhook_health.last_success_at, \
+                 excluded.last_success_at), \
+               failing_since = CASE WHEN excluded.last_success_at IS NOT NULL \
+                 THEN excluded.failing_since \
+                 ELSE COALESCE(webhook_health.failing_since, excluded.failing_since) END \
+             RETURNING webhook_id, failing_since",
+        );
+        for row in upsert.build().fetch_all(&mut **tx).await? {
+            failing_since.insert(
+                row.try_get::<String, _>("webhook_id")?,
+                optional_time(&row, "failing_since")?,
+            );
+        }
+    }
+    Ok(failing_since)
 }
 
 /// Tells queued emits apart (two may carry the same event id).
@@ -217,9 +307,6 @@ async fn emit_batch(
     }
     // Deliveries that get a slot are written claimed, and handed over after the commit.
     // One whose webhook's kind is unreadable is left to a claim, which reports it.
-    let mut slots = handoff
-        .map_or_else(Vec::new, |handoff| handoff.take_slots(rows.len()))
-        .into_iter();
     let lease_until = handoff.map(|handoff| {
         now.saturating_add(i64::try_from(handoff.lease().as_millis()).unwrap_or(i64::MAX))
     });
@@ -227,26 +314,32 @@ async fn emit_batch(
     let mut claims = Vec::with_capacity(rows.len());
     for (event, subscriber) in &rows {
         let kind = WebhookKind::parse(&subscriber.kind);
-        let slot = kind.and_then(|_| slots.next());
+        let slot = match (handoff, kind) {
+            (Some(handoff), Some(_)) => handoff.take_slot(&subscriber.id),
+            _ => Err(Refused::NoSlot),
+        };
         new_deliveries.push(NewDelivery {
             event,
             webhook_id: &subscriber.id,
-            lease_until: slot.as_ref().and(lease_until),
+            lease_until: slot.as_ref().ok().and(lease_until),
         });
-        claims.push(slot.zip(kind));
+        claims.push(slot.map(|slot| (slot, kind)));
     }
-    drop(slots);
     let ids = insert_deliveries(tx, &new_deliveries, now).await?;
     let created_at = from_millis(now)?;
     let mut handed = Vec::new();
     let mut unclaimed: HashMap<&str, u64> = HashMap::new();
     for (((event, subscriber), delivery_id), claim) in rows.iter().zip(ids).zip(claims) {
         match claim {
-            Some((slot, kind)) => handed.push(HandedJob {
+            Ok((slot, Some(kind))) => handed.push(HandedJob {
                 job: new_job(event, subscriber, kind, delivery_id, created_at),
                 slot,
             }),
-            None => *unclaimed.entry(event.id.as_str()).or_default() += 1,
+            // The dispatcher claims it when that webhook has room, without being told.
+            Err(Refused::WebhookFull) => {}
+            Ok((_, None)) | Err(Refused::NoSlot) => {
+                *unclaimed.entry(event.id.as_str()).or_default() += 1;
+            }
         }
     }
     let earlier: Vec<&str> = events
@@ -437,7 +530,7 @@ impl Store {
         let ticket = NEXT_EMIT_TICKET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.queued_emits
             .lock()
-            .map_err(|_| StoreError::Corrupt("the emit queue was poisoned".to_owned()))?
+            .map_err(|_| StoreError::Internal("the emit queue was poisoned".to_owned()))?
             .push(QueuedEmit {
                 ticket,
                 event,
@@ -492,7 +585,7 @@ impl Store {
                 let turn = self.write_turn().await?;
                 self.emit_alone(turn, event).await
             }
-            Err(_) => Err(StoreError::Corrupt(
+            Err(_) => Err(StoreError::Internal(
                 "a queued emit was dropped unanswered".to_owned(),
             )),
         }
@@ -551,7 +644,7 @@ impl Store {
         let (mut emitted, handed) = emit_batch(&mut tx, &[&event], now, handoff.as_ref()).await?;
         let emitted = emitted
             .pop()
-            .ok_or_else(|| StoreError::Corrupt("an emit wrote nothing".to_owned()))?;
+            .ok_or_else(|| StoreError::Internal("an emit wrote nothing".to_owned()))?;
         tx.commit().await?;
         if let Some(handoff) = &handoff {
             handoff.send(handed);
@@ -580,30 +673,52 @@ impl Store {
         let id = insert_deliveries(&mut tx, &[delivery], now)
             .await?
             .pop()
-            .ok_or_else(|| StoreError::Corrupt("a delivery was not written".to_owned()))?;
+            .ok_or_else(|| StoreError::Internal("a delivery was not written".to_owned()))?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Claims up to `limit` due deliveries, the oldest due first, until `lease_until` and
-    /// returns their jobs. One statement, run in the write turn without BEGIN and COMMIT
-    /// around it (a single statement is atomic by itself): with sqlx every statement is a
-    /// round trip to a worker thread, and a claim with its transaction and a second
-    /// query for the jobs took four.
+    /// returns their jobs, keeping to `limits`: nothing of a webhook that has its whole
+    /// share of attempts under way, and no more of any other than its room. One
+    /// statement, run in the write turn without BEGIN and COMMIT around it (a single
+    /// statement is atomic by itself): with sqlx every statement is a round trip to a
+    /// worker thread, and a claim with its transaction and a second query for the jobs
+    /// took four.
+    ///
+    /// The due deliveries of full webhooks are passed over in the index alone
+    /// (`deliveries_due` holds the webhook); the share is applied to the first
+    /// [`CLAIM_CANDIDATES_PER_SLOT`] × `limit` due deliveries of the others.
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        limits: &ClaimLimits,
     ) -> Result<Vec<DeliveryJob>> {
+        let full = serde_json::to_string(&limits.full)
+            .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
+        let room: serde_json::Map<String, serde_json::Value> = limits
+            .room
+            .iter()
+            .map(|(webhook_id, room)| (webhook_id.clone(), (*room).into()))
+            .collect();
+        let room = serde_json::Value::Object(room).to_string();
         let turn = self.write_turn().await?;
         let mut writer = self.writer.acquire().await?;
         let rows = sqlx::query(
-            "UPDATE deliveries SET lease_until = ? WHERE id IN ( \
-               SELECT id FROM deliveries \
-               WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? \
-                 AND (lease_until IS NULL OR lease_until <= ?) \
-               ORDER BY next_attempt_at LIMIT ?) \
+            "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
+               SELECT id FROM ( \
+                 SELECT id, next_attempt_at, \
+                   ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS nth, \
+                   COALESCE(json_extract(?4, '$.\"' || webhook_id || '\"'), ?5) AS room \
+                 FROM ( \
+                   SELECT id, webhook_id, next_attempt_at FROM deliveries \
+                   WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 \
+                     AND webhook_id NOT IN (SELECT value FROM json_each(?3)) \
+                     AND (lease_until IS NULL OR lease_until <= ?2) \
+                   ORDER BY next_attempt_at LIMIT ?6)) \
+               WHERE nth <= room ORDER BY next_attempt_at LIMIT ?7) \
              RETURNING id, event_id, event_type, retry_step, webhook_id, \
                (SELECT e.data FROM events e WHERE e.id = deliveries.event_id) AS data, \
                (SELECT e.created_at FROM events e WHERE e.id = deliveries.event_id) \
@@ -615,7 +730,10 @@ impl Store {
         )
         .bind(millis(lease_until))
         .bind(millis(now))
-        .bind(millis(now))
+        .bind(full)
+        .bind(room)
+        .bind(i64::try_from(limits.per_webhook).unwrap_or(i64::MAX))
+        .bind(i64::from(limit).saturating_mul(CLAIM_CANDIDATES_PER_SLOT))
         .bind(i64::from(limit))
         .fetch_all(&mut *writer)
         .await?;
@@ -635,12 +753,22 @@ impl Store {
         Ok(jobs)
     }
 
-    /// When the next unclaimed delivery falls due, if any is waiting.
-    pub async fn next_due_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    /// When the next unclaimed delivery of a webhook not in `full` falls due, if any is
+    /// waiting (those of full webhooks are looked at again when one has room).
+    pub async fn next_due_at(
+        &self,
+        now: DateTime<Utc>,
+        full: &[String],
+    ) -> Result<Option<DateTime<Utc>>> {
+        let full = serde_json::to_string(full)
+            .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
         let at: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM deliveries \
-             WHERE next_attempt_at IS NOT NULL AND (lease_until IS NULL OR lease_until <= ?)",
+             WHERE next_attempt_at IS NOT NULL \
+               AND webhook_id NOT IN (SELECT value FROM json_each(?)) \
+               AND (lease_until IS NULL OR lease_until <= ?)",
         )
+        .bind(full)
         .bind(millis(now))
         .fetch_one(&self.pool)
         .await?;
@@ -659,20 +787,22 @@ impl Store {
         Ok(released.rows_affected())
     }
 
-    /// Records attempts and moves each delivery on, releasing its claim: the dispatcher's
-    /// writes, batched in one transaction.
+    /// Records attempts and moves each delivery on, releasing its claim, and keeps each
+    /// webhook's health up to date: the dispatcher's writes, batched in one transaction.
+    /// Returns, per webhook of the batch, since when its attempts have been failing
+    /// (see [`Store::failing_since`]), read in the same transaction.
     pub async fn record_attempts(
         &self,
-        attempts: &[(&str, &AttemptRecord, AttemptOutcome)],
-    ) -> Result<()> {
+        attempts: &[AttemptToRecord<'_>],
+    ) -> Result<HashMap<String, Option<DateTime<Utc>>>> {
         if attempts.is_empty() {
-            return Ok(());
+            return Ok(HashMap::new());
         }
         // Two statements for the whole batch: with sqlx's SQLite driver every statement
         // is a hop to its worker thread, and those hops, not SQLite, were the cost.
         let rows: Vec<AttemptRow<'_>> = attempts
             .iter()
-            .map(|(delivery_id, attempt, outcome)| AttemptRow::new(delivery_id, attempt, *outcome))
+            .map(|a| AttemptRow::new(a.delivery_id, a.record, a.outcome))
             .collect();
         let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -723,8 +853,9 @@ impl Store {
             update.push(") AS v WHERE deliveries.id = v.column1");
             update.build().execute(&mut **tx).await?;
         }
+        let failing_since = update_health(&mut tx, attempts).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(failing_since)
     }
 
     /// Queues a new attempt now with a fresh retry cycle, whatever the delivery's status.
@@ -885,6 +1016,9 @@ impl Store {
     }
 
     /// Finished deliveries per time bucket since `since`, by their last attempt's time.
+    /// Read from the hourly counts kept as deliveries change, never from the history: an
+    /// hour or a day of any size costs the same. A bucket starts on a whole UTC hour or
+    /// day, so `since` is rounded down to one.
     pub async fn stats(
         &self,
         webhook_id: Option<&str>,
@@ -892,16 +1026,15 @@ impl Store {
         bucket: StatsBucket,
     ) -> Result<Vec<StatsPoint>> {
         let width = bucket.millis();
+        debug_assert_eq!(width % HOUR_MILLIS, 0, "buckets are whole hours");
         let start = millis(since).div_euclid(width) * width;
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT (last_attempt_at / ");
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT (hour_start / ");
         sql.push_bind(width)
             .push(") * ")
             .push_bind(width)
             .push(
-                " AS bucket_start, \
-                 SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END) AS succeeded, \
-                 SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed \
-                 FROM deliveries WHERE last_attempt_at >= ",
+                " AS bucket_start, SUM(succeeded) AS succeeded, SUM(failed) AS failed \
+                 FROM delivery_counts WHERE hour_start >= ",
             )
             .push_bind(start);
         if let Some(webhook_id) = webhook_id {
@@ -933,19 +1066,15 @@ impl Store {
         Ok(points)
     }
 
-    /// Since when every finished delivery of this webhook has failed: the creation time of
-    /// the first failure after its last success. `None` when its latest outcome succeeded.
+    /// Since when this webhook's attempts have failed: the start of the first failed
+    /// attempt after its latest success. `None` while it succeeds (or was never tried).
     pub async fn failing_since(&self, webhook_id: &str) -> Result<Option<DateTime<Utc>>> {
-        let since: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(created_at) FROM deliveries WHERE webhook_id = ? AND status = 'failed' \
-               AND created_at > COALESCE((SELECT MAX(last_attempt_at) FROM deliveries \
-                                          WHERE webhook_id = ? AND status = 'succeeded'), 0)",
-        )
-        .bind(webhook_id)
-        .bind(webhook_id)
-        .fetch_one(&self.pool)
-        .await?;
-        since.map(from_millis).transpose()
+        let since: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT failing_since FROM webhook_health WHERE webhook_id = ?")
+                .bind(webhook_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        since.flatten().map(from_millis).transpose()
     }
 
     /// Deactivates a webhook on the service's own account, saying why, and cancels its
@@ -1087,9 +1216,18 @@ mod tests {
         let now = Utc::now();
         let lease_until = now + TimeDelta::seconds(60);
 
-        let first = store.claim_due(now, lease_until, 2).await.expect("claim");
-        let second = store.claim_due(now, lease_until, 10).await.expect("claim");
-        let third = store.claim_due(now, lease_until, 10).await.expect("claim");
+        let first = store
+            .claim_due(now, lease_until, 2, &ClaimLimits::unlimited())
+            .await
+            .expect("claim");
+        let second = store
+            .claim_due(now, lease_until, 10, &ClaimLimits::unlimited())
+            .await
+            .expect("claim");
+        let third = store
+            .claim_due(now, lease_until, 10, &ClaimLimits::unlimited())
+            .await
+            .expect("claim");
 
         assert_eq!((first.len(), second.len(), third.len()), (2, 1, 0));
         let mut claimed: Vec<(String, String, String, String)> = first
@@ -1124,7 +1262,12 @@ mod tests {
         // Once the lease has run out, the same deliveries can be claimed again.
         let later = lease_until + TimeDelta::seconds(1);
         let again = store
-            .claim_due(later, later + TimeDelta::seconds(60), 10)
+            .claim_due(
+                later,
+                later + TimeDelta::seconds(60),
+                10,
+                &ClaimLimits::unlimited(),
+            )
             .await
             .expect("claim");
         assert_eq!(again.len(), 3);
@@ -1133,7 +1276,7 @@ mod tests {
     /// A handoff with `slots` attempt slots, registered with `store`.
     fn handoff(store: &Store, slots: usize) -> (Handoff, tokio::sync::mpsc::Receiver<HandedJob>) {
         let (jobs, handed) = tokio::sync::mpsc::channel(slots);
-        let handoff = Handoff::new(slots, jobs, Duration::from_secs(60));
+        let handoff = Handoff::new(slots, usize::MAX, jobs, Duration::from_secs(60));
         store.hand_new_deliveries_to(handoff.clone());
         (handoff, handed)
     }
@@ -1193,7 +1336,12 @@ mod tests {
         // The handed deliveries are claimed already: a claim finds only the third.
         let now = Utc::now();
         let claimed = store
-            .claim_due(now, now + TimeDelta::seconds(60), 10)
+            .claim_due(
+                now,
+                now + TimeDelta::seconds(60),
+                10,
+                &ClaimLimits::unlimited(),
+            )
             .await
             .expect("claim");
         let claimed: Vec<&str> = claimed.iter().map(|job| job.event_id.as_str()).collect();
@@ -1251,7 +1399,12 @@ mod tests {
         assert_eq!(after.unclaimed, 2);
         let now = Utc::now();
         let claimable = store
-            .claim_due(now, now + TimeDelta::seconds(60), 100)
+            .claim_due(
+                now,
+                now + TimeDelta::seconds(60),
+                100,
+                &ClaimLimits::unlimited(),
+            )
             .await
             .expect("claim");
         assert_eq!(claimable.len(), 2 + 1 + 2 + 1 + 2);

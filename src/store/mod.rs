@@ -19,8 +19,10 @@ use crate::api::{Webhook, WebhookKind};
 mod deliveries;
 mod handoff;
 
-pub use deliveries::{AttemptOutcome, AttemptRecord, DeliveryJob, Emitted, NewEvent};
-pub use handoff::{HandedJob, Handoff};
+pub use deliveries::{
+    AttemptOutcome, AttemptRecord, AttemptToRecord, DeliveryJob, Emitted, NewEvent,
+};
+pub use handoff::{AttemptSlot, ClaimLimits, HandedJob, Handoff};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,6 +38,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// A failure inside this process, not in what is stored.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("an attempt is under way")]
     Busy,
 }
@@ -129,6 +134,8 @@ pub struct Store {
 
 /// WAL size (in 4 KiB pages) at which a committing writer checkpoints by itself.
 const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
+/// Log size (in 4 KiB pages, 16 MiB) past which a checkpoint waits for the write turn.
+const WAL_RESTART_PAGES: i64 = 4096;
 /// How long after a commit the checkpoint task runs: short, so that each checkpoint
 /// has little to copy (see [`checkpoint_after_writes`]).
 const CHECKPOINT_DELAY: Duration = Duration::from_millis(25);
@@ -169,7 +176,17 @@ impl Drop for AbortOnDrop {
 /// nothing: otherwise it keeps its largest size for good (64 MiB after a burst). Cutting
 /// it back as SQLite's `journal_size_limit` does, whenever it starts over under load,
 /// raised `POST /events` p99 from 3–5 ms to 50–60 ms.
-async fn checkpoint_after_writes(connection: SqlitePool, written: Arc<tokio::sync::Notify>) {
+///
+/// Under steady writes a passive checkpoint always lags a little behind the log, and the
+/// log starts over only after a checkpoint that caught up with it: an outage's stream of
+/// failed attempts grew it past 64 MiB before SQLite's own backstop ran. Once the log
+/// holds more than [`WAL_RESTART_PAGES`], the next checkpoint runs in the write turn, so
+/// that no write overlaps it and the next write starts the log over.
+async fn checkpoint_after_writes(
+    connection: SqlitePool,
+    written: Arc<tokio::sync::Notify>,
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+) {
     let mut wrote = false;
     loop {
         if !wrote {
@@ -179,7 +196,12 @@ async fn checkpoint_after_writes(connection: SqlitePool, written: Arc<tokio::syn
         if connection.is_closed() {
             return;
         }
-        checkpoint(&connection, "PRAGMA wal_checkpoint(PASSIVE)").await;
+        let log_pages = checkpoint(&connection, "PRAGMA wal_checkpoint(PASSIVE)").await;
+        if log_pages > WAL_RESTART_PAGES {
+            let turn = write_gate.lock().await;
+            checkpoint(&connection, "PRAGMA wal_checkpoint(PASSIVE)").await;
+            drop(turn);
+        }
         wrote = tokio::time::timeout(IDLE_BEFORE_TRUNCATE, written.notified())
             .await
             .is_ok();
@@ -189,9 +211,17 @@ async fn checkpoint_after_writes(connection: SqlitePool, written: Arc<tokio::syn
     }
 }
 
-async fn checkpoint(connection: &SqlitePool, statement: &'static str) {
-    if let Err(err) = sqlx::query(statement).execute(connection).await {
-        tracing::debug!("checkpointing the database log failed: {err}");
+/// Runs a checkpoint; returns how many pages the log holds (0 when it failed).
+async fn checkpoint(connection: &SqlitePool, statement: &'static str) -> i64 {
+    match sqlx::query_as::<_, (i64, i64, i64)>(statement)
+        .fetch_one(connection)
+        .await
+    {
+        Ok((_busy, log_pages, _checkpointed)) => log_pages,
+        Err(err) => {
+            tracing::debug!("checkpointing the database log failed: {err}");
+            0
+        }
     }
 }
 
@@ -279,15 +309,19 @@ macro_rules! webhook_columns {
     () => {
         "id, name, url, kind, description, owner, is_active, disabled_reason, \
          secret_hint, created_at, updated_at, \
-         (SELECT COUNT(*) FROM deliveries d WHERE d.webhook_id = webhooks.id \
-            AND d.status = 'succeeded' AND d.last_attempt_at >= ?) AS success_24h, \
-         (SELECT COUNT(*) FROM deliveries d WHERE d.webhook_id = webhooks.id \
-            AND d.status = 'failed' AND d.last_attempt_at >= ?) AS failed_24h, \
-         (SELECT MAX(d.last_attempt_at) FROM deliveries d WHERE d.webhook_id = webhooks.id) \
-            AS last_delivery_at, \
-         (SELECT d.status_code FROM deliveries d WHERE d.webhook_id = webhooks.id \
-            AND d.last_attempt_at IS NOT NULL ORDER BY d.last_attempt_at DESC LIMIT 1) \
-            AS last_status_code"
+         h.last_attempt_at AS last_delivery_at, h.last_status_code, h.last_success_at, \
+         h.failing_since, \
+         (SELECT COALESCE(SUM(c.succeeded), 0) FROM delivery_counts c \
+            WHERE c.webhook_id = webhooks.id AND c.hour_start >= ?) AS success_24h, \
+         (SELECT COALESCE(SUM(c.failed), 0) FROM delivery_counts c \
+            WHERE c.webhook_id = webhooks.id AND c.hour_start >= ?) AS failed_24h"
+    };
+}
+
+/// What [`webhook_columns`] selects from.
+macro_rules! webhook_tables {
+    () => {
+        " FROM webhooks LEFT JOIN webhook_health h ON h.webhook_id = webhooks.id"
     };
 }
 
@@ -376,14 +410,16 @@ impl Store {
         let checkpoint_connection = pool_options(1)
             .connect_with(options.busy_timeout(CHECKPOINT_BUSY_TIMEOUT))
             .await?;
+        let write_gate = Arc::default();
         let checkpointer = tokio::spawn(checkpoint_after_writes(
             checkpoint_connection.clone(),
             Arc::clone(&written),
+            Arc::clone(&write_gate),
         ));
         Ok(Self {
             pool,
             writer,
-            write_gate: Arc::default(),
+            write_gate,
             queued_emits: Arc::default(),
             secrets: Arc::default(),
             handoff: Arc::default(),
@@ -476,10 +512,11 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             webhook_columns!(),
-            " FROM webhooks WHERE deleted_at IS NULL ORDER BY created_at, id"
+            webhook_tables!(),
+            " WHERE deleted_at IS NULL ORDER BY created_at, id"
         ))
-        .bind(day_ago())
-        .bind(day_ago())
+        .bind(health_window_start())
+        .bind(health_window_start())
         .fetch_all(&self.pool)
         .await?;
         let mut events: HashMap<String, Vec<String>> = HashMap::new();
@@ -509,10 +546,11 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             webhook_columns!(),
-            " FROM webhooks WHERE id = ? AND deleted_at IS NULL"
+            webhook_tables!(),
+            " WHERE id = ? AND deleted_at IS NULL"
         ))
-        .bind(day_ago())
-        .bind(day_ago())
+        .bind(health_window_start())
+        .bind(health_window_start())
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
@@ -727,9 +765,13 @@ async fn replace_events(
     Ok(())
 }
 
-/// The start of the window the health counts cover.
-fn day_ago() -> i64 {
-    millis(Utc::now()) - 86_400_000
+/// Width of the buckets in `delivery_counts`.
+const HOUR_MILLIS: i64 = 3_600_000;
+
+/// The start of the window a webhook's 24 h counts cover: the current UTC hour and the
+/// 23 before it, as whole buckets of `delivery_counts`.
+fn health_window_start() -> i64 {
+    millis(Utc::now()).div_euclid(HOUR_MILLIS) * HOUR_MILLIS - 23 * HOUR_MILLIS
 }
 
 fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, events: Vec<String>) -> Result<Webhook> {
@@ -753,14 +795,20 @@ fn webhook_from_row(row: &sqlx::sqlite::SqliteRow, events: Vec<String>) -> Resul
         updated_at: from_millis(row.try_get("updated_at")?)?,
         success_24h: count("success_24h")?,
         failed_24h: count("failed_24h")?,
-        last_delivery_at: row
-            .try_get::<Option<i64>, _>("last_delivery_at")?
-            .map(from_millis)
-            .transpose()?,
+        last_delivery_at: optional_time(row, "last_delivery_at")?,
+        last_success_at: optional_time(row, "last_success_at")?,
+        failing_since: optional_time(row, "failing_since")?,
         last_status_code: row
             .try_get::<Option<i64>, _>("last_status_code")?
             .and_then(|code| u16::try_from(code).ok()),
     })
+}
+
+/// A nullable time column.
+fn optional_time(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>> {
+    row.try_get::<Option<i64>, _>(column)?
+        .map(from_millis)
+        .transpose()
 }
 
 /// A new sortable id: `prefix_` + a ULID (time-ordered, 128 bits).

@@ -414,6 +414,25 @@ impl WebhooksView {
                 ui.label("Last 24 h");
                 health_ui(ui, webhook);
                 ui.end_row();
+                ui.label("Last success");
+                ui.label(
+                    webhook
+                        .last_success_at
+                        .map_or_else(|| "—".to_owned(), widgets::time),
+                );
+                ui.end_row();
+                if let Some(since) = webhook.failing_since {
+                    ui.label("Failing since");
+                    ui.label(
+                        RichText::new(format!(
+                            "{} (every attempt since has failed)",
+                            widgets::time(since)
+                        ))
+                        .color(theme::FAILURE)
+                        .strong(),
+                    );
+                    ui.end_row();
+                }
                 ui.label("Id");
                 ui.label(RichText::new(&webhook.id).monospace().small());
                 ui.end_row();
