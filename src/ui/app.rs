@@ -14,6 +14,7 @@ use super::connection::{self, Connected, RemoteProfile};
 use super::deliveries::DeliveriesView;
 use super::inbox::InboxView;
 use super::profiles::{ProfileAction, ProfilesView};
+use super::requests::{REFRESH_EVERY, Requests};
 use super::secret::SecretModal;
 use super::webhooks::WebhooksView;
 use super::{theme, widgets};
@@ -21,9 +22,6 @@ use crate::api::{EventType, Webhook};
 use crate::client::Client;
 use crate::embedded::Embedded;
 use crate::keychain::{Keychain, KeychainError, LOCAL_PROFILE};
-
-/// How often open views refresh by themselves.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
 
 /// What the panel remembers between runs. Never a secret.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,7 +170,8 @@ pub struct App {
     secret: Option<SecretModal>,
     notice: Option<Notice>,
     last_refresh: Option<Instant>,
-    refreshing: bool,
+    /// Each view's repeating requests under way, and how slow the answers are.
+    requests: Requests,
 }
 
 impl App {
@@ -219,7 +218,7 @@ impl App {
             secret: None,
             notice: None,
             last_refresh: None,
-            refreshing: false,
+            requests: Requests::default(),
         };
         app.connect(target);
         app
@@ -279,10 +278,14 @@ impl App {
     }
 
     fn run(&mut self, commands: Commands) {
-        let Some(backend) = self.backend() else {
+        let Connection::Ready { backend, .. } = &self.connection else {
             return;
         };
+        let now = Instant::now();
         for command in commands.0 {
+            if let Some(key) = command.request_key() {
+                self.requests.sent(key, now);
+            }
             backend.send(command);
         }
     }
@@ -294,7 +297,7 @@ impl App {
         self.failed = DeliveriesView::failed_only();
         self.inbox = InboxView::default();
         self.last_refresh = None;
-        self.refreshing = false;
+        self.requests.clear();
     }
 
     /// Switches to `target`: at once for an embedded service already running, otherwise in
@@ -453,9 +456,11 @@ impl App {
     }
 
     fn handle(&mut self, event: Event, commands: &mut Commands) {
+        if let Some(key) = event.request_key() {
+            self.requests.answered(key, Instant::now());
+        }
         match event {
             Event::Webhooks(result) => {
-                self.refreshing = false;
                 match result {
                     Ok(webhooks) => {
                         commands.send(Command::CheckKeychain {
@@ -588,25 +593,34 @@ impl App {
         }
     }
 
-    /// Asks for fresh data every [`REFRESH_EVERY`], one request at a time.
+    /// Asks for fresh data every [`REFRESH_EVERY`] (less often while the service is slow),
+    /// skipping each request whose previous answer has not come back yet.
     fn refresh_if_due(&mut self, commands: &mut Commands) {
-        if self.backend().is_none() || self.refreshing {
+        if self.backend().is_none() {
             return;
         }
         if self
             .last_refresh
-            .is_some_and(|at| at.elapsed() < REFRESH_EVERY)
+            .is_some_and(|at| at.elapsed() < self.requests.refresh_every())
         {
             return;
         }
         self.last_refresh = Some(Instant::now());
-        self.refreshing = true;
-        commands.send(Command::RefreshWebhooks);
+        let mut due = Commands::default();
+        due.send(Command::RefreshWebhooks);
         match self.state.view {
             View::Webhooks => {}
-            View::Deliveries => self.deliveries.refresh(commands),
-            View::Failed => self.failed.refresh(commands),
-            View::Inbox => self.inbox.refresh(commands),
+            View::Deliveries => self.deliveries.refresh(&mut due),
+            View::Failed => self.failed.refresh(&mut due),
+            View::Inbox => self.inbox.refresh(&mut due),
+        }
+        for command in due.0 {
+            if command
+                .request_key()
+                .is_none_or(|key| !self.requests.is_waiting(key))
+            {
+                commands.send(command);
+            }
         }
     }
 
@@ -687,6 +701,16 @@ impl App {
 
     fn status_bar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
+            if let Some(slow) = self.requests.slowness(Instant::now()) {
+                ui.label(
+                    egui::RichText::new(format!("⏳ service slow: {:.1} s", slow.as_secs_f64()))
+                        .color(theme::WARNING),
+                )
+                .on_hover_text(format!(
+                    "Answers take long: views refresh every {} s, one request at a time",
+                    self.requests.refresh_every().as_secs()
+                ));
+            }
             if let Connection::Ready { note, .. } = &self.connection {
                 ui.label(egui::RichText::new(note).small().weak());
             }

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
+use super::requests::RequestKey;
 use crate::api::{
     Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EventType, Recovered, StatsPoint,
     StatsQuery, Webhook, WebhookIn, WebhookPatch,
@@ -87,8 +88,24 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Which repeating request this is, if it is one (see [`Requests`]).
+    ///
+    /// [`Requests`]: super::requests::Requests
+    pub fn request_key(&self) -> Option<RequestKey> {
+        match self {
+            Self::RefreshWebhooks => Some(RequestKey::Webhooks),
+            Self::LoadDeliveries { list, page, .. } if !page.more => Some(RequestKey::Page(*list)),
+            Self::LoadDelivery { list, .. } => Some(RequestKey::Detail(*list)),
+            Self::LoadStats { .. } => Some(RequestKey::Stats),
+            Self::LoadInbox { .. } => Some(RequestKey::Inbox),
+            _ => None,
+        }
+    }
+}
+
 /// Which deliveries list asked, so an answer lands where it was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListTag {
     All,
     Failed,
@@ -191,6 +208,20 @@ pub enum Event {
         what: String,
         error: String,
     },
+}
+
+impl Event {
+    /// The repeating request this answers, if it answers one.
+    pub fn request_key(&self) -> Option<RequestKey> {
+        match self {
+            Self::Webhooks(_) => Some(RequestKey::Webhooks),
+            Self::Deliveries { list, page, .. } if !page.more => Some(RequestKey::Page(*list)),
+            Self::Delivery { list, .. } => Some(RequestKey::Detail(*list)),
+            Self::Stats { .. } => Some(RequestKey::Stats),
+            Self::Inbox { .. } => Some(RequestKey::Inbox),
+            _ => None,
+        }
+    }
 }
 
 /// Most pages one export fetches (of 500 rows each): a million deliveries.

@@ -3,6 +3,8 @@
 //! - [`app`]: the `eframe::App`, its state and the command/event loop.
 //! - [`backend`]: background work — commands in, events out, never on the UI thread.
 //! - [`connection`]: reaching the embedded service or a remote profile; [`profiles`] edits them.
+//! - [`requests`]: each view's repeating request kept to one in flight, and how slow
+//!   the service answers.
 //! - one module per view: [`webhooks`], [`deliveries`], [`inbox`]; the secret-once modal in
 //!   [`secret`]; shared [`widgets`] and [`theme`].
 
@@ -12,6 +14,7 @@ pub mod connection;
 pub mod deliveries;
 pub mod inbox;
 pub mod profiles;
+pub mod requests;
 pub mod secret;
 pub mod theme;
 pub mod webhooks;

@@ -928,3 +928,140 @@ fn select_all_picks_every_matching_row_not_only_the_loaded_ones() {
     panel.step_until_label("↻ Resend 250 selected");
     panel.step_until_label("250 rows · all loaded");
 }
+
+/// A proxy that holds every request for `delay` before passing it to `upstream`, and
+/// counts how many requests per path it holds at once.
+struct SlowProxy {
+    url: String,
+    /// Per path: requests held now, and the most held at once.
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (usize, usize)>>>,
+}
+
+impl SlowProxy {
+    fn start(runtime: &tokio::runtime::Runtime, upstream: String, delay: Duration) -> Self {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        let held = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+            String,
+            (usize, usize),
+        >::new()));
+        let counts = std::sync::Arc::clone(&held);
+        let client = reqwest::Client::new();
+        let forward = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (counts, client, upstream) = (counts.clone(), client.clone(), upstream.clone());
+            async move {
+                let path = uri.path().to_owned();
+                {
+                    let mut counts = counts.lock().expect("counts");
+                    let entry = counts.entry(path.clone()).or_default();
+                    entry.0 += 1;
+                    entry.1 = entry.1.max(entry.0);
+                }
+                tokio::time::sleep(delay).await;
+                let mut request = client
+                    .request(method, format!("{upstream}{uri}"))
+                    .body(body);
+                for (name, value) in &headers {
+                    if name != "host" {
+                        request = request.header(name, value);
+                    }
+                }
+                let answer = request.send().await;
+                if let Some(entry) = counts.lock().expect("counts").get_mut(&path) {
+                    entry.0 -= 1;
+                }
+                match answer {
+                    Ok(answer) => {
+                        let status = answer.status();
+                        let content_type = answer.headers().get("content-type").cloned();
+                        let body = answer.bytes().await.unwrap_or_default();
+                        let mut response =
+                            axum::response::Response::new(axum::body::Body::from(body));
+                        *response.status_mut() = status;
+                        if let Some(content_type) = content_type {
+                            response.headers_mut().insert("content-type", content_type);
+                        }
+                        response
+                    }
+                    Err(_) => {
+                        let mut response = axum::response::Response::default();
+                        *response.status_mut() = StatusCode::BAD_GATEWAY;
+                        response
+                    }
+                }
+            }
+        };
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, axum::Router::new().fallback(forward)).await;
+        });
+        Self { url, held }
+    }
+
+    /// The most requests to `path` held at once so far.
+    fn most_at_once(&self, path: &str) -> usize {
+        self.held
+            .lock()
+            .expect("counts")
+            .get(path)
+            .map_or(0, |(_, most)| *most)
+    }
+}
+
+#[test]
+fn a_slow_service_gets_one_request_per_view_at_a_time_and_the_panel_says_it_is_slow() {
+    let mut panel = Panel::start();
+    // The remote: a real service behind a proxy that answers every request after 2.5 s,
+    // while views refresh every 3 s.
+    let remote_dir = tempfile::tempdir().expect("temp dir");
+    let encryption_key = hookpanel::crypto::generate_encryption_key().expect("random");
+    let mut remote_config = crate::support::config(remote_dir.path(), &encryption_key);
+    remote_config.admin_key = Some(zeroize::Zeroizing::new("hpk_slow_remote_key".to_owned()));
+    let remote = panel
+        .runtime
+        .block_on(hookpanel::server::start(remote_config))
+        .expect("remote starts");
+    let proxy = SlowProxy::start(
+        &panel.runtime,
+        remote.base_url(),
+        Duration::from_millis(2_500),
+    );
+    let profile = format!("slow-{}", hookpanel::store::new_id("p").to_lowercase());
+    panel.click("Profiles…");
+    panel.type_into("Profile name", &profile);
+    panel.type_into("Base URL", &proxy.url);
+    panel.type_into("Admin key", "hpk_slow_remote_key");
+    panel.click("Save and connect");
+    panel.step_until("the slow remote to be managed", |app| {
+        app.is_ready() && app.base_url() == Some(proxy.url.as_str())
+    });
+    // The deliveries view asks for its page, the inspector's delivery and the chart.
+    panel.harness.state_mut().show_view(View::Deliveries);
+
+    // Ten seconds of frames: three or four refresh ticks, each slower than the last
+    // answer allows.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panel.step_until_label_contains("service slow: ");
+    for path in [
+        "/v1/admin/webhooks",
+        "/v1/admin/deliveries",
+        "/v1/admin/stats",
+    ] {
+        assert_eq!(
+            proxy.most_at_once(path),
+            1,
+            "{path}: one request at a time (0 would mean the view never asked)"
+        );
+    }
+    panel
+        .runtime
+        .block_on(remote.shutdown())
+        .expect("remote stops");
+}
