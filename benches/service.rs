@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
-//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging (one scenario)
+//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
@@ -30,6 +30,8 @@ const SCENARIO_LIMIT: Duration = Duration::from_secs(600);
 
 struct Sizes {
     events: usize,
+    outage_events: usize,
+    neighbour_events: usize,
     rate_requests: usize,
     paging_rows: usize,
 }
@@ -46,6 +48,11 @@ struct Service {
 
 impl Service {
     fn start(db: &Path) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    /// Starts the service with `env` added (e.g. a shorter retry schedule).
+    fn start_with(db: &Path, env: &[(&str, &str)]) -> Self {
         // One key for the whole run: a database reopened later needs the key it was
         // sealed with.
         static ENCRYPTION_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -64,6 +71,7 @@ impl Service {
             .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
             .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -138,25 +146,52 @@ struct Arrivals {
     at: Mutex<Vec<(String, Instant)>>,
 }
 
-async fn receive(State(arrivals): State<Arc<Arrivals>>, headers: HeaderMap) -> StatusCode {
+/// How a bench receiver answers.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// At once, with this status.
+    Status(StatusCode),
+    /// Not before the service's 10 s attempt timeout has passed (bounded: 30 s).
+    Hang,
+}
+
+struct Receiver {
+    arrivals: Arc<Arrivals>,
+    answer: Answer,
+}
+
+async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap) -> StatusCode {
     let now = Instant::now();
     let id = headers
         .get("webhook-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if let Ok(mut at) = arrivals.at.lock() {
+    if let Ok(mut at) = receiver.arrivals.at.lock() {
         at.push((id, now));
     }
-    arrivals.count.fetch_add(1, Ordering::Relaxed);
-    StatusCode::NO_CONTENT
+    receiver.arrivals.count.fetch_add(1, Ordering::Relaxed);
+    match receiver.answer {
+        Answer::Status(status) => status,
+        Answer::Hang => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            StatusCode::NO_CONTENT
+        }
+    }
 }
 
 async fn start_receiver() -> (SocketAddr, Arc<Arrivals>) {
+    start_receiver_answering(Answer::Status(StatusCode::NO_CONTENT)).await
+}
+
+async fn start_receiver_answering(answer: Answer) -> (SocketAddr, Arc<Arrivals>) {
     let arrivals = Arc::new(Arrivals::default());
     let app = axum::Router::new()
         .fallback(receive)
-        .with_state(Arc::clone(&arrivals));
+        .with_state(Arc::new(Receiver {
+            arrivals: Arc::clone(&arrivals),
+            answer,
+        }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -173,10 +208,21 @@ async fn create_webhook(
     name: &str,
     url: &str,
 ) -> String {
+    create_webhook_for(client, service, name, url, "order.created").await
+}
+
+/// A webhook subscribed to `event_type` alone.
+async fn create_webhook_for(
+    client: &reqwest::Client,
+    service: &Service,
+    name: &str,
+    url: &str,
+    event_type: &str,
+) -> String {
     let created: Value = client
         .post(service.url("/webhooks"))
         .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": name, "url": url, "events": ["order.created"]}))
+        .json(&json!({"name": name, "url": url, "events": [event_type]}))
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -188,13 +234,20 @@ async fn create_webhook(
 }
 
 async fn emit(client: &reqwest::Client, service: &Service, id: &str) -> Duration {
+    emit_type(client, service, "order.created", id).await
+}
+
+async fn emit_type(
+    client: &reqwest::Client,
+    service: &Service,
+    event_type: &str,
+    id: &str,
+) -> Duration {
     let began = Instant::now();
     let status = client
         .post(service.url("/events"))
         .bearer_auth(ADMIN_KEY)
-        .json(
-            &json!({"type": "order.created", "id": id, "data": {"order_id": id, "total": "12.90"}}),
-        )
+        .json(&json!({"type": event_type, "id": id, "data": {"order_id": id, "total": "12.90"}}))
         .send()
         .await
         .map(|r| r.status());
@@ -396,6 +449,272 @@ async fn emit_latency(sizes: &Sizes, rows: &mut Vec<Row>) {
     });
 }
 
+/// Latencies of the reads an open panel makes, sampled every 0.5 s while `running`, and
+/// the write-ahead log's largest size meanwhile.
+#[derive(Default)]
+struct Samples {
+    webhooks: Vec<Duration>,
+    failed_page: Vec<Duration>,
+    stats: Vec<Duration>,
+    peak_wal_bytes: u64,
+}
+
+async fn sample_reads(
+    client: reqwest::Client,
+    service_base: String,
+    wal: std::path::PathBuf,
+    running: Arc<std::sync::atomic::AtomicBool>,
+) -> Samples {
+    let mut samples = Samples::default();
+    let began = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while running.load(Ordering::Relaxed) && began.elapsed() < SCENARIO_LIMIT {
+        tick.tick().await;
+        for (path, into) in [
+            ("/webhooks", &mut samples.webhooks),
+            (
+                "/deliveries?status=failed&limit=100",
+                &mut samples.failed_page,
+            ),
+            ("/stats?bucket=hour", &mut samples.stats),
+        ] {
+            let asked = Instant::now();
+            let answered = client
+                .get(format!("{service_base}/v1/admin{path}"))
+                .bearer_auth(ADMIN_KEY)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status);
+            if let Ok(response) = answered {
+                let _ = response.bytes().await;
+                into.push(asked.elapsed());
+            }
+        }
+        let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        samples.peak_wal_bytes = samples.peak_wal_bytes.max(wal_bytes);
+    }
+    samples
+}
+
+/// Arrivals per second over the first and the last fifth of `times` (sorted).
+fn first_and_last_fifth_rates(times: &[Instant]) -> (f64, f64) {
+    let n = times.len();
+    if n < 10 {
+        return (f64::NAN, f64::NAN);
+    }
+    let fifth = n / 5;
+    let rate = |from: Instant, to: Instant| fifth as f64 / to.duration_since(from).as_secs_f64();
+    (
+        rate(times[0], times[fifth]),
+        rate(times[n - 1 - fifth], times[n - 1]),
+    )
+}
+
+/// N events to one webhook whose receiver fails every attempt with `status`, while the
+/// reads an open panel makes are sampled. `attempts` is how many attempts the retry
+/// schedule makes per delivery.
+async fn outage(
+    events: usize,
+    status: StatusCode,
+    schedule: &str,
+    attempts: usize,
+    rows: &mut Vec<Row>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let service = Service::start_with(&db, &[("HOOKPANEL_RETRY_SCHEDULE", schedule)]);
+    let (addr, arrivals) = start_receiver_answering(Answer::Status(status)).await;
+    let client = reqwest::Client::new();
+    create_webhook(&client, &service, "Failing", &format!("http://{addr}/in")).await;
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = tokio::spawn(sample_reads(
+        client.clone(),
+        service.base.clone(),
+        dir.path().join("bench.db-wal"),
+        Arc::clone(&running),
+    ));
+    let cpu_before = service.cpu_seconds();
+    let began = Instant::now();
+    futures_util::stream::iter(0..events)
+        .map(|n| {
+            let (client, service) = (&client, &service);
+            async move { emit(client, service, &format!("outage-{n}")).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .for_each(|_| async {})
+        .await;
+    let emitted_in = began.elapsed();
+    let expected = events * attempts;
+    while arrivals.count.load(Ordering::Relaxed) < expected && began.elapsed() < SCENARIO_LIMIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let arrived = arrivals.count.load(Ordering::Relaxed);
+    // Recorded: every delivery counted failed by the service itself.
+    let mut recorded = 0;
+    while began.elapsed() < SCENARIO_LIMIT + Duration::from_secs(60) {
+        let points: Value = client
+            .get(service.url("/stats?bucket=hour"))
+            .bearer_auth(ADMIN_KEY)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        recorded = points.as_array().map_or(0, |p| {
+            p.iter().map(|p| p["failed"].as_u64().unwrap_or(0)).sum()
+        });
+        if recorded >= events as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all_recorded = began.elapsed();
+    let cpu = service.cpu_seconds() - cpu_before;
+    running.store(false, Ordering::Relaxed);
+    let mut samples = sampler.await.expect("sampler");
+    let wal_after = std::fs::metadata(dir.path().join("bench.db-wal")).map_or(0, |m| m.len());
+    let db_after = std::fs::metadata(&db).map_or(0, |m| m.len()) + wal_after;
+    let mut times: Vec<Instant> = arrivals
+        .at
+        .lock()
+        .map(|at| at.iter().map(|(_, t)| *t).collect())
+        .unwrap_or_default();
+    times.sort_unstable();
+    let (first, last) = first_and_last_fifth_rates(&times);
+    let label = format!(
+        "outage, {events} events → a receiver answering {}, retry schedule {schedule}",
+        status.as_u16()
+    );
+    let finished = if recorded >= events as u64 {
+        format!(
+            "all {events} failed and recorded in {:.1} s",
+            all_recorded.as_secs_f64()
+        )
+    } else {
+        format!(
+            "**unfinished**: {recorded} of {events} recorded failed, {arrived} of {expected} \
+             attempts made after {:.0} s",
+            all_recorded.as_secs_f64()
+        )
+    };
+    rows.push(Row {
+        what: format!("{label}: emits/s"),
+        figure: format!(
+            "{:.0} ({events} in {:.1} s); {finished}",
+            events as f64 / emitted_in.as_secs_f64(),
+            emitted_in.as_secs_f64()
+        ),
+        target: "≥ 3 000",
+    });
+    rows.push(Row {
+        what: format!("{label}: failed attempts recorded/s, first / last 20 %"),
+        figure: format!("{first:.0} / {last:.0} ({:.0} %)", last / first * 100.0),
+        target: "≥ 3 000, last ≥ 80 % of first",
+    });
+    rows.push(Row {
+        what: format!("{label}: service CPU ms per attempt"),
+        figure: format!("{:.3} ms", cpu * 1000.0 / arrived.max(1) as f64),
+        target: "",
+    });
+    for (name, took) in [
+        ("GET /webhooks", &mut samples.webhooks),
+        ("GET /deliveries?status=failed", &mut samples.failed_page),
+        ("GET /stats", &mut samples.stats),
+    ] {
+        took.sort_unstable();
+        rows.push(Row {
+            what: format!(
+                "{label}: {name} every 0.5 s meanwhile, p50 / p99 ({} samples)",
+                took.len()
+            ),
+            figure: p50_p99(took, 1),
+            target: "p99 ≤ 50 ms",
+        });
+    }
+    rows.push(Row {
+        what: format!("{label}: peak WAL; database size after"),
+        figure: format!(
+            "{:.1} MiB; {:.1} MiB",
+            samples.peak_wal_bytes as f64 / 1_048_576.0,
+            db_after as f64 / 1_048_576.0
+        ),
+        target: "WAL ≤ 64 MiB",
+    });
+}
+
+/// Sends `events` events to the healthy webhook and returns how long until its receiver
+/// held them all. With `with_hanging`, as many events to a webhook whose receiver never
+/// answers are sent first, so that its attempts hold their slots and the rest wait for
+/// them; also returns how many requests reached the hanging receiver.
+async fn healthy_beside(events: usize, with_hanging: bool) -> (Duration, usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = Service::start(&dir.path().join("bench.db"));
+    let (healthy_addr, healthy) = start_receiver().await;
+    let (hanging_addr, hanging) = start_receiver_answering(Answer::Hang).await;
+    let client = reqwest::Client::new();
+    create_webhook_for(
+        &client,
+        &service,
+        "Healthy",
+        &format!("http://{healthy_addr}/in"),
+        "order.created",
+    )
+    .await;
+    let send = |event_type: &'static str, prefix: &'static str| {
+        let (client, service) = (&client, &service);
+        futures_util::stream::iter(0..events)
+            .map(move |n| async move {
+                emit_type(client, service, event_type, &format!("{prefix}-{n}")).await
+            })
+            .buffer_unordered(CONCURRENCY)
+            .for_each(|_| async {})
+    };
+    if with_hanging {
+        create_webhook_for(
+            &client,
+            &service,
+            "Hanging",
+            &format!("http://{hanging_addr}/in"),
+            "order.cancelled",
+        )
+        .await;
+        send("order.cancelled", "hanging").await;
+    }
+    let began = Instant::now();
+    let arrived = async {
+        while healthy.count.load(Ordering::Relaxed) < events && began.elapsed() < SCENARIO_LIMIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::join!(send("order.created", "healthy"), arrived);
+    (began.elapsed(), hanging.count.load(Ordering::Relaxed))
+}
+
+/// A healthy webhook's pace alone, and beside one whose receiver never answers.
+async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
+    let (solo, _) = healthy_beside(events, false).await;
+    let (beside, hanging_attempts) = healthy_beside(events, true).await;
+    let solo_rate = events as f64 / solo.as_secs_f64();
+    let beside_rate = events as f64 / beside.as_secs_f64();
+    rows.push(Row {
+        what: format!(
+            "noisy neighbour, {events} events to a healthy webhook: deliveries/s alone / \
+             while {events} deliveries wait on a webhook whose receiver never answers"
+        ),
+        figure: format!(
+            "{solo_rate:.0} / {beside_rate:.0} ({:.0} %; {hanging_attempts} requests reached \
+             the hanging receiver)",
+            beside_rate / solo_rate * 100.0
+        ),
+        target: "≥ 80 %",
+    });
+}
+
 /// Writes `total` finished deliveries (one in ten failed) over four webhooks straight
 /// into the database, as a long-running service would have accumulated them.
 async fn fill(db: &Path, webhooks: &[String], total: usize) {
@@ -529,12 +848,16 @@ fn main() {
     let sizes = if quick {
         Sizes {
             events: 2_000,
+            outage_events: 10_000,
+            neighbour_events: 2_000,
             rate_requests: 1_000,
             paging_rows: 100_000,
         }
     } else {
         Sizes {
             events: 20_000,
+            outage_events: 100_000,
+            neighbour_events: 10_000,
             rate_requests: 5_000,
             paging_rows: 1_000_000,
         }
@@ -544,7 +867,7 @@ fn main() {
         .build()
         .expect("runtime");
     let mut rows = Vec::new();
-    // `--only e2e|e2e-1|e2e-4|rate|paging` runs one scenario (for profiling one at a time).
+    // `--only <scenario>` (see the top of this file) runs one scenario (for profiling one at a time).
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -564,6 +887,31 @@ fn main() {
         }
         if runs("paging") {
             paging(&sizes, &mut rows).await;
+        }
+        if runs("outage") || runs("outage-422") {
+            outage(
+                sizes.outage_events,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "0s",
+                1,
+                &mut rows,
+            )
+            .await;
+        }
+        if runs("outage") || runs("outage-500") {
+            // Three attempts per delivery, the last 0.2 s after the first.
+            let events = sizes.outage_events / 3;
+            outage(
+                events,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "0s,50ms,150ms",
+                3,
+                &mut rows,
+            )
+            .await;
+        }
+        if runs("neighbour") {
+            noisy_neighbour(sizes.neighbour_events, &mut rows).await;
         }
     });
     println!("| measurement | result | target |");

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 use crate::receiver::{Behaviour, Receiver};
 use crate::support::{TestService, assert_field_error, wait_for};
 
-async fn webhook_to(service: &TestService, url: &str, events: Value) -> (String, String) {
+pub(crate) async fn webhook_to(
+    service: &TestService,
+    url: &str,
+    events: Value,
+) -> (String, String) {
     let created = service
         .create_webhook(json!({"name": "Receiver", "url": url, "events": events}))
         .await;
@@ -31,7 +35,7 @@ async fn deactivate(service: &TestService, webhook_id: &str) {
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
-async fn only_delivery(service: &TestService, event_id: &str) -> String {
+pub(crate) async fn only_delivery(service: &TestService, event_id: &str) -> String {
     let deliveries = service.deliveries_of(event_id).await;
     assert_eq!(deliveries.len(), 1, "{deliveries:?}");
     deliveries[0]["id"].as_str().expect("id").to_owned()

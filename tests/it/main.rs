@@ -13,6 +13,7 @@ mod embedded;
 mod faults;
 #[cfg(feature = "panel")]
 mod keychain;
+mod outage;
 #[cfg(feature = "panel")]
 mod panel;
 mod receiver;

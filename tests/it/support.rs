@@ -78,6 +78,11 @@ impl TestService {
 
     /// Stops the service and starts it again on the same database and keys.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`Self::restart`], with the test configuration changed by `adjust`.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut ServiceConfig)) -> Self {
         let Self {
             service,
             client,
@@ -86,9 +91,9 @@ impl TestService {
             dir,
         } = self;
         service.shutdown().await.expect("clean shutdown");
-        let service = server::start(config(dir.path(), &encryption_key))
-            .await
-            .expect("service restarts");
+        let mut config = config(dir.path(), &encryption_key);
+        adjust(&mut config);
+        let service = server::start(config).await.expect("service restarts");
         Self {
             service,
             client,
