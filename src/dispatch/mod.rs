@@ -25,8 +25,8 @@ use attempt::{Sender, Verdict};
 use crate::crypto::{self, SecretCipher};
 use crate::signing;
 use crate::store::{
-    AttemptOutcome, AttemptRecord, AttemptSlot, AttemptToRecord, DeliveryJob, HandedJob, Handoff,
-    NewEvent, SealedSecret, Store,
+    AttemptOutcome, AttemptRecord, AttemptSlot, AttemptToRecord, Claimed, DeliveryJob, HandedJob,
+    Handoff, NewEvent, SealedSecret, Store,
 };
 
 /// The event emitted when the service deactivates a failing webhook.
@@ -249,11 +249,15 @@ async fn record_batches(store: Store, mut queue: mpsc::Receiver<Recording>) {
 }
 
 impl Context {
+    /// Records an attempt. Its `slot` is given back once the attempt is in the writer's
+    /// queue, not when it is written: a slot stands for a request, and the queue's own
+    /// bound keeps the dispatcher from running ahead of the writer.
     async fn record(
         &self,
         job: &DeliveryJob,
         record: AttemptRecord,
         outcome: AttemptOutcome,
+        slot: AttemptSlot,
     ) -> Result<FailingSince, String> {
         let (done, recorded) = oneshot::channel();
         let recording = Recording {
@@ -267,6 +271,7 @@ impl Context {
             .send(recording)
             .await
             .map_err(|_| "the attempt writer has stopped".to_owned())?;
+        drop(slot);
         recorded
             .await
             .unwrap_or_else(|_| Err("the attempt writer has stopped".to_owned()))
@@ -277,6 +282,9 @@ impl Context {
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long the loop waits after being told of new work before it claims.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
+/// Due deliveries that waited longer than this are a backlog: while claims find them,
+/// new deliveries wait behind them instead of being handed over.
+const BACKLOG_AFTER: Duration = Duration::from_millis(250);
 /// Most deliveries claimed in one query, or taken from the handoff at once.
 const CLAIM_BATCH: usize = 100;
 
@@ -292,31 +300,59 @@ struct Work {
 async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiver<()>) {
     let concurrency = context.config.concurrency.max(1);
     // While attempts are under way, claim once a quarter of the slots are free rather
-    // than for each attempt that ends: a claim is a transaction, whatever its size.
-    let claim_at = (concurrency / 4).clamp(1, CLAIM_BATCH);
+    // than for each attempt that ends: a claim is a transaction, whatever its size. Not
+    // more than a quarter of one webhook's share, though: while a hanging receiver holds
+    // its share, the others' deliveries are claimed as soon as one of them has room for
+    // a batch (as its share allows), not only once the rest has drained further.
+    let per_webhook = context.config.per_webhook_concurrency.max(1);
+    let claim_at = (concurrency / 4).min(per_webhook / 4).clamp(1, CLAIM_BATCH);
     let mut in_flight = JoinSet::new();
     let mut handed = Vec::with_capacity(CLAIM_BATCH);
     // Whether due work may be waiting in the database: at start, after a wake (work was
     // queued unclaimed) and when the time comes that the last look said.
     let mut look = true;
     let mut look_again_at = tokio::time::Instant::now();
+    // Whether the last claim found deliveries that had waited (at start: a crashed run's
+    // may), and since when a look has waited for slots to claim with.
+    let mut backlog = true;
+    let mut waiting_since = None;
     loop {
         while in_flight.try_join_next().is_some() {}
         if look {
-            // New deliveries wait their turn behind what is due.
-            work.handoff.set_open(false);
             let free = work.handoff.free_slots().min(CLAIM_BATCH);
             let slots = if free > 0 && (free >= claim_at || in_flight.is_empty()) {
                 work.handoff.slots_for_claim(free)
             } else {
                 Vec::new()
             };
-            if !slots.is_empty() {
+            if slots.is_empty() {
+                // Too few slots are free for a claim. Behind a backlog, or once this has
+                // lasted a while, new deliveries wait their turn while attempts finish,
+                // rather than take each slot as it frees. (Closing it at once would send
+                // new deliveries to the database whenever the slots run low, and claiming
+                // them keeps the slots low.)
+                let since = *waiting_since.get_or_insert_with(tokio::time::Instant::now);
+                if backlog || since.elapsed() > BACKLOG_AFTER {
+                    work.handoff.set_open(false);
+                }
+            } else {
+                waiting_since = None;
                 let wanted = slots.len();
+                let looked_at = Utc::now();
                 match claim(&context, &work.handoff, slots, &mut in_flight).await {
-                    // A claim that filled every slot taken may have left more due work.
-                    Some(claimed) if claimed >= wanted => continue,
+                    // A claim that filled every slot taken may have left more due work:
+                    // new deliveries keep waiting behind it while it is older than what
+                    // arrives now. What fell due only just now is new deliveries that
+                    // met a closed handoff; those may go straight to the dispatcher again.
+                    Some((claimed, oldest_due_at)) if claimed >= wanted => {
+                        backlog = oldest_due_at.is_some_and(|due| {
+                            looked_at - due > TimeDelta::from_std(BACKLOG_AFTER).unwrap_or_default()
+                        });
+                        work.handoff.set_open(!backlog);
+                        continue;
+                    }
                     Some(_) => {
+                        backlog = false;
                         look = false;
                         work.handoff.set_open(true);
                         look_again_at =
@@ -328,7 +364,6 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
                     }
                 }
             }
-            // Otherwise too few slots are free: wait for attempts to finish.
         }
         tokio::select! {
             _ = &mut stopped => break,
@@ -373,13 +408,14 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
 }
 
 /// Claims as many due deliveries as there are `slots`, within each webhook's share, and
-/// starts them; returns how many it claimed, or `None` when the claim failed.
+/// starts them; returns how many it claimed and when the longest-waiting of them fell
+/// due, or `None` when the claim failed.
 async fn claim(
     context: &Arc<Context>,
     handoff: &Handoff,
     slots: Vec<OwnedSemaphorePermit>,
     in_flight: &mut JoinSet<()>,
-) -> Option<usize> {
+) -> Option<(usize, Option<DateTime<Utc>>)> {
     let now = Utc::now();
     let lease_until = now + TimeDelta::from_std(context.config.lease).unwrap_or(TimeDelta::MAX);
     let limit = u32::try_from(slots.len()).unwrap_or(u32::MAX);
@@ -389,7 +425,10 @@ async fn claim(
         .claim_due(now, lease_until, limit, &limits)
         .await
     {
-        Ok(jobs) => {
+        Ok(Claimed {
+            jobs,
+            oldest_due_at,
+        }) => {
             let claimed = jobs.len();
             handoff.claimed(&limits, slots.len(), &jobs);
             // Slots left over are freed here.
@@ -399,7 +438,7 @@ async fn claim(
                 .map(|(job, permit)| handoff.slot_for(permit, &job.webhook_id))
                 .collect();
             start_attempts(context, jobs, slots, in_flight).await;
-            Some(claimed)
+            Some((claimed, oldest_due_at))
         }
         Err(err) => {
             tracing::warn!("claiming due deliveries failed: {err}");
@@ -482,7 +521,8 @@ async fn with_secrets(
     loaded
 }
 
-/// Makes one attempt of a claimed delivery and records it; `slot` is held until then.
+/// Makes one attempt of a claimed delivery and records it; `slot` is held until the
+/// attempt is queued to be recorded.
 async fn deliver(
     context: &Context,
     job: &DeliveryJob,
@@ -513,7 +553,7 @@ async fn deliver(
             None,
         ),
     };
-    let failing_since = match context.record(job, record, outcome).await {
+    let failing_since = match context.record(job, record, outcome, slot).await {
         Ok(failing_since) => failing_since,
         Err(err) => {
             // The claim runs out and the delivery is tried again: at-least-once.
@@ -521,7 +561,6 @@ async fn deliver(
             return;
         }
     };
-    drop(slot);
     if verdict == Some(Verdict::Gone) {
         deactivate(context, job, "the endpoint answered 410 Gone").await;
     } else if let Some(since) = failing_since {

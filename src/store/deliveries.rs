@@ -185,6 +185,14 @@ impl<'a> AttemptRow<'a> {
     }
 }
 
+/// What a claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub jobs: Vec<DeliveryJob>,
+    /// When the longest-waiting of them fell due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
 /// An attempt the dispatcher made, to record.
 #[derive(Debug, Clone, Copy)]
 pub struct AttemptToRecord<'a> {
@@ -695,7 +703,7 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: u32,
         limits: &ClaimLimits,
-    ) -> Result<Vec<DeliveryJob>> {
+    ) -> Result<Claimed> {
         let full = serde_json::to_string(&limits.full)
             .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
         let room: serde_json::Map<String, serde_json::Value> = limits
@@ -719,7 +727,7 @@ impl Store {
                      AND (lease_until IS NULL OR lease_until <= ?2) \
                    ORDER BY next_attempt_at LIMIT ?6)) \
                WHERE nth <= room ORDER BY next_attempt_at LIMIT ?7) \
-             RETURNING id, event_id, event_type, retry_step, webhook_id, \
+             RETURNING id, event_id, event_type, retry_step, webhook_id, next_attempt_at, \
                (SELECT e.data FROM events e WHERE e.id = deliveries.event_id) AS data, \
                (SELECT e.created_at FROM events e WHERE e.id = deliveries.event_id) \
                  AS event_created_at, \
@@ -743,14 +751,21 @@ impl Store {
             self.written.notify_one();
         }
         let mut jobs = Vec::with_capacity(rows.len());
+        let mut oldest_due_at: Option<i64> = None;
         for row in &rows {
+            if let Ok(due_at) = row.try_get::<i64, _>("next_attempt_at") {
+                oldest_due_at = Some(oldest_due_at.map_or(due_at, |oldest| oldest.min(due_at)));
+            }
             match job_from_row(row) {
                 Ok(job) => jobs.push(job),
                 // Keeps its claim until the lease runs out, and is tried again then.
                 Err(err) => tracing::error!("a claimed delivery could not be read: {err}"),
             }
         }
-        Ok(jobs)
+        Ok(Claimed {
+            jobs,
+            oldest_due_at: oldest_due_at.map(from_millis).transpose()?,
+        })
     }
 
     /// When the next unclaimed delivery of a webhook not in `full` falls due, if any is
@@ -1219,15 +1234,18 @@ mod tests {
         let first = store
             .claim_due(now, lease_until, 2, &ClaimLimits::unlimited())
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
         let second = store
             .claim_due(now, lease_until, 10, &ClaimLimits::unlimited())
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
         let third = store
             .claim_due(now, lease_until, 10, &ClaimLimits::unlimited())
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
 
         assert_eq!((first.len(), second.len(), third.len()), (2, 1, 0));
         let mut claimed: Vec<(String, String, String, String)> = first
@@ -1269,7 +1287,8 @@ mod tests {
                 &ClaimLimits::unlimited(),
             )
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
         assert_eq!(again.len(), 3);
     }
 
@@ -1343,7 +1362,8 @@ mod tests {
                 &ClaimLimits::unlimited(),
             )
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
         let claimed: Vec<&str> = claimed.iter().map(|job| job.event_id.as_str()).collect();
         assert_eq!(claimed, ["evt_2"]);
         // A restart releases them like any claim.
@@ -1406,7 +1426,8 @@ mod tests {
                 &ClaimLimits::unlimited(),
             )
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
         assert_eq!(claimable.len(), 2 + 1 + 2 + 1 + 2);
     }
 

@@ -32,7 +32,7 @@ pub struct HandedJob {
 }
 
 /// The right to make one attempt: one of the dispatcher's slots, held until the attempt
-/// is recorded, and one of its webhook's, held while the request is under way.
+/// is queued to be recorded, and one of its webhook's, held while the request is under way.
 #[derive(Debug)]
 pub struct AttemptSlot {
     _permit: OwnedSemaphorePermit,
@@ -40,7 +40,7 @@ pub struct AttemptSlot {
 }
 
 impl AttemptSlot {
-    /// The request is over: the webhook may start another while this one is recorded.
+    /// The request is over: the webhook may start another while this one is queued.
     pub fn release_webhook(&mut self) {
         self.webhook = None;
     }

@@ -20,7 +20,7 @@ mod deliveries;
 mod handoff;
 
 pub use deliveries::{
-    AttemptOutcome, AttemptRecord, AttemptToRecord, DeliveryJob, Emitted, NewEvent,
+    AttemptOutcome, AttemptRecord, AttemptToRecord, Claimed, DeliveryJob, Emitted, NewEvent,
 };
 pub use handoff::{AttemptSlot, ClaimLimits, HandedJob, Handoff};
 

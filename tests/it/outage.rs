@@ -455,8 +455,17 @@ async fn a_hanging_receiver_holds_only_its_share_while_a_healthy_one_is_served()
         SHARE,
         "the hanging receiver got no more than its share"
     );
-    let (_, page) = service
-        .json(Method::GET, "/deliveries?status=succeeded&limit=100", None)
-        .await;
-    assert_eq!(page["items"].as_array().map(Vec::len), Some(40));
+    // Each recorded as delivered (recording follows the receiver's answer).
+    wait_for(
+        "every healthy delivery recorded",
+        Duration::from_secs(20),
+        || async {
+            let (_, page) = service
+                .json(Method::GET, "/deliveries?status=succeeded&limit=100", None)
+                .await;
+            (page["items"].as_array().map(Vec::len) == Some(40)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(receiver.received("/hang").len(), SHARE);
 }
