@@ -62,7 +62,7 @@ window=$(xdotool search --name '^Hookpanel$' | head -1)
 shot() { sleep 1.5; import -window "$window" "$OUT/$1.png"; }
 click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
 
-click 160 120; shot webhooks             # the list, first row selected
+click 160 158; shot webhooks             # the list, the failing webhook selected
 click 880 62; shot new-webhook           # the create dialog
 click 476 627; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected

@@ -264,6 +264,30 @@ async fn webhook_state(service: &TestService, id: &str) -> Value {
     webhook
 }
 
+/// Waits until the service has deactivated webhook `id` for its failures and told the
+/// webhook subscribed to `webhook.failed`.
+async fn assert_deactivated_and_announced(service: &TestService, receiver: &Receiver, id: &str) {
+    let webhook = wait_for("auto-disable", Duration::from_secs(10), || async {
+        let webhook = webhook_state(service, id).await;
+        (webhook["is_active"] == false).then_some(webhook)
+    })
+    .await;
+    assert!(
+        webhook["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("every delivery failed")),
+        "{webhook}"
+    );
+    let alert = wait_for(
+        "the webhook.failed event",
+        Duration::from_secs(10),
+        || async { receiver.received("/alerts").pop() },
+    )
+    .await;
+    let body: Value = serde_json::from_slice(&alert.body).expect("json");
+    assert_eq!(body["data"]["webhook_id"], id);
+}
+
 #[tokio::test]
 async fn a_success_between_failures_restarts_the_auto_disable_clock() {
     let (receiver, service, id) = failing_webhook().await;
@@ -289,23 +313,7 @@ async fn a_success_between_failures_restarts_the_auto_disable_clock() {
     // A whole second of failures after the success: deactivated and announced.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     deliver_once(&service, "failed").await;
-    let webhook = wait_for("auto-disable", Duration::from_secs(10), || async {
-        let webhook = webhook_state(&service, &id).await;
-        (webhook["is_active"] == false).then_some(webhook)
-    })
-    .await;
-    assert!(
-        webhook["disabled_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("every delivery failed")),
-        "{webhook}"
-    );
-    wait_for(
-        "the webhook.failed event",
-        Duration::from_secs(10),
-        || async { receiver.received("/alerts").pop() },
-    )
-    .await;
+    assert_deactivated_and_announced(&service, &receiver, &id).await;
 }
 
 #[tokio::test]
@@ -394,16 +402,7 @@ async fn failures_before_a_restart_count_towards_auto_disable_after_it() {
     );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     deliver_once(&service, "failed").await;
-    wait_for("auto-disable", Duration::from_secs(10), || async {
-        (webhook_state(&service, &id).await["is_active"] == false).then_some(())
-    })
-    .await;
-    wait_for(
-        "the webhook.failed event",
-        Duration::from_secs(10),
-        || async { receiver.received("/alerts").pop() },
-    )
-    .await;
+    assert_deactivated_and_announced(&service, &receiver, &id).await;
 }
 
 #[tokio::test]
