@@ -736,28 +736,7 @@ async fn a_webhook_failing_for_the_configured_time_is_deactivated_and_announced(
         .await;
     let second_id = only_delivery(&service, second["event_id"].as_str().expect("id")).await;
     service.wait_for_delivery(&second_id, "failed").await;
-    let webhook = wait_for("auto-disable", Duration::from_secs(10), || async {
-        let (_, webhook) = service
-            .json(Method::GET, &format!("/webhooks/{broken}"), None)
-            .await;
-        (webhook["is_active"] == false).then_some(webhook)
-    })
-    .await;
-    assert!(
-        webhook["disabled_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("every delivery failed")),
-        "{webhook}"
-    );
-    let alert = wait_for(
-        "the webhook.failed event",
-        Duration::from_secs(20),
-        || async { receiver.received("/alerts").pop() },
-    )
-    .await;
-    let body: Value = serde_json::from_slice(&alert.body).expect("json");
-    assert_eq!(body["type"], "webhook.failed");
-    assert_eq!(body["data"]["webhook_id"], broken);
+    crate::outage::assert_deactivated_and_announced(&service, &receiver, &broken).await;
 }
 
 #[tokio::test]

@@ -265,8 +265,12 @@ async fn webhook_state(service: &TestService, id: &str) -> Value {
 }
 
 /// Waits until the service has deactivated webhook `id` for its failures and told the
-/// webhook subscribed to `webhook.failed`.
-async fn assert_deactivated_and_announced(service: &TestService, receiver: &Receiver, id: &str) {
+/// webhook subscribed to `webhook.failed` (at `/alerts` on `receiver`).
+pub(crate) async fn assert_deactivated_and_announced(
+    service: &TestService,
+    receiver: &Receiver,
+    id: &str,
+) {
     let webhook = wait_for("auto-disable", Duration::from_secs(10), || async {
         let webhook = webhook_state(service, id).await;
         (webhook["is_active"] == false).then_some(webhook)
@@ -280,11 +284,12 @@ async fn assert_deactivated_and_announced(service: &TestService, receiver: &Rece
     );
     let alert = wait_for(
         "the webhook.failed event",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || async { receiver.received("/alerts").pop() },
     )
     .await;
     let body: Value = serde_json::from_slice(&alert.body).expect("json");
+    assert_eq!(body["type"], "webhook.failed");
     assert_eq!(body["data"]["webhook_id"], id);
 }
 
