@@ -313,6 +313,12 @@ impl RunningService {
         format!("http://{}", self.local_addr)
     }
 
+    /// The store this service runs on: the only one on its SQLite file (see
+    /// `store/owner.rs`), so tests that look inside the database use this one.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The admin key generated on this first start, to be shown once. Taking it leaves
     /// `None` behind.
     pub fn take_generated_admin_key(&mut self) -> Option<Zeroizing<String>> {

@@ -18,6 +18,7 @@ use crate::api::{Webhook, WebhookKind};
 
 mod deliveries;
 mod handoff;
+mod owner;
 
 pub use deliveries::{
     AttemptOutcome, AttemptRecord, AttemptToRecord, Claimed, DeliveryJob, Emitted, NewEvent,
@@ -41,6 +42,18 @@ pub enum StoreError {
     /// A failure inside this process, not in what is stored.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Another process owns this SQLite database (see `owner.rs`).
+    #[error(
+        "the database {} is in use by another Hookpanel process{}: a SQLite database has \
+         one owner, so stop that one first (a panel and `hookpanel serve` need a database \
+         each)",
+        database.display(),
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    InUse {
+        database: std::path::PathBuf,
+        holder: Option<u32>,
+    },
     #[error("an attempt is under way")]
     Busy,
 }
@@ -130,6 +143,9 @@ pub struct Store {
     checkpoints: SqlitePool,
     /// Stopped when the last clone of the store is dropped.
     _checkpointer: Arc<AbortOnDrop>,
+    /// This process's hold on the SQLite file, let go by [`Store::close`] (or when the
+    /// last clone is dropped).
+    owner: Arc<std::sync::Mutex<Option<owner::Owner>>>,
 }
 
 /// WAL size (in 4 KiB pages) at which a committing writer checkpoints by itself.
@@ -396,6 +412,13 @@ impl Store {
             // checkpoint that no write overlapped; under steady load it reached about
             // 10 000 pages here between such moments.
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
+        // Before anything is written: one process owns the file.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let owner = if in_memory {
+            None
+        } else {
+            Some(owner::claim(options.get_filename())?)
+        };
         let pool = pool_options(8).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         // Writes take turns anyway (the write gate), so they share one connection, whose
@@ -426,6 +449,7 @@ impl Store {
             written,
             checkpoints: checkpoint_connection,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
+            owner: Arc::new(std::sync::Mutex::new(owner)),
         })
     }
 
@@ -452,6 +476,9 @@ impl Store {
         self.checkpoints.close().await;
         self.writer.close().await;
         self.pool.close().await;
+        if let Ok(mut owner) = self.owner.lock() {
+            owner.take();
+        }
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {

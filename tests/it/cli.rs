@@ -152,6 +152,54 @@ fn spawn_serve(command: &mut Command, db: &str, encryption_key: &str) -> (Runnin
     (Running(child), base_url)
 }
 
+#[tokio::test]
+async fn a_second_process_on_the_same_sqlite_file_is_refused_and_the_first_keeps_serving() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("owned.db");
+    let db = format!("sqlite://{}", path.display());
+    let encryption_key = keygen();
+    let (first, base_url) = serve_with(&db, &encryption_key, &[]);
+    let before = std::fs::metadata(&path)
+        .expect("the first created it")
+        .len();
+
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+        .env("HOOKPANEL_DB", &db)
+        .env("HOOKPANEL_ENCRYPTION_KEY", &encryption_key)
+        .env("HOOKPANEL_ADMIN_KEY", "hpk_second_process")
+        .output()
+        .expect("runs");
+    assert!(
+        !output.status.success(),
+        "the second process must not start"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&format!("process {}", first.0.id())),
+        "names the owner: {stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening"),
+        "it never listened"
+    );
+    assert_eq!(
+        std::fs::metadata(&path).expect("still there").len(),
+        before,
+        "the refused process wrote nothing"
+    );
+
+    let health = reqwest::get(format!("{base_url}/healthz"))
+        .await
+        .expect("the first still answers");
+    assert_eq!(health.status(), StatusCode::OK);
+    // Once the owner has gone, the file may be taken again.
+    drop(first);
+    let (_again, _) = serve_with(&db, &encryption_key, &[]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_a_burst_loses_no_event_and_leaves_nothing_stuck() {
     use std::collections::HashSet;

@@ -4,11 +4,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use hookpanel::crypto::SecretCipher;
-use hookpanel::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestService, assert_field_error, database_url, orders_webhook};
+use crate::support::{TestService, assert_field_error, orders_webhook};
 
 #[tokio::test]
 async fn create_returns_the_secret_once_and_get_and_list_never_do() {
@@ -142,9 +141,7 @@ async fn patch_changes_fields_and_keeps_the_secret() {
     assert_eq!(patched["owner"], "ops");
 
     // The secret is untouched: the store still opens the same one.
-    let store = Store::connect(&database_url(service.dir.path()))
-        .await
-        .expect("store");
+    let store = service.service.store();
     let cipher = SecretCipher::from_base64_key(&service.encryption_key).expect("key");
     let secrets = store
         .signing_secrets(id, Utc::now())
@@ -260,9 +257,7 @@ async fn rotation_returns_a_new_secret_and_keeps_the_previous_for_the_grace_peri
     assert_eq!(got["secret_hint"], second[second.len() - 4..]);
 
     // Both secrets are kept, sealed, for the dispatcher: the new one first.
-    let store = Store::connect(&database_url(service.dir.path()))
-        .await
-        .expect("store");
+    let store = service.service.store();
     let cipher = SecretCipher::from_base64_key(&service.encryption_key).expect("key");
     let open = |sealed: &[u8]| cipher.open_string(id, sealed).expect("opens").to_string();
     let now = store
