@@ -322,16 +322,18 @@ async fn emit_batch(
     let mut claims = Vec::with_capacity(rows.len());
     for (event, subscriber) in &rows {
         let kind = WebhookKind::parse(&subscriber.kind);
-        let slot = match (handoff, kind) {
-            (Some(handoff), Some(_)) => handoff.take_slot(&subscriber.id),
+        let claim = match (handoff, kind) {
+            (Some(handoff), Some(kind)) => {
+                handoff.take_slot(&subscriber.id).map(|slot| (slot, kind))
+            }
             _ => Err(Refused::NoSlot),
         };
         new_deliveries.push(NewDelivery {
             event,
             webhook_id: &subscriber.id,
-            lease_until: slot.as_ref().ok().and(lease_until),
+            lease_until: claim.as_ref().ok().and(lease_until),
         });
-        claims.push(slot.map(|slot| (slot, kind)));
+        claims.push(claim);
     }
     let ids = insert_deliveries(tx, &new_deliveries, now).await?;
     let created_at = from_millis(now)?;
@@ -339,13 +341,13 @@ async fn emit_batch(
     let mut unclaimed: HashMap<&str, u64> = HashMap::new();
     for (((event, subscriber), delivery_id), claim) in rows.iter().zip(ids).zip(claims) {
         match claim {
-            Ok((slot, Some(kind))) => handed.push(HandedJob {
+            Ok((slot, kind)) => handed.push(HandedJob {
                 job: new_job(event, subscriber, kind, delivery_id, created_at),
                 slot,
             }),
             // The dispatcher claims it when that webhook has room, without being told.
             Err(Refused::WebhookFull) => {}
-            Ok((_, None)) | Err(Refused::NoSlot) => {
+            Err(Refused::NoSlot) => {
                 *unclaimed.entry(event.id.as_str()).or_default() += 1;
             }
         }
@@ -804,8 +806,9 @@ impl Store {
 
     /// Records attempts and moves each delivery on, releasing its claim, and keeps each
     /// webhook's health up to date: the dispatcher's writes, batched in one transaction.
-    /// Returns, per webhook of the batch, since when its attempts have been failing
-    /// (see [`Store::failing_since`]), read in the same transaction.
+    /// Returns, per webhook of the batch, since when its attempts have been failing (the
+    /// start of the first failed attempt after its latest success; `None` while it
+    /// succeeds), read in the same transaction.
     pub async fn record_attempts(
         &self,
         attempts: &[AttemptToRecord<'_>],
@@ -1079,17 +1082,6 @@ impl Store {
             at += width;
         }
         Ok(points)
-    }
-
-    /// Since when this webhook's attempts have failed: the start of the first failed
-    /// attempt after its latest success. `None` while it succeeds (or was never tried).
-    pub async fn failing_since(&self, webhook_id: &str) -> Result<Option<DateTime<Utc>>> {
-        let since: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT failing_since FROM webhook_health WHERE webhook_id = ?")
-                .bind(webhook_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        since.flatten().map(from_millis).transpose()
     }
 
     /// Deactivates a webhook on the service's own account, saying why, and cancels its
