@@ -64,6 +64,7 @@ fn config(
     ServiceConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: format!("sqlite://{}", database.display()),
+        database: crate::store::StoreOptions::default(),
         admin_key: Some(admin_key),
         secrets_at_rest: SecretsAtRest::Encrypted(encryption_key),
         http_policy: HttpPolicy::LoopbackOnly,

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use hookpanel::crypto;
 use hookpanel::dispatch::{self, DeliveryConfig};
 use hookpanel::server::{self, SecretsAtRest, ServiceConfig};
+use hookpanel::store::StoreOptions;
 use hookpanel::validate::HttpPolicy;
 use zeroize::Zeroizing;
 
@@ -42,7 +43,7 @@ enum KeychainChoice {
 #[derive(Subcommand)]
 enum Command {
     /// Run the admin API headless.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a fresh secrets-encryption key for HOOKPANEL_ENCRYPTION_KEY.
     Keygen,
 }
@@ -53,9 +54,20 @@ struct ServeArgs {
     #[arg(long, env = "HOOKPANEL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
-    /// Database URL: sqlite://PATH (created if missing).
+    /// Database URL: sqlite://PATH (created if missing; one process per file), or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE for replicas that share one database
+    /// (TLS with ?sslmode=require).
     #[arg(long, env = "HOOKPANEL_DB", default_value = "sqlite://hookpanel.db")]
     db: String,
+
+    /// Most connections to PostgreSQL per replica.
+    #[arg(long, env = "HOOKPANEL_DB_MAX_CONNECTIONS", default_value_t = hookpanel::store::DEFAULT_MAX_CONNECTIONS)]
+    db_max_connections: u32,
+
+    /// How long a claimed delivery stays with the replica that claimed it: a replica that
+    /// dies holds its deliveries this long, then any replica takes them.
+    #[arg(long, env = "HOOKPANEL_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    lease: Duration,
 
     /// The admin key callers must present. Unset: one is generated on first start,
     /// printed once, and only its hash is kept in the database.
@@ -122,7 +134,7 @@ fn main() -> ExitCode {
         Some(Command::Keygen) => crypto::generate_encryption_key()
             .map(|key| println!("{}", key.as_str()))
             .map_err(anyhow::Error::from),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,6 +176,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServiceConfig {
         listen: args.listen,
         database_url: args.db,
+        database: StoreOptions {
+            max_connections: args.db_max_connections,
+        },
         admin_key: args.admin_key.map(Zeroizing::new),
         secrets_at_rest,
         http_policy: if args.allow_http {
@@ -178,6 +193,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             auto_disable_after: args.auto_disable_after,
             concurrency: args.delivery_concurrency,
             per_webhook_concurrency: args.webhook_concurrency,
+            lease: args.lease,
             ..DeliveryConfig::default()
         },
         inbox: false,

@@ -34,7 +34,7 @@ use crate::api::Health;
 use crate::catalog::{Catalog, CatalogError};
 use crate::crypto::{self, CryptoError, SecretCipher};
 use crate::dispatch::{DeliveryConfig, DispatchHandle, Dispatcher};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreOptions};
 use crate::validate::HttpPolicy;
 
 pub use deliveries::MAX_PAGE as MAX_DELIVERY_PAGE;
@@ -61,8 +61,9 @@ impl std::fmt::Debug for SecretsAtRest {
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
     pub listen: SocketAddr,
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH`, or `postgres://…` for a database that replicas share.
     pub database_url: String,
+    pub database: StoreOptions,
     /// The admin key callers must present. `None`: the one whose hash the database keeps,
     /// generated on first start.
     pub admin_key: Option<Zeroizing<String>>,
@@ -244,31 +245,33 @@ async fn secret_cipher(store: &Store, config: &SecretsAtRest) -> Result<SecretCi
         SecretsAtRest::Encrypted(key) => SecretCipher::from_base64_key(key)?,
         SecretsAtRest::InsecurePlaintext => SecretCipher::insecure_plaintext(),
     };
-    match store.meta(META_SECRETS_AT_REST).await? {
+    // Recorded by the first start; replicas starting together record one of theirs, and
+    // every one checks its key against what was recorded.
+    let record = match store.meta(META_SECRETS_AT_REST).await? {
+        Some(record) => record,
         None => {
             let record = if cipher.encrypts() {
                 STANDARD.encode(cipher.seal(KEY_CHECK_CONTEXT, KEY_CHECK_CONTEXT.as_bytes())?)
             } else {
                 PLAINTEXT_MARKER.to_owned()
             };
-            store.set_meta(META_SECRETS_AT_REST, &record).await?;
+            store.set_meta_once(META_SECRETS_AT_REST, &record).await?
         }
-        Some(record) if record == PLAINTEXT_MARKER => {
-            if cipher.encrypts() {
-                return Err(StartError::DatabaseIsPlaintext);
-            }
+    };
+    if record == PLAINTEXT_MARKER {
+        if cipher.encrypts() {
+            return Err(StartError::DatabaseIsPlaintext);
         }
-        Some(record) => {
-            if !cipher.encrypts() {
-                return Err(StartError::DatabaseIsEncrypted);
-            }
-            let sealed = STANDARD
-                .decode(record)
-                .map_err(|_| StartError::WrongEncryptionKey)?;
-            cipher
-                .open(KEY_CHECK_CONTEXT, &sealed)
-                .map_err(|_| StartError::WrongEncryptionKey)?;
+    } else {
+        if !cipher.encrypts() {
+            return Err(StartError::DatabaseIsEncrypted);
         }
+        let sealed = STANDARD
+            .decode(record)
+            .map_err(|_| StartError::WrongEncryptionKey)?;
+        cipher
+            .open(KEY_CHECK_CONTEXT, &sealed)
+            .map_err(|_| StartError::WrongEncryptionKey)?;
     }
     Ok(cipher)
 }
@@ -289,7 +292,11 @@ async fn admin_key(
     }
     let key = crypto::generate_admin_key()?;
     let digest = crypto::admin_key_digest(&key);
-    store.set_meta(META_ADMIN_KEY_DIGEST, &digest).await?;
+    let stored = store.set_meta_once(META_ADMIN_KEY_DIGEST, &digest).await?;
+    if stored != digest {
+        // Another replica, starting at the same moment, generated the key that counts.
+        return Ok((stored, None));
+    }
     Ok((digest, Some(key)))
 }
 
@@ -351,13 +358,13 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         Some(path) => Catalog::from_file(path)?,
         None => Catalog::builtin()?,
     };
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect_with(&config.database_url, &config.database).await?;
     let cipher = secret_cipher(&store, &config.secrets_at_rest).await?;
     let (admin_key_digest, generated_admin_key) =
         admin_key(&store, config.admin_key.as_ref()).await?;
-    // A SQLite database belongs to this one process: claims left by a crashed run are
-    // released now rather than when their lease runs out.
-    let released = store.release_all_claims().await?;
+    // On SQLite, claims left by a crashed run of this process are released now rather than
+    // when their lease runs out (see `Store::release_claims_at_start`).
+    let released = store.release_claims_at_start().await?;
     if released > 0 {
         tracing::info!(released, "released claims left by the previous run");
     }

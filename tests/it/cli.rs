@@ -159,6 +159,18 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused_and_the_first_keeps
     let db = format!("sqlite://{}", path.display());
     let encryption_key = keygen();
     let (first, base_url) = serve_with(&db, &encryption_key, &[]);
+    // Once the first is idle, it has copied its start-up writes into the file and emptied
+    // its log (about a second after its last write): from then on, neither changes unless
+    // someone writes.
+    let log = dir.path().join("owned.db-wal");
+    let log_len = || std::fs::metadata(&log).map_or(0, |m| m.len());
+    for _ in 0..100 {
+        if log_len() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log_len(), 0, "the idle owner emptied its log");
     let before = std::fs::metadata(&path)
         .expect("the first created it")
         .len();
@@ -190,6 +202,7 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused_and_the_first_keeps
         before,
         "the refused process wrote nothing"
     );
+    assert_eq!(log_len(), 0, "nor into the log");
 
     let health = reqwest::get(format!("{base_url}/healthz"))
         .await

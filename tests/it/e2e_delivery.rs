@@ -41,178 +41,184 @@ pub(crate) async fn only_delivery(service: &TestService, event_id: &str) -> Stri
     deliveries[0]["id"].as_str().expect("id").to_owned()
 }
 
-#[tokio::test]
-async fn an_emitted_event_arrives_signed_in_both_forms() {
-    let receiver = Receiver::start().await;
-    let service = TestService::start().await;
-    let (webhook_id, secret) =
-        webhook_to(&service, &receiver.url("/ok"), json!(["order.created"])).await;
+on_both_backends! {
+    #[tokio::test]
+    async fn an_emitted_event_arrives_signed_in_both_forms() {
+        let receiver = Receiver::start().await;
+        let service = TestService::start().await;
+        let (webhook_id, secret) =
+            webhook_to(&service, &receiver.url("/ok"), json!(["order.created"])).await;
 
-    let emitted = service
-        .emit(json!({"type": "order.created", "data": {"order_id": "ord_7", "total": 12.5}}))
-        .await;
-    assert_eq!(emitted["deliveries"], 1);
-    let event_id = emitted["event_id"].as_str().expect("event id");
-    let delivery_id = only_delivery(&service, event_id).await;
-    let detail = service.wait_for_delivery(&delivery_id, "succeeded").await;
+        let emitted = service
+            .emit(json!({"type": "order.created", "data": {"order_id": "ord_7", "total": 12.5}}))
+            .await;
+        assert_eq!(emitted["deliveries"], 1);
+        let event_id = emitted["event_id"].as_str().expect("event id");
+        let delivery_id = only_delivery(&service, event_id).await;
+        let detail = service.wait_for_delivery(&delivery_id, "succeeded").await;
 
-    let received = receiver.received("/ok");
-    assert_eq!(received.len(), 1);
-    let request = &received[0];
-    assert_eq!(
-        signing::verify(&secret, &request.headers, &request.body, Utc::now()),
-        Ok(Verified::StandardWebhooks)
-    );
-    let mut simple_only = request.headers.clone();
-    simple_only.remove(signing::HEADER_SIGNATURE);
-    assert_eq!(
-        signing::verify(&secret, &simple_only, &request.body, Utc::now()),
-        Ok(Verified::Simple)
-    );
-    let header = |name: &str| {
-        request
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    assert_eq!(header("webhook-id"), event_id);
-    assert_eq!(header("x-webhook-event"), "order.created");
-    assert_eq!(header("content-type"), "application/json");
-    assert!(
-        header("user-agent").starts_with("Hookpanel-Webhook/"),
-        "{}",
-        header("user-agent")
-    );
-    let body: Value = serde_json::from_slice(&request.body).expect("json body");
-    assert_eq!(body["id"], event_id);
-    assert_eq!(body["type"], "order.created");
-    assert_eq!(body["data"], json!({"order_id": "ord_7", "total": 12.5}));
-    assert!(
-        body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
-        "{body}"
-    );
+        let received = receiver.received("/ok");
+        assert_eq!(received.len(), 1);
+        let request = &received[0];
+        assert_eq!(
+            signing::verify(&secret, &request.headers, &request.body, Utc::now()),
+            Ok(Verified::StandardWebhooks)
+        );
+        let mut simple_only = request.headers.clone();
+        simple_only.remove(signing::HEADER_SIGNATURE);
+        assert_eq!(
+            signing::verify(&secret, &simple_only, &request.body, Utc::now()),
+            Ok(Verified::Simple)
+        );
+        let header = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        assert_eq!(header("webhook-id"), event_id);
+        assert_eq!(header("x-webhook-event"), "order.created");
+        assert_eq!(header("content-type"), "application/json");
+        assert!(
+            header("user-agent").starts_with("Hookpanel-Webhook/"),
+            "{}",
+            header("user-agent")
+        );
+        let body: Value = serde_json::from_slice(&request.body).expect("json body");
+        assert_eq!(body["id"], event_id);
+        assert_eq!(body["type"], "order.created");
+        assert_eq!(body["data"], json!({"order_id": "ord_7", "total": 12.5}));
+        assert!(
+            body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{body}"
+        );
 
-    assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(1));
-    // The typed client reads the same answer: no key appears twice.
-    let (_, raw) = service
-        .call(Method::GET, &format!("/deliveries/{delivery_id}"), None)
-        .await;
-    let typed: hookpanel::api::DeliveryDetail =
-        serde_json::from_str(&raw).expect("a well-formed detail");
-    assert_eq!(typed.attempts.len(), 1);
-    assert_eq!(raw.matches("\"attempts\"").count(), 1, "{raw}");
-    assert_eq!(detail["attempts"][0]["status_code"], 200);
-    assert_eq!(
-        detail["attempts"][0]["request_headers"]["webhook-id"],
-        event_id
-    );
-    assert_eq!(detail["attempts"][0]["response_body"], "answered 200");
-    assert_eq!(
-        detail["payload"],
-        json!({"order_id": "ord_7", "total": 12.5})
-    );
-    assert_eq!(detail["success"], true);
-    assert_eq!(detail["webhook_id"], webhook_id);
+        assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(1));
+        // The typed client reads the same answer: no key appears twice.
+        let (_, raw) = service
+            .call(Method::GET, &format!("/deliveries/{delivery_id}"), None)
+            .await;
+        let typed: hookpanel::api::DeliveryDetail =
+            serde_json::from_str(&raw).expect("a well-formed detail");
+        assert_eq!(typed.attempts.len(), 1);
+        assert_eq!(raw.matches("\"attempts\"").count(), 1, "{raw}");
+        assert_eq!(detail["attempts"][0]["status_code"], 200);
+        assert_eq!(
+            detail["attempts"][0]["request_headers"]["webhook-id"],
+            event_id
+        );
+        assert_eq!(detail["attempts"][0]["response_body"], "answered 200");
+        assert_eq!(
+            detail["payload"],
+            json!({"order_id": "ord_7", "total": 12.5})
+        );
+        assert_eq!(detail["success"], true);
+        assert_eq!(detail["webhook_id"], webhook_id);
 
-    let (_, webhook) = service
-        .json(Method::GET, &format!("/webhooks/{webhook_id}"), None)
-        .await;
-    assert_eq!(webhook["success_24h"], 1);
-    assert_eq!(webhook["failed_24h"], 0);
-    assert_eq!(webhook["last_status_code"], 200);
-    assert!(webhook["last_delivery_at"].is_string());
-}
-
-#[tokio::test]
-async fn emit_fans_out_to_active_subscribers_once_per_id() {
-    let receiver = Receiver::start().await;
-    let service = TestService::start().await;
-    webhook_to(&service, &receiver.url("/a"), json!(["order.created"])).await;
-    webhook_to(&service, &receiver.url("/all"), json!(["*"])).await;
-    webhook_to(
-        &service,
-        &receiver.url("/other"),
-        json!(["order.cancelled"]),
-    )
-    .await;
-    let (inactive, _) = webhook_to(
-        &service,
-        &receiver.url("/inactive"),
-        json!(["order.created"]),
-    )
-    .await;
-    deactivate(&service, &inactive).await;
-
-    let event = json!({"type": "order.created", "id": "order-42-created", "data": {"n": 1}});
-    let first = service.emit(event.clone()).await;
-    let second = service.emit(event).await;
-    assert_eq!(first["event_id"], "order-42-created");
-    assert_eq!(first["deliveries"], 2);
-    assert_eq!(second["event_id"], "order-42-created");
-    assert_eq!(
-        second["deliveries"], 2,
-        "the repeat reports the first fan-out"
-    );
-    assert_eq!(
-        service.deliveries_of("order-42-created").await.len(),
-        2,
-        "no new deliveries"
-    );
-
-    wait_for("both deliveries", Duration::from_secs(20), || async {
-        (receiver.received("/a").len() == 1 && receiver.received("/all").len() == 1).then_some(())
-    })
-    .await;
-    assert!(receiver.received("/other").is_empty());
-    assert!(receiver.received("/inactive").is_empty());
-
-    for (body, field) in [
-        (json!({"type": "order.exploded", "data": {}}), "type"),
-        (json!({"data": {}}), "type"),
-        (json!({"type": "order.created"}), "data"),
-        (
-            json!({"type": "order.created", "data": {}, "id": "has space"}),
-            "id",
-        ),
-        (json!({"type": "order.created", "data": {}, "id": ""}), "id"),
-        (
-            json!({"type": "order.created", "data": {}, "extra": 1}),
-            "extra",
-        ),
-    ] {
-        let (status, error) = service.json(Method::POST, "/events", Some(body)).await;
-        assert_field_error(status, &error, field);
+        let (_, webhook) = service
+            .json(Method::GET, &format!("/webhooks/{webhook_id}"), None)
+            .await;
+        assert_eq!(webhook["success_24h"], 1);
+        assert_eq!(webhook["failed_24h"], 0);
+        assert_eq!(webhook["last_status_code"], 200);
+        assert!(webhook["last_delivery_at"].is_string());
     }
 }
 
-#[tokio::test]
-async fn a_receiver_that_fails_then_recovers_gets_retried() {
-    let receiver = Receiver::start().await;
-    receiver.set("/flaky", Behaviour::FailTimes(1));
-    let service = TestService::start().await;
-    webhook_to(&service, &receiver.url("/flaky"), json!(["*"])).await;
-    let emitted = service
-        .emit(json!({"type": "order.created", "data": {}}))
+on_both_backends! {
+    #[tokio::test]
+    async fn emit_fans_out_to_active_subscribers_once_per_id() {
+        let receiver = Receiver::start().await;
+        let service = TestService::start().await;
+        webhook_to(&service, &receiver.url("/a"), json!(["order.created"])).await;
+        webhook_to(&service, &receiver.url("/all"), json!(["*"])).await;
+        webhook_to(
+            &service,
+            &receiver.url("/other"),
+            json!(["order.cancelled"]),
+        )
         .await;
-    let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
-    let detail = service.wait_for_delivery(&delivery_id, "succeeded").await;
-    let attempts = detail["attempts"].as_array().expect("attempts");
-    assert_eq!(attempts.len(), 2);
-    assert_eq!(attempts[0]["status_code"], 500);
-    assert!(
-        attempts[0]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("500")),
-        "{}",
-        attempts[0]
-    );
-    assert_eq!(attempts[1]["status_code"], 200);
-    assert!(attempts[1]["error"].is_null());
-    assert_eq!(detail["attempts"], json!(attempts), "oldest first");
-    assert!(attempts[0]["started_at"].as_str() < attempts[1]["started_at"].as_str());
-    assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(2));
-    assert_eq!(receiver.received("/flaky").len(), 2);
+        let (inactive, _) = webhook_to(
+            &service,
+            &receiver.url("/inactive"),
+            json!(["order.created"]),
+        )
+        .await;
+        deactivate(&service, &inactive).await;
+
+        let event = json!({"type": "order.created", "id": "order-42-created", "data": {"n": 1}});
+        let first = service.emit(event.clone()).await;
+        let second = service.emit(event).await;
+        assert_eq!(first["event_id"], "order-42-created");
+        assert_eq!(first["deliveries"], 2);
+        assert_eq!(second["event_id"], "order-42-created");
+        assert_eq!(
+            second["deliveries"], 2,
+            "the repeat reports the first fan-out"
+        );
+        assert_eq!(
+            service.deliveries_of("order-42-created").await.len(),
+            2,
+            "no new deliveries"
+        );
+
+        wait_for("both deliveries", Duration::from_secs(20), || async {
+            (receiver.received("/a").len() == 1 && receiver.received("/all").len() == 1).then_some(())
+        })
+        .await;
+        assert!(receiver.received("/other").is_empty());
+        assert!(receiver.received("/inactive").is_empty());
+
+        for (body, field) in [
+            (json!({"type": "order.exploded", "data": {}}), "type"),
+            (json!({"data": {}}), "type"),
+            (json!({"type": "order.created"}), "data"),
+            (
+                json!({"type": "order.created", "data": {}, "id": "has space"}),
+                "id",
+            ),
+            (json!({"type": "order.created", "data": {}, "id": ""}), "id"),
+            (
+                json!({"type": "order.created", "data": {}, "extra": 1}),
+                "extra",
+            ),
+        ] {
+            let (status, error) = service.json(Method::POST, "/events", Some(body)).await;
+            assert_field_error(status, &error, field);
+        }
+    }
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn a_receiver_that_fails_then_recovers_gets_retried() {
+        let receiver = Receiver::start().await;
+        receiver.set("/flaky", Behaviour::FailTimes(1));
+        let service = TestService::start().await;
+        webhook_to(&service, &receiver.url("/flaky"), json!(["*"])).await;
+        let emitted = service
+            .emit(json!({"type": "order.created", "data": {}}))
+            .await;
+        let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+        let detail = service.wait_for_delivery(&delivery_id, "succeeded").await;
+        let attempts = detail["attempts"].as_array().expect("attempts");
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts[0]["status_code"], 500);
+        assert!(
+            attempts[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("500")),
+            "{}",
+            attempts[0]
+        );
+        assert_eq!(attempts[1]["status_code"], 200);
+        assert!(attempts[1]["error"].is_null());
+        assert_eq!(detail["attempts"], json!(attempts), "oldest first");
+        assert!(attempts[0]["started_at"].as_str() < attempts[1]["started_at"].as_str());
+        assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(2));
+        assert_eq!(receiver.received("/flaky").len(), 2);
+    }
 }
 
 /// An event to a webhook whose receiver answers only after 5 s, with this attempt
@@ -263,40 +269,42 @@ async fn a_hanging_receiver_times_out_and_is_retried_until_the_schedule_ends() {
     );
 }
 
-#[tokio::test]
-async fn an_attempt_under_way_when_its_webhook_is_deactivated_is_not_retried() {
-    let (receiver, service, id, delivery_id) =
-        emit_to_a_hanging_receiver(Duration::from_millis(1_500)).await;
-    wait_for(
-        "the attempt to reach the receiver",
-        Duration::from_secs(10),
-        || async { (!receiver.received("/hang").is_empty()).then_some(()) },
-    )
-    .await;
-    deactivate(&service, &id).await;
+on_both_backends! {
+    #[tokio::test]
+    async fn an_attempt_under_way_when_its_webhook_is_deactivated_is_not_retried() {
+        let (receiver, service, id, delivery_id) =
+            emit_to_a_hanging_receiver(Duration::from_millis(1_500)).await;
+        wait_for(
+            "the attempt to reach the receiver",
+            Duration::from_secs(10),
+            || async { (!receiver.received("/hang").is_empty()).then_some(()) },
+        )
+        .await;
+        deactivate(&service, &id).await;
 
-    // The attempt times out after the deactivation: recorded, but not scheduled again.
-    let path = format!("/deliveries/{delivery_id}");
-    let detail = wait_for(
-        "the attempt to be recorded",
-        Duration::from_secs(10),
-        || async {
-            let (_, detail) = service.json(Method::GET, &path, None).await;
-            (detail["attempts"].as_array().map(Vec::len) == Some(1)).then_some(detail)
-        },
-    )
-    .await;
-    assert_eq!(detail["status"], "failed", "{detail}");
-    assert!(detail["next_attempt_at"].is_null(), "{detail}");
-    assert!(
-        detail["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("deactivated")),
-        "{detail}"
-    );
-    // Past the retry's time, nothing more went out.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(receiver.received("/hang").len(), 1);
+        // The attempt times out after the deactivation: recorded, but not scheduled again.
+        let path = format!("/deliveries/{delivery_id}");
+        let detail = wait_for(
+            "the attempt to be recorded",
+            Duration::from_secs(10),
+            || async {
+                let (_, detail) = service.json(Method::GET, &path, None).await;
+                (detail["attempts"].as_array().map(Vec::len) == Some(1)).then_some(detail)
+            },
+        )
+        .await;
+        assert_eq!(detail["status"], "failed", "{detail}");
+        assert!(detail["next_attempt_at"].is_null(), "{detail}");
+        assert!(
+            detail["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("deactivated")),
+            "{detail}"
+        );
+        // Past the retry's time, nothing more went out.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(receiver.received("/hang").len(), 1);
+    }
 }
 
 #[tokio::test]
@@ -352,234 +360,242 @@ async fn redirects_are_followed_up_to_two_hops() {
     assert!(receiver.received("/redirect/0").len() == 2);
 }
 
-#[tokio::test]
-async fn gone_deactivates_and_other_4xx_fail_without_retry() {
-    let receiver = Receiver::start().await;
-    receiver.set("/gone", Behaviour::Status(410));
-    receiver.set("/bad", Behaviour::Status(400));
-    let service = TestService::start().await;
-    let (gone_id, _) = webhook_to(&service, &receiver.url("/gone"), json!(["order.created"])).await;
-    let (bad_id, _) = webhook_to(&service, &receiver.url("/bad"), json!(["order.created"])).await;
-    let emitted = service
-        .emit(json!({"type": "order.created", "data": {}}))
-        .await;
-    let event_id = emitted["event_id"].as_str().expect("id");
-    for delivery in service.deliveries_of(event_id).await {
-        let detail = service
-            .wait_for_delivery(delivery["id"].as_str().expect("id"), "failed")
-            .await;
-        assert_eq!(
-            detail["attempts"].as_array().map(Vec::len),
-            Some(1),
-            "{detail}"
-        );
-    }
-    let (_, gone) = service
-        .json(Method::GET, &format!("/webhooks/{gone_id}"), None)
-        .await;
-    assert_eq!(gone["is_active"], false);
-    assert!(
-        gone["disabled_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("410")),
-        "{gone}"
-    );
-    let (_, bad) = service
-        .json(Method::GET, &format!("/webhooks/{bad_id}"), None)
-        .await;
-    assert_eq!(bad["is_active"], true, "a 400 does not deactivate");
-    assert_eq!(bad["failed_24h"], 1);
-    assert_eq!(bad["last_status_code"], 400);
-
-    // Reactivating clears the reason.
-    let (_, reactivated) = service
-        .json(
-            Method::PATCH,
-            &format!("/webhooks/{gone_id}"),
-            Some(json!({"is_active": true})),
-        )
-        .await;
-    assert_eq!(reactivated["is_active"], true);
-    assert!(reactivated["disabled_reason"].is_null());
-}
-
-#[tokio::test]
-async fn during_a_rotation_both_secrets_verify() {
-    let receiver = Receiver::start().await;
-    let service = TestService::start().await;
-    let (id, old_secret) = webhook_to(&service, &receiver.url("/rotating"), json!(["*"])).await;
-    let (_, rotated) = service
-        .json(
-            Method::POST,
-            &format!("/webhooks/{id}/rotate-secret"),
-            Some(json!({"grace_seconds": 600})),
-        )
-        .await;
-    let new_secret = rotated["secret"].as_str().expect("new secret");
-    let emitted = service
-        .emit(json!({"type": "product.created", "data": {"sku": "TEE"}}))
-        .await;
-    let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
-    service.wait_for_delivery(&delivery_id, "succeeded").await;
-
-    let request = &receiver.received("/rotating")[0];
-    let signatures = request.headers[signing::HEADER_SIGNATURE]
-        .to_str()
-        .expect("ascii");
-    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
-    for secret in [old_secret.as_str(), new_secret] {
-        assert_eq!(
-            signing::verify(secret, &request.headers, &request.body, Utc::now()),
-            Ok(Verified::StandardWebhooks)
-        );
-    }
-    // The simple form is signed with the new secret only.
-    let mut simple_only = request.headers.clone();
-    simple_only.remove(signing::HEADER_SIGNATURE);
-    assert_eq!(
-        signing::verify(new_secret, &simple_only, &request.body, Utc::now()),
-        Ok(Verified::Simple)
-    );
-    assert!(signing::verify(&old_secret, &simple_only, &request.body, Utc::now()).is_err());
-
-    // With no grace the old secret stops signing at once.
-    let (_, rotated_again) = service
-        .json(
-            Method::POST,
-            &format!("/webhooks/{id}/rotate-secret"),
-            Some(json!({"grace_seconds": 0})),
-        )
-        .await;
-    let newest = rotated_again["secret"].as_str().expect("secret");
-    let emitted = service
-        .emit(json!({"type": "product.created", "data": {}}))
-        .await;
-    let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
-    service.wait_for_delivery(&delivery_id, "succeeded").await;
-    let request = receiver
-        .received("/rotating")
-        .pop()
-        .expect("second request");
-    let signatures = request.headers[signing::HEADER_SIGNATURE]
-        .to_str()
-        .expect("ascii");
-    assert_eq!(signatures.split(' ').count(), 1, "{signatures}");
-    assert!(signing::verify(newest, &request.headers, &request.body, Utc::now()).is_ok());
-    assert!(signing::verify(new_secret, &request.headers, &request.body, Utc::now()).is_err());
-}
-
-#[tokio::test]
-async fn resend_delivers_a_failed_delivery_once_the_receiver_recovers() {
-    let receiver = Receiver::start().await;
-    receiver.set("/down", Behaviour::Status(503));
-    let service = TestService::start().await;
-    webhook_to(&service, &receiver.url("/down"), json!(["*"])).await;
-    let emitted = service
-        .emit(json!({"type": "payment.received", "data": {"amount": 5}}))
-        .await;
-    let event_id = emitted["event_id"].as_str().expect("id");
-    let delivery_id = only_delivery(&service, event_id).await;
-    let failed = service.wait_for_delivery(&delivery_id, "failed").await;
-    assert_eq!(
-        failed["attempts"].as_array().map(Vec::len),
-        Some(3),
-        "the whole schedule"
-    );
-    assert_eq!(failed["status_code"], 503);
-
-    receiver.set("/down", Behaviour::Status(200));
-    let (status, queued) = service
-        .json(
-            Method::POST,
-            &format!("/deliveries/{delivery_id}/resend"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
-    let delivered = service.wait_for_delivery(&delivery_id, "succeeded").await;
-    let attempts = delivered["attempts"].as_array().expect("attempts");
-    assert_eq!(attempts.len(), 4, "history keeps every attempt");
-    let codes: Vec<&Value> = attempts.iter().map(|a| &a["status_code"]).collect();
-    assert_eq!(codes, [&json!(503), &json!(503), &json!(503), &json!(200)]);
-    let ids: Vec<String> = receiver
-        .received("/down")
-        .iter()
-        .map(|r| r.headers["webhook-id"].to_str().expect("ascii").to_owned())
-        .collect();
-    assert!(
-        ids.iter().all(|id| id == event_id),
-        "the same event id every time"
-    );
-
-    // A succeeded delivery can be resent too.
-    let (status, _) = service
-        .json(
-            Method::POST,
-            &format!("/deliveries/{delivery_id}/resend"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    wait_for("the fifth attempt", Duration::from_secs(20), || async {
-        let (_, detail) = service
-            .json(Method::GET, &format!("/deliveries/{delivery_id}"), None)
-            .await;
-        (detail["attempts"].as_array().map(Vec::len) == Some(5)).then_some(())
-    })
-    .await;
-    let (status, error) = service
-        .json(Method::POST, "/deliveries/dlv_nope/resend", None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
-}
-
-#[tokio::test]
-async fn recover_resends_every_failed_delivery_since_a_time() {
-    let receiver = Receiver::start().await;
-    receiver.set("/down", Behaviour::Status(400));
-    let service = TestService::start().await;
-    let (webhook_id, _) = webhook_to(&service, &receiver.url("/down"), json!(["*"])).await;
-    let since = Utc::now();
-    let mut delivery_ids = Vec::new();
-    for n in 0..3 {
+on_both_backends! {
+    #[tokio::test]
+    async fn gone_deactivates_and_other_4xx_fail_without_retry() {
+        let receiver = Receiver::start().await;
+        receiver.set("/gone", Behaviour::Status(410));
+        receiver.set("/bad", Behaviour::Status(400));
+        let service = TestService::start().await;
+        let (gone_id, _) = webhook_to(&service, &receiver.url("/gone"), json!(["order.created"])).await;
+        let (bad_id, _) = webhook_to(&service, &receiver.url("/bad"), json!(["order.created"])).await;
         let emitted = service
-            .emit(json!({"type": "order.created", "data": {"n": n}}))
+            .emit(json!({"type": "order.created", "data": {}}))
             .await;
-        delivery_ids.push(only_delivery(&service, emitted["event_id"].as_str().expect("id")).await);
+        let event_id = emitted["event_id"].as_str().expect("id");
+        for delivery in service.deliveries_of(event_id).await {
+            let detail = service
+                .wait_for_delivery(delivery["id"].as_str().expect("id"), "failed")
+                .await;
+            assert_eq!(
+                detail["attempts"].as_array().map(Vec::len),
+                Some(1),
+                "{detail}"
+            );
+        }
+        let (_, gone) = service
+            .json(Method::GET, &format!("/webhooks/{gone_id}"), None)
+            .await;
+        assert_eq!(gone["is_active"], false);
+        assert!(
+            gone["disabled_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("410")),
+            "{gone}"
+        );
+        let (_, bad) = service
+            .json(Method::GET, &format!("/webhooks/{bad_id}"), None)
+            .await;
+        assert_eq!(bad["is_active"], true, "a 400 does not deactivate");
+        assert_eq!(bad["failed_24h"], 1);
+        assert_eq!(bad["last_status_code"], 400);
+
+        // Reactivating clears the reason.
+        let (_, reactivated) = service
+            .json(
+                Method::PATCH,
+                &format!("/webhooks/{gone_id}"),
+                Some(json!({"is_active": true})),
+            )
+            .await;
+        assert_eq!(reactivated["is_active"], true);
+        assert!(reactivated["disabled_reason"].is_null());
     }
-    for id in &delivery_ids {
-        service.wait_for_delivery(id, "failed").await;
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn during_a_rotation_both_secrets_verify() {
+        let receiver = Receiver::start().await;
+        let service = TestService::start().await;
+        let (id, old_secret) = webhook_to(&service, &receiver.url("/rotating"), json!(["*"])).await;
+        let (_, rotated) = service
+            .json(
+                Method::POST,
+                &format!("/webhooks/{id}/rotate-secret"),
+                Some(json!({"grace_seconds": 600})),
+            )
+            .await;
+        let new_secret = rotated["secret"].as_str().expect("new secret");
+        let emitted = service
+            .emit(json!({"type": "product.created", "data": {"sku": "TEE"}}))
+            .await;
+        let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+        service.wait_for_delivery(&delivery_id, "succeeded").await;
+
+        let request = &receiver.received("/rotating")[0];
+        let signatures = request.headers[signing::HEADER_SIGNATURE]
+            .to_str()
+            .expect("ascii");
+        assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+        for secret in [old_secret.as_str(), new_secret] {
+            assert_eq!(
+                signing::verify(secret, &request.headers, &request.body, Utc::now()),
+                Ok(Verified::StandardWebhooks)
+            );
+        }
+        // The simple form is signed with the new secret only.
+        let mut simple_only = request.headers.clone();
+        simple_only.remove(signing::HEADER_SIGNATURE);
+        assert_eq!(
+            signing::verify(new_secret, &simple_only, &request.body, Utc::now()),
+            Ok(Verified::Simple)
+        );
+        assert!(signing::verify(&old_secret, &simple_only, &request.body, Utc::now()).is_err());
+
+        // With no grace the old secret stops signing at once.
+        let (_, rotated_again) = service
+            .json(
+                Method::POST,
+                &format!("/webhooks/{id}/rotate-secret"),
+                Some(json!({"grace_seconds": 0})),
+            )
+            .await;
+        let newest = rotated_again["secret"].as_str().expect("secret");
+        let emitted = service
+            .emit(json!({"type": "product.created", "data": {}}))
+            .await;
+        let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+        service.wait_for_delivery(&delivery_id, "succeeded").await;
+        let request = receiver
+            .received("/rotating")
+            .pop()
+            .expect("second request");
+        let signatures = request.headers[signing::HEADER_SIGNATURE]
+            .to_str()
+            .expect("ascii");
+        assert_eq!(signatures.split(' ').count(), 1, "{signatures}");
+        assert!(signing::verify(newest, &request.headers, &request.body, Utc::now()).is_ok());
+        assert!(signing::verify(new_secret, &request.headers, &request.body, Utc::now()).is_err());
     }
-    receiver.set("/down", Behaviour::Status(200));
-    let (status, recovered) = service
-        .json(
-            Method::POST,
-            &format!("/webhooks/{webhook_id}/recover"),
-            Some(json!({"since": since.to_rfc3339()})),
-        )
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn resend_delivers_a_failed_delivery_once_the_receiver_recovers() {
+        let receiver = Receiver::start().await;
+        receiver.set("/down", Behaviour::Status(503));
+        let service = TestService::start().await;
+        webhook_to(&service, &receiver.url("/down"), json!(["*"])).await;
+        let emitted = service
+            .emit(json!({"type": "payment.received", "data": {"amount": 5}}))
+            .await;
+        let event_id = emitted["event_id"].as_str().expect("id");
+        let delivery_id = only_delivery(&service, event_id).await;
+        let failed = service.wait_for_delivery(&delivery_id, "failed").await;
+        assert_eq!(
+            failed["attempts"].as_array().map(Vec::len),
+            Some(3),
+            "the whole schedule"
+        );
+        assert_eq!(failed["status_code"], 503);
+
+        receiver.set("/down", Behaviour::Status(200));
+        let (status, queued) = service
+            .json(
+                Method::POST,
+                &format!("/deliveries/{delivery_id}/resend"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+        let delivered = service.wait_for_delivery(&delivery_id, "succeeded").await;
+        let attempts = delivered["attempts"].as_array().expect("attempts");
+        assert_eq!(attempts.len(), 4, "history keeps every attempt");
+        let codes: Vec<&Value> = attempts.iter().map(|a| &a["status_code"]).collect();
+        assert_eq!(codes, [&json!(503), &json!(503), &json!(503), &json!(200)]);
+        let ids: Vec<String> = receiver
+            .received("/down")
+            .iter()
+            .map(|r| r.headers["webhook-id"].to_str().expect("ascii").to_owned())
+            .collect();
+        assert!(
+            ids.iter().all(|id| id == event_id),
+            "the same event id every time"
+        );
+
+        // A succeeded delivery can be resent too.
+        let (status, _) = service
+            .json(
+                Method::POST,
+                &format!("/deliveries/{delivery_id}/resend"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        wait_for("the fifth attempt", Duration::from_secs(20), || async {
+            let (_, detail) = service
+                .json(Method::GET, &format!("/deliveries/{delivery_id}"), None)
+                .await;
+            (detail["attempts"].as_array().map(Vec::len) == Some(5)).then_some(())
+        })
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{recovered}");
-    assert_eq!(recovered["queued"], 3);
-    for id in &delivery_ids {
-        service.wait_for_delivery(id, "succeeded").await;
+        let (status, error) = service
+            .json(Method::POST, "/deliveries/dlv_nope/resend", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
     }
-    let (status, recovered) = service
-        .json(
-            Method::POST,
-            &format!("/webhooks/{webhook_id}/recover"),
-            Some(json!({"since": since.to_rfc3339()})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(recovered["queued"], 0, "nothing failed is left");
-    let (status, error) = service
-        .json(
-            Method::POST,
-            &format!("/webhooks/{webhook_id}/recover"),
-            Some(json!({"since": "yesterday"})),
-        )
-        .await;
-    assert_field_error(status, &error, "since");
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn recover_resends_every_failed_delivery_since_a_time() {
+        let receiver = Receiver::start().await;
+        receiver.set("/down", Behaviour::Status(400));
+        let service = TestService::start().await;
+        let (webhook_id, _) = webhook_to(&service, &receiver.url("/down"), json!(["*"])).await;
+        let since = Utc::now();
+        let mut delivery_ids = Vec::new();
+        for n in 0..3 {
+            let emitted = service
+                .emit(json!({"type": "order.created", "data": {"n": n}}))
+                .await;
+            delivery_ids.push(only_delivery(&service, emitted["event_id"].as_str().expect("id")).await);
+        }
+        for id in &delivery_ids {
+            service.wait_for_delivery(id, "failed").await;
+        }
+        receiver.set("/down", Behaviour::Status(200));
+        let (status, recovered) = service
+            .json(
+                Method::POST,
+                &format!("/webhooks/{webhook_id}/recover"),
+                Some(json!({"since": since.to_rfc3339()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{recovered}");
+        assert_eq!(recovered["queued"], 3);
+        for id in &delivery_ids {
+            service.wait_for_delivery(id, "succeeded").await;
+        }
+        let (status, recovered) = service
+            .json(
+                Method::POST,
+                &format!("/webhooks/{webhook_id}/recover"),
+                Some(json!({"since": since.to_rfc3339()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(recovered["queued"], 0, "nothing failed is left");
+        let (status, error) = service
+            .json(
+                Method::POST,
+                &format!("/webhooks/{webhook_id}/recover"),
+                Some(json!({"since": "yesterday"})),
+            )
+            .await;
+        assert_field_error(status, &error, "since");
+    }
 }
 
 #[tokio::test]
@@ -675,332 +691,344 @@ async fn a_redirect_to_a_link_local_address_is_refused_even_when_private_is_allo
     );
 }
 
-#[tokio::test]
-async fn send_test_reaches_one_webhook_even_if_unsubscribed() {
-    let receiver = Receiver::start().await;
-    let service = TestService::start().await;
-    let (id, secret) =
-        webhook_to(&service, &receiver.url("/tested"), json!(["order.created"])).await;
-    webhook_to(&service, &receiver.url("/bystander"), json!(["*"])).await;
-    let (status, queued) = service
-        .json(Method::POST, &format!("/webhooks/{id}/test"), None)
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
-    let delivery_id = queued["delivery_id"].as_str().expect("delivery id");
-    let detail = service.wait_for_delivery(delivery_id, "succeeded").await;
-    assert_eq!(detail["event_type"], "webhook.test");
-    let request = &receiver.received("/tested")[0];
-    assert!(signing::verify(&secret, &request.headers, &request.body, Utc::now()).is_ok());
-    let body: Value = serde_json::from_slice(&request.body).expect("json");
-    assert_eq!(body["type"], "webhook.test");
-    assert!(receiver.received("/bystander").is_empty());
-    let (status, _) = service
-        .json(Method::POST, "/webhooks/wh_nope/test", None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
-async fn a_webhook_failing_for_the_configured_time_is_deactivated_and_announced() {
-    let receiver = Receiver::start().await;
-    receiver.set("/broken", Behaviour::Status(400));
-    let service = TestService::start_with(|config| {
-        config.delivery.auto_disable_after = Duration::from_secs(1);
-    })
-    .await;
-    let (broken, _) =
-        webhook_to(&service, &receiver.url("/broken"), json!(["order.created"])).await;
-    webhook_to(
-        &service,
-        &receiver.url("/alerts"),
-        json!(["webhook.failed"]),
-    )
-    .await;
-
-    let first = service
-        .emit(json!({"type": "order.created", "data": {}}))
-        .await;
-    let first_id = only_delivery(&service, first["event_id"].as_str().expect("id")).await;
-    service.wait_for_delivery(&first_id, "failed").await;
-    let (_, still) = service
-        .json(Method::GET, &format!("/webhooks/{broken}"), None)
-        .await;
-    assert_eq!(
-        still["is_active"], true,
-        "one failure is not yet 1 s of failures"
-    );
-
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let second = service
-        .emit(json!({"type": "order.created", "data": {}}))
-        .await;
-    let second_id = only_delivery(&service, second["event_id"].as_str().expect("id")).await;
-    service.wait_for_delivery(&second_id, "failed").await;
-    crate::outage::assert_deactivated_and_announced(&service, &receiver, &broken).await;
-}
-
-#[tokio::test]
-async fn deliveries_page_newest_first_and_filter_exactly() {
-    let receiver = Receiver::start().await;
-    receiver.set("/fails", Behaviour::Status(422));
-    let service = TestService::start().await;
-    let (ok_hook, _) = webhook_to(
-        &service,
-        &receiver.url("/ok"),
-        json!(["order.created", "product.created"]),
-    )
-    .await;
-    let (failing_hook, _) =
-        webhook_to(&service, &receiver.url("/fails"), json!(["order.created"])).await;
-    let mut event_ids = Vec::new();
-    for n in 0..5 {
-        let kind = if n % 2 == 0 {
-            "order.created"
-        } else {
-            "product.created"
-        };
-        let emitted = service.emit(json!({"type": kind, "data": {"n": n}})).await;
-        event_ids.push(emitted["event_id"].as_str().expect("id").to_owned());
+on_both_backends! {
+    #[tokio::test]
+    async fn send_test_reaches_one_webhook_even_if_unsubscribed() {
+        let receiver = Receiver::start().await;
+        let service = TestService::start().await;
+        let (id, secret) =
+            webhook_to(&service, &receiver.url("/tested"), json!(["order.created"])).await;
+        webhook_to(&service, &receiver.url("/bystander"), json!(["*"])).await;
+        let (status, queued) = service
+            .json(Method::POST, &format!("/webhooks/{id}/test"), None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+        let delivery_id = queued["delivery_id"].as_str().expect("delivery id");
+        let detail = service.wait_for_delivery(delivery_id, "succeeded").await;
+        assert_eq!(detail["event_type"], "webhook.test");
+        let request = &receiver.received("/tested")[0];
+        assert!(signing::verify(&secret, &request.headers, &request.body, Utc::now()).is_ok());
+        let body: Value = serde_json::from_slice(&request.body).expect("json");
+        assert_eq!(body["type"], "webhook.test");
+        assert!(receiver.received("/bystander").is_empty());
+        let (status, _) = service
+            .json(Method::POST, "/webhooks/wh_nope/test", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
-    // 3 order.created × 2 webhooks + 2 product.created × 1 = 8 deliveries.
-    let all = wait_for(
-        "every delivery to finish",
-        Duration::from_secs(20),
-        || async {
-            let (_, page) = service
-                .json(Method::GET, "/deliveries?limit=500", None)
-                .await;
-            let items = page["items"].as_array().cloned().unwrap_or_default();
-            (items.len() == 8
-                && items
-                    .iter()
-                    .all(|d| d["status"] == "succeeded" || d["status"] == "failed"))
-            .then_some(items)
-        },
-    )
-    .await;
-    let ids: Vec<&str> = all.iter().filter_map(|d| d["id"].as_str()).collect();
-    let mut sorted = ids.clone();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    assert_eq!(ids, sorted, "newest first");
+}
 
-    // Pages of 3 walk every delivery once.
-    let mut walked = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10 {
-        let path = match &cursor {
-            Some(c) => format!("/deliveries?limit=3&cursor={c}"),
-            None => "/deliveries?limit=3".to_owned(),
-        };
-        let (status, page) = service.json(Method::GET, &path, None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        walked.extend(
-            page["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .filter_map(|d| d["id"].as_str().map(str::to_owned)),
+on_both_backends! {
+    #[tokio::test]
+    async fn a_webhook_failing_for_the_configured_time_is_deactivated_and_announced() {
+        let receiver = Receiver::start().await;
+        receiver.set("/broken", Behaviour::Status(400));
+        let service = TestService::start_with(|config| {
+            config.delivery.auto_disable_after = Duration::from_secs(1);
+        })
+        .await;
+        let (broken, _) =
+            webhook_to(&service, &receiver.url("/broken"), json!(["order.created"])).await;
+        webhook_to(
+            &service,
+            &receiver.url("/alerts"),
+            json!(["webhook.failed"]),
+        )
+        .await;
+
+        let first = service
+            .emit(json!({"type": "order.created", "data": {}}))
+            .await;
+        let first_id = only_delivery(&service, first["event_id"].as_str().expect("id")).await;
+        service.wait_for_delivery(&first_id, "failed").await;
+        let (_, still) = service
+            .json(Method::GET, &format!("/webhooks/{broken}"), None)
+            .await;
+        assert_eq!(
+            still["is_active"], true,
+            "one failure is not yet 1 s of failures"
         );
-        cursor = page["next_cursor"].as_str().map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
-    assert_eq!(walked, ids);
 
-    let count = |query: &'static str| {
-        let service = &service;
-        async move {
-            let (status, page) = service
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = service
+            .emit(json!({"type": "order.created", "data": {}}))
+            .await;
+        let second_id = only_delivery(&service, second["event_id"].as_str().expect("id")).await;
+        service.wait_for_delivery(&second_id, "failed").await;
+        crate::outage::assert_deactivated_and_announced(&service, &receiver, &broken).await;
+    }
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn deliveries_page_newest_first_and_filter_exactly() {
+        let receiver = Receiver::start().await;
+        receiver.set("/fails", Behaviour::Status(422));
+        let service = TestService::start().await;
+        let (ok_hook, _) = webhook_to(
+            &service,
+            &receiver.url("/ok"),
+            json!(["order.created", "product.created"]),
+        )
+        .await;
+        let (failing_hook, _) =
+            webhook_to(&service, &receiver.url("/fails"), json!(["order.created"])).await;
+        let mut event_ids = Vec::new();
+        for n in 0..5 {
+            let kind = if n % 2 == 0 {
+                "order.created"
+            } else {
+                "product.created"
+            };
+            let emitted = service.emit(json!({"type": kind, "data": {"n": n}})).await;
+            event_ids.push(emitted["event_id"].as_str().expect("id").to_owned());
+        }
+        // 3 order.created × 2 webhooks + 2 product.created × 1 = 8 deliveries.
+        let all = wait_for(
+            "every delivery to finish",
+            Duration::from_secs(20),
+            || async {
+                let (_, page) = service
+                    .json(Method::GET, "/deliveries?limit=500", None)
+                    .await;
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                (items.len() == 8
+                    && items
+                        .iter()
+                        .all(|d| d["status"] == "succeeded" || d["status"] == "failed"))
+                .then_some(items)
+            },
+        )
+        .await;
+        let ids: Vec<&str> = all.iter().filter_map(|d| d["id"].as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(ids, sorted, "newest first");
+
+        // Pages of 3 walk every delivery once.
+        let mut walked = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let path = match &cursor {
+                Some(c) => format!("/deliveries?limit=3&cursor={c}"),
+                None => "/deliveries?limit=3".to_owned(),
+            };
+            let (status, page) = service.json(Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            walked.extend(
+                page["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .filter_map(|d| d["id"].as_str().map(str::to_owned)),
+            );
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(walked, ids);
+
+        let count = |query: &'static str| {
+            let service = &service;
+            async move {
+                let (status, page) = service
+                    .json(Method::GET, &format!("/deliveries?{query}"), None)
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{query}: {page}");
+                page["items"].as_array().expect("items").clone()
+            }
+        };
+        let failed = count("status=failed").await;
+        assert_eq!(failed.len(), 3);
+        assert!(failed.iter().all(|d| d["webhook_id"] == failing_hook));
+        assert_eq!(count("status=succeeded").await.len(), 5);
+        let by_hook = service
+            .json(
+                Method::GET,
+                &format!("/deliveries?webhook_id={ok_hook}&event_type=product.created"),
+                None,
+            )
+            .await
+            .1;
+        assert_eq!(by_hook["items"].as_array().map(Vec::len), Some(2));
+        let by_event = service.deliveries_of(&event_ids[0]).await;
+        assert_eq!(by_event.len(), 2);
+        // By the class of the last answer: the failing receiver answers 422, the other 2xx.
+        let client_errors = count("code=4xx").await;
+        assert_eq!(client_errors.len(), 3);
+        assert!(client_errors.iter().all(|d| d["status_code"] == 422));
+        assert_eq!(count("code=2xx").await.len(), 5);
+        assert_eq!(count("code=5xx").await.len(), 0);
+        assert_eq!(count("code=network").await.len(), 0);
+        assert_eq!(
+            count("since=2000-01-01T00:00:00Z&until=2001-01-01T00:00:00Z")
+                .await
+                .len(),
+            0
+        );
+        let future = (Utc::now() + chrono::TimeDelta::hours(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (_, page) = service
+            .json(Method::GET, &format!("/deliveries?since={future}"), None)
+            .await;
+        assert_eq!(page["items"], json!([]));
+
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=501", "limit"),
+            ("limit=many", "limit"),
+            ("cursor=garbage", "cursor"),
+            ("status=exploded", "status"),
+            ("code=6xx", "code"),
+            ("since=yesterday", "since"),
+            ("colour=red", "colour"),
+        ] {
+            let (status, error) = service
                 .json(Method::GET, &format!("/deliveries?{query}"), None)
                 .await;
-            assert_eq!(status, StatusCode::OK, "{query}: {page}");
-            page["items"].as_array().expect("items").clone()
+            assert_field_error(status, &error, field);
         }
-    };
-    let failed = count("status=failed").await;
-    assert_eq!(failed.len(), 3);
-    assert!(failed.iter().all(|d| d["webhook_id"] == failing_hook));
-    assert_eq!(count("status=succeeded").await.len(), 5);
-    let by_hook = service
-        .json(
-            Method::GET,
-            &format!("/deliveries?webhook_id={ok_hook}&event_type=product.created"),
-            None,
-        )
-        .await
-        .1;
-    assert_eq!(by_hook["items"].as_array().map(Vec::len), Some(2));
-    let by_event = service.deliveries_of(&event_ids[0]).await;
-    assert_eq!(by_event.len(), 2);
-    // By the class of the last answer: the failing receiver answers 422, the other 2xx.
-    let client_errors = count("code=4xx").await;
-    assert_eq!(client_errors.len(), 3);
-    assert!(client_errors.iter().all(|d| d["status_code"] == 422));
-    assert_eq!(count("code=2xx").await.len(), 5);
-    assert_eq!(count("code=5xx").await.len(), 0);
-    assert_eq!(count("code=network").await.len(), 0);
-    assert_eq!(
-        count("since=2000-01-01T00:00:00Z&until=2001-01-01T00:00:00Z")
-            .await
-            .len(),
-        0
-    );
-    let future = (Utc::now() + chrono::TimeDelta::hours(1))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (_, page) = service
-        .json(Method::GET, &format!("/deliveries?since={future}"), None)
-        .await;
-    assert_eq!(page["items"], json!([]));
 
-    for (query, field) in [
-        ("limit=0", "limit"),
-        ("limit=501", "limit"),
-        ("limit=many", "limit"),
-        ("cursor=garbage", "cursor"),
-        ("status=exploded", "status"),
-        ("code=6xx", "code"),
-        ("since=yesterday", "since"),
-        ("colour=red", "colour"),
-    ] {
-        let (status, error) = service
-            .json(Method::GET, &format!("/deliveries?{query}"), None)
+        let (status, stats) = service
+            .json(
+                Method::GET,
+                &format!("/stats?webhook_id={failing_hook}"),
+                None,
+            )
             .await;
-        assert_field_error(status, &error, field);
-    }
-
-    let (status, stats) = service
-        .json(
-            Method::GET,
-            &format!("/stats?webhook_id={failing_hook}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{stats}");
-    let points = stats.as_array().expect("points");
-    assert!(
-        points.len() >= 24,
-        "an hourly bucket for every hour of the last day"
-    );
-    let failed_total: u64 = points.iter().filter_map(|p| p["failed"].as_u64()).sum();
-    let succeeded_total: u64 = points.iter().filter_map(|p| p["succeeded"].as_u64()).sum();
-    assert_eq!((succeeded_total, failed_total), (0, 3));
-    let (status, error) = service
-        .json(Method::GET, "/stats?bucket=minute", None)
-        .await;
-    assert_field_error(status, &error, "bucket");
-}
-
-#[tokio::test]
-async fn a_receiver_that_never_answers_is_filed_under_network_errors() {
-    let service = TestService::start().await;
-    // Bind a port, then free it: nothing listens there any more.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port");
-    let (hook, _) = webhook_to(
-        &service,
-        &format!("http://{closed}/gone"),
-        json!(["order.created"]),
-    )
-    .await;
-    let emitted = service
-        .emit(json!({"type": "order.created", "data": {}}))
-        .await;
-    let id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
-    let failed = service.wait_for_delivery(&id, "failed").await;
-    assert_eq!(failed["status_code"], Value::Null);
-    let (_, network) = service
-        .json(
-            Method::GET,
-            &format!("/deliveries?code=network&webhook_id={hook}"),
-            None,
-        )
-        .await;
-    assert_eq!(network["items"][0]["id"], id.as_str(), "{network}");
-    let (_, answered) = service
-        .json(Method::GET, "/deliveries?code=4xx", None)
-        .await;
-    assert_eq!(answered["items"], json!([]));
-}
-
-#[tokio::test]
-async fn concurrent_resends_are_all_accepted() {
-    let receiver = Receiver::start().await;
-    receiver.set("/batch", Behaviour::Status(422));
-    let service = TestService::start().await;
-    webhook_to(&service, &receiver.url("/batch"), json!(["order.created"])).await;
-    for n in 0..20 {
-        service
-            .emit(json!({"type": "order.created", "data": {"n": n}}))
-            .await;
-    }
-    let failed = wait_for("20 failed deliveries", Duration::from_secs(20), || async {
-        let (_, page) = service
-            .json(Method::GET, "/deliveries?status=failed", None)
-            .await;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        (items.len() == 20).then_some(items)
-    })
-    .await;
-    receiver.set("/batch", Behaviour::Status(204));
-    // Every resend at once, as the panel's bulk resend sends them: each one reads, then
-    // writes, so SQLite must not turn the overlap into "database is locked".
-    let resends = failed.iter().map(|delivery| {
-        let path = format!(
-            "/deliveries/{}/resend",
-            delivery["id"].as_str().unwrap_or("?")
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        let points = stats.as_array().expect("points");
+        assert!(
+            points.len() >= 24,
+            "an hourly bucket for every hour of the last day"
         );
-        let service = &service;
-        async move { service.json(Method::POST, &path, None).await }
-    });
-    for (status, body) in futures_util::future::join_all(resends).await {
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let failed_total: u64 = points.iter().filter_map(|p| p["failed"].as_u64()).sum();
+        let succeeded_total: u64 = points.iter().filter_map(|p| p["succeeded"].as_u64()).sum();
+        assert_eq!((succeeded_total, failed_total), (0, 3));
+        let (status, error) = service
+            .json(Method::GET, "/stats?bucket=minute", None)
+            .await;
+        assert_field_error(status, &error, "bucket");
     }
-    wait_for(
-        "every resend to arrive",
-        Duration::from_secs(20),
-        || async { (receiver.received("/batch").len() == 40).then_some(()) },
-    )
-    .await;
 }
 
-/// Numbers beyond an f64's precision (amounts, 20-digit ids) reach the receiver digit for
-/// digit: the service keeps the caller's JSON text and never rounds it through a float.
-#[tokio::test]
-async fn event_data_reaches_the_receiver_exactly_as_sent() {
-    let receiver = Receiver::start().await;
-    let service = TestService::start().await;
-    webhook_to(
-        &service,
-        &receiver.url("/exact"),
-        json!(["payment.received"]),
-    )
-    .await;
-
-    let data = r#"{"amount": 12345678901234567890.123456789, "order_id": 123456789012345678901234, "ratio": 15.777777777777777777777777, "note": "caf\u00e9"}"#;
-    let body = format!(r#"{{"type": "payment.received", "id": "pay-exact", "data": {data}}}"#);
-    let response = service.post_raw("/events", body).await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-
-    let received = wait_for("the delivery", Duration::from_secs(20), || async {
-        receiver.received("/exact").into_iter().next()
-    })
-    .await;
-    let text = String::from_utf8(received.body.to_vec()).expect("utf-8");
-    assert!(
-        text.contains(&format!(r#""data":{data}"#)),
-        "the data changed on the way: {text}"
-    );
-
-    // Valid JSON grammar, but no receiver's f64 holds it: refused with the field named.
-    let response = service
-        .post_raw(
-            "/events",
-            r#"{"type": "payment.received", "data": {"amount": 1e400}}"#,
+on_both_backends! {
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_is_filed_under_network_errors() {
+        let service = TestService::start().await;
+        // Bind a port, then free it: nothing listens there any more.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        let (hook, _) = webhook_to(
+            &service,
+            &format!("http://{closed}/gone"),
+            json!(["order.created"]),
         )
         .await;
-    let status = response.status();
-    let error: Value = response.json().await.expect("json");
-    assert_field_error(status, &error, "data");
+        let emitted = service
+            .emit(json!({"type": "order.created", "data": {}}))
+            .await;
+        let id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+        let failed = service.wait_for_delivery(&id, "failed").await;
+        assert_eq!(failed["status_code"], Value::Null);
+        let (_, network) = service
+            .json(
+                Method::GET,
+                &format!("/deliveries?code=network&webhook_id={hook}"),
+                None,
+            )
+            .await;
+        assert_eq!(network["items"][0]["id"], id.as_str(), "{network}");
+        let (_, answered) = service
+            .json(Method::GET, "/deliveries?code=4xx", None)
+            .await;
+        assert_eq!(answered["items"], json!([]));
+    }
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn concurrent_resends_are_all_accepted() {
+        let receiver = Receiver::start().await;
+        receiver.set("/batch", Behaviour::Status(422));
+        let service = TestService::start().await;
+        webhook_to(&service, &receiver.url("/batch"), json!(["order.created"])).await;
+        for n in 0..20 {
+            service
+                .emit(json!({"type": "order.created", "data": {"n": n}}))
+                .await;
+        }
+        let failed = wait_for("20 failed deliveries", Duration::from_secs(20), || async {
+            let (_, page) = service
+                .json(Method::GET, "/deliveries?status=failed", None)
+                .await;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == 20).then_some(items)
+        })
+        .await;
+        receiver.set("/batch", Behaviour::Status(204));
+        // Every resend at once, as the panel's bulk resend sends them: each one reads, then
+        // writes, so SQLite must not turn the overlap into "database is locked".
+        let resends = failed.iter().map(|delivery| {
+            let path = format!(
+                "/deliveries/{}/resend",
+                delivery["id"].as_str().unwrap_or("?")
+            );
+            let service = &service;
+            async move { service.json(Method::POST, &path, None).await }
+        });
+        for (status, body) in futures_util::future::join_all(resends).await {
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        }
+        wait_for(
+            "every resend to arrive",
+            Duration::from_secs(20),
+            || async { (receiver.received("/batch").len() == 40).then_some(()) },
+        )
+        .await;
+    }
+}
+
+on_both_backends! {
+    /// Numbers beyond an f64's precision (amounts, 20-digit ids) reach the receiver digit for
+    /// digit: the service keeps the caller's JSON text and never rounds it through a float.
+    #[tokio::test]
+    async fn event_data_reaches_the_receiver_exactly_as_sent() {
+        let receiver = Receiver::start().await;
+        let service = TestService::start().await;
+        webhook_to(
+            &service,
+            &receiver.url("/exact"),
+            json!(["payment.received"]),
+        )
+        .await;
+
+        let data = r#"{"amount": 12345678901234567890.123456789, "order_id": 123456789012345678901234, "ratio": 15.777777777777777777777777, "note": "caf\u00e9"}"#;
+        let body = format!(r#"{{"type": "payment.received", "id": "pay-exact", "data": {data}}}"#);
+        let response = service.post_raw("/events", body).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+
+        let received = wait_for("the delivery", Duration::from_secs(20), || async {
+            receiver.received("/exact").into_iter().next()
+        })
+        .await;
+        let text = String::from_utf8(received.body.to_vec()).expect("utf-8");
+        assert!(
+            text.contains(&format!(r#""data":{data}"#)),
+            "the data changed on the way: {text}"
+        );
+
+        // Valid JSON grammar, but no receiver's f64 holds it: refused with the field named.
+        let response = service
+            .post_raw(
+                "/events",
+                r#"{"type": "payment.received", "data": {"amount": 1e400}}"#,
+            )
+            .await;
+        let status = response.status();
+        let error: Value = response.json().await.expect("json");
+        assert_field_error(status, &error, "data");
+    }
 }

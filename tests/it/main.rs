@@ -1,6 +1,8 @@
-//! End-to-end tests: the real service on 127.0.0.1:0 over a real SQLite file, driven
-//! over HTTP with reqwest.
+//! End-to-end tests: the real service on 127.0.0.1:0 over a real SQLite file or a real
+//! PostgreSQL database (`backend.rs`), driven over HTTP with reqwest.
 
+#[macro_use]
+mod backend;
 mod bad_input;
 mod cli;
 mod e2e_auth;

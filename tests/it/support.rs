@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
+use crate::backend::{Backend, PostgresDatabase};
 use hookpanel::crypto;
 use hookpanel::dispatch::DeliveryConfig;
 use hookpanel::server::{self, RunningService, SecretsAtRest, ServiceConfig};
@@ -18,6 +19,10 @@ pub struct TestService {
     pub admin_key: String,
     pub encryption_key: Zeroizing<String>,
     pub dir: tempfile::TempDir,
+    /// Where the service keeps its data: a SQLite file in `dir`, or `postgres`.
+    pub database_url: String,
+    /// The test's own PostgreSQL database, when it runs on that backend.
+    pub postgres: Option<PostgresDatabase>,
 }
 
 pub fn database_url(dir: &Path) -> String {
@@ -25,9 +30,15 @@ pub fn database_url(dir: &Path) -> String {
 }
 
 pub fn config(dir: &Path, encryption_key: &Zeroizing<String>) -> ServiceConfig {
+    config_on(database_url(dir), encryption_key)
+}
+
+/// The test configuration on the database at `database_url`.
+pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> ServiceConfig {
     ServiceConfig {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
-        database_url: database_url(dir),
+        database_url,
+        database: Default::default(),
         admin_key: None,
         secrets_at_rest: SecretsAtRest::Encrypted(encryption_key.clone()),
         http_policy: HttpPolicy::LoopbackOnly,
@@ -56,11 +67,19 @@ impl TestService {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts with the test configuration changed by `adjust`.
+    /// Starts with the test configuration changed by `adjust`, on the backend of the
+    /// running test (see [`Backend::current`]).
     pub async fn start_with(adjust: impl FnOnce(&mut ServiceConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let encryption_key = crypto::generate_encryption_key().expect("random");
-        let mut config = config(dir.path(), &encryption_key);
+        let (database_url, postgres) = match Backend::current() {
+            Backend::Sqlite => (database_url(dir.path()), None),
+            Backend::Postgres => {
+                let database = PostgresDatabase::create().await;
+                (database.url().to_owned(), Some(database))
+            }
+        };
+        let mut config = config_on(database_url.clone(), &encryption_key);
         adjust(&mut config);
         let mut service = server::start(config).await.expect("service starts");
         let admin_key = service
@@ -73,6 +92,8 @@ impl TestService {
             admin_key,
             encryption_key,
             dir,
+            database_url,
+            postgres,
         }
     }
 
@@ -89,9 +110,11 @@ impl TestService {
             admin_key,
             encryption_key,
             dir,
+            database_url,
+            postgres,
         } = self;
         service.shutdown().await.expect("clean shutdown");
-        let mut config = config(dir.path(), &encryption_key);
+        let mut config = config_on(database_url.clone(), &encryption_key);
         adjust(&mut config);
         let service = server::start(config).await.expect("service restarts");
         Self {
@@ -100,6 +123,8 @@ impl TestService {
             admin_key,
             encryption_key,
             dir,
+            database_url,
+            postgres,
         }
     }
 

@@ -1,0 +1,130 @@
+//! The SQL of emits: events, their fan-out to subscribed webhooks, new deliveries.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sqlx::{QueryBuilder, Row as _, Sqlite, Transaction};
+
+use super::{Database, ROWS_PER_STATEMENT};
+use crate::catalog::WILDCARD;
+use crate::store::emit::EmitSql;
+use crate::store::model::{NewDelivery, Subscriber, millis, new_id, parse_subscribers};
+use crate::store::{NewEvent, Result, StoreError};
+
+impl EmitSql for Transaction<'_, Sqlite> {
+    /// The subscribers come back with the insert (`RETURNING` with a subquery): one
+    /// statement, where a separate query was one more round trip to SQLite's worker
+    /// thread per emit.
+    async fn insert_events(
+        &mut self,
+        events: &[&NewEvent],
+        now: i64,
+    ) -> Result<HashMap<String, Vec<Subscriber>>> {
+        let mut created = HashMap::with_capacity(events.len());
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut insert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO events (id, event_type, data, created_at) ");
+            insert.push_values(chunk, |mut values, event| {
+                values
+                    .push_bind(&event.id)
+                    .push_bind(&event.event_type)
+                    .push_bind(&event.data)
+                    .push_bind(now);
+            });
+            insert.push(
+                " ON CONFLICT (id) DO NOTHING RETURNING id, \
+                 (SELECT json_group_array(json_object('id', w.id, 'url', w.url, 'kind', w.kind)) \
+                  FROM webhooks w \
+                  WHERE w.is_active AND w.deleted_at IS NULL AND w.id IN ( \
+                    SELECT s.webhook_id FROM webhook_events s \
+                    WHERE s.event_type IN (events.event_type, ",
+            );
+            insert.push_bind(WILDCARD);
+            insert.push("))) AS subscribers");
+            for row in insert.build().fetch_all(&mut **self).await? {
+                let id: String = row.try_get("id")?;
+                let subscribers: String = row.try_get("subscribers")?;
+                created.insert(id.clone(), parse_subscribers(&id, &subscribers)?);
+            }
+        }
+        Ok(created)
+    }
+
+    async fn insert_deliveries(
+        &mut self,
+        rows: &[NewDelivery<'_>],
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let ids: Vec<String> = rows.iter().map(|_| new_id("dlv")).collect();
+        let rows: Vec<(&String, &NewDelivery<'_>)> = ids.iter().zip(rows).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
+                 created_at, next_attempt_at, lease_until) ",
+            );
+            insert.push_values(chunk, |mut values, (id, row)| {
+                values
+                    .push_bind(*id)
+                    .push_bind(&row.event.id)
+                    .push_bind(row.webhook_id)
+                    .push_bind(&row.event.event_type)
+                    .push_bind("pending")
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(row.lease_until);
+            });
+            insert.build().execute(&mut **self).await?;
+        }
+        Ok(ids)
+    }
+
+    async fn delivery_counts(&mut self, event_ids: &[&str]) -> Result<HashMap<String, u64>> {
+        let mut counts = HashMap::with_capacity(event_ids.len());
+        for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut query: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT event_id, COUNT(*) FROM deliveries WHERE event_id IN (");
+            let mut ids = query.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            query.push(") GROUP BY event_id");
+            let rows: Vec<(String, i64)> = query.build_query_as().fetch_all(&mut **self).await?;
+            for (event_id, count) in rows {
+                counts.insert(event_id, u64::try_from(count).unwrap_or(0));
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl Database {
+    pub(in crate::store) async fn emit_to_one(
+        &self,
+        webhook_id: &str,
+        event: &NewEvent,
+    ) -> Result<String> {
+        let now = millis(Utc::now());
+        let mut tx = self.begin_write().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
+                .bind(webhook_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        tx.insert_events(&[event], now).await?;
+        let delivery = NewDelivery {
+            event,
+            webhook_id,
+            lease_until: None,
+        };
+        let id = tx
+            .insert_deliveries(&[delivery], now)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Internal("a delivery was not written".to_owned()))?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

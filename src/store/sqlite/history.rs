@@ -1,0 +1,167 @@
+//! The delivery history: reading it, resending, recovering, stats, deactivation.
+
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use super::Database;
+use crate::api::{Attempt, Delivery, DeliveryQuery};
+use crate::store::model::{AttemptHistoryRow, CountsRow, DeliveryRow, millis};
+use crate::store::query::{push_delivery_filters, push_stats_query};
+use crate::store::{Result, StoreError};
+
+/// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
+pub(super) async fn cancel_unfinished(
+    tx: &mut Transaction<'_, Sqlite>,
+    webhook_id: &str,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, last_error = ? \
+         WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
+    )
+    .bind(reason)
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Database {
+    pub(in crate::store) async fn resend(&self, delivery_id: &str) -> Result<()> {
+        let now = millis(Utc::now());
+        let mut tx = self.begin_write().await?;
+        let lease: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE id = ?")
+                .bind(delivery_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        match lease {
+            None => return Err(StoreError::NotFound),
+            Some(Some(until)) if until > now => return Err(StoreError::Busy),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END, \
+               retry_step = 0, next_attempt_at = ?, lease_until = NULL WHERE id = ?",
+        )
+        .bind(now)
+        .bind(delivery_id)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await
+    }
+
+    pub(in crate::store) async fn recover(
+        &self,
+        webhook_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        let now = millis(Utc::now());
+        let mut tx = self.begin_write().await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND deleted_at IS NULL")
+                .bind(webhook_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let queued = sqlx::query(
+            "UPDATE deliveries SET status = 'retrying', retry_step = 0, next_attempt_at = ?, \
+               lease_until = NULL \
+             WHERE webhook_id = ? AND status = 'failed' AND created_at >= ?",
+        )
+        .bind(now)
+        .bind(webhook_id)
+        .bind(millis(since))
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(queued.rows_affected())
+    }
+
+    pub(in crate::store) async fn delivery(&self, delivery_id: &str) -> Result<Delivery> {
+        let row: DeliveryRow = sqlx::query_as(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = ?"
+        ))
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        row.try_into()
+    }
+
+    pub(in crate::store) async fn delivery_detail(
+        &self,
+        delivery_id: &str,
+    ) -> Result<(Delivery, String, Vec<Attempt>)> {
+        let delivery = self.delivery(delivery_id).await?;
+        let data: String = sqlx::query_scalar("SELECT data FROM events WHERE id = ?")
+            .bind(&delivery.event_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<AttemptHistoryRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            attempt_columns!(),
+            " FROM delivery_attempts WHERE delivery_id = ? ORDER BY id"
+        ))
+        .bind(delivery_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let attempts = rows
+            .into_iter()
+            .map(Attempt::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((delivery, data, attempts))
+    }
+
+    pub(in crate::store) async fn deliveries(
+        &self,
+        query: &DeliveryQuery,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE 1 = 1"
+        ));
+        push_delivery_filters(&mut sql, query, limit);
+        let rows: Vec<DeliveryRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    pub(in crate::store) async fn stats(
+        &self,
+        webhook_id: Option<&str>,
+        start: i64,
+        width: i64,
+    ) -> Result<Vec<CountsRow>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT (hour_start / ");
+        push_stats_query(&mut sql, webhook_id, start, width);
+        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    pub(in crate::store) async fn deactivate_webhook(
+        &self,
+        webhook_id: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE webhooks SET is_active = FALSE, disabled_reason = ?, updated_at = ? \
+             WHERE id = ? AND is_active AND deleted_at IS NULL",
+        )
+        .bind(reason)
+        .bind(millis(Utc::now()))
+        .bind(webhook_id)
+        .execute(&mut **tx)
+        .await?;
+        if changed.rows_affected() == 1 {
+            cancel_unfinished(&mut tx, webhook_id, &format!("cancelled: {reason}")).await?;
+        }
+        tx.commit().await?;
+        Ok(changed.rows_affected() == 1)
+    }
+}
