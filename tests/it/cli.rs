@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_hookpanel");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_hookpanel");
 
 /// Kills the child when the test ends, however it ends.
-struct Running(Child);
+pub(crate) struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for Running {
     }
 }
 
-fn keygen() -> String {
+pub(crate) fn keygen() -> String {
     let output = Command::new(BINARY)
         .arg("keygen")
         .output()
@@ -136,7 +136,11 @@ fn serve_with(db: &str, encryption_key: &str, extra: &[&str]) -> (Running, Strin
 
 /// Spawns `command` (which runs `hookpanel serve`) on `db`, listening on port 0 with the
 /// test admin key and a short retry schedule; returns it and its base URL.
-fn spawn_serve(command: &mut Command, db: &str, encryption_key: &str) -> (Running, String) {
+pub(crate) fn spawn_serve(
+    command: &mut Command,
+    db: &str,
+    encryption_key: &str,
+) -> (Running, String) {
     let mut child = command
         .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
         .env("HOOKPANEL_DB", db)
@@ -486,4 +490,57 @@ async fn a_full_disk_answers_503_keeps_what_was_accepted_and_recovers() {
         .await
         .expect("checked");
     assert_eq!(integrity, "ok");
+}
+
+/// Runs `serve` on `db`, which must fail at start; returns its stderr and how long it ran.
+fn serve_refused(db: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+        .env("HOOKPANEL_DB", db)
+        .env("HOOKPANEL_ENCRYPTION_KEY", keygen())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success(), "{db} must be refused");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening"),
+        "{db}: it never listened"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (stderr, started.elapsed())
+}
+
+#[test]
+fn a_database_that_cannot_be_used_is_named_in_one_line_with_the_reason() {
+    let admin = crate::backend::postgres_admin_url();
+    let (server, _) = admin.rsplit_once('/').expect("a database in the URL");
+    let unknown = format!("{server}/hookpanel_no_such_database");
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let cases = [
+        (
+            "postgres://hookpanel@127.0.0.1:1/hookpanel".to_owned(),
+            "127.0.0.1:1/hookpanel",
+            "refused",
+        ),
+        (
+            unknown,
+            "/hookpanel_no_such_database",
+            "\"hookpanel_no_such_database\" does not exist",
+        ),
+        (
+            "mysql://127.0.0.1/hookpanel".to_owned(),
+            "sqlite://, postgres:// or postgresql://",
+            "\"mysql\"",
+        ),
+    ];
+    for (db, names, reason) in cases {
+        let (stderr, took) = serve_refused(&db);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(names), "{db}: {stderr}");
+        assert!(stderr.contains(reason), "{db}: {stderr}");
+        assert!(took < Duration::from_secs(10), "{db}: took {took:?}");
+    }
 }

@@ -19,4 +19,5 @@ mod outage;
 #[cfg(feature = "panel")]
 mod panel;
 mod receiver;
+mod replicas;
 mod support;

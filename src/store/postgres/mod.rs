@@ -11,7 +11,8 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, PgPoolOptions};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 
 use super::emit::{BatchWritten, emit_batch};
 use super::handoff::Handoff;
@@ -48,6 +49,16 @@ pub(super) struct Database {
     emit_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Why connecting failed, in one line: the server's own message, or the OS's.
+fn reason(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        other => other.to_string(),
+    }
+}
+
 /// Where a URL points, for messages: host, port and database, never the password.
 fn location(options: &PgConnectOptions) -> String {
     format!(
@@ -62,27 +73,28 @@ impl Database {
     pub(super) async fn connect(url: &str, options: &StoreOptions) -> Result<Self> {
         let connect = PgConnectOptions::from_str(url).map_err(|err| StoreError::CannotConnect {
             location: "the --db URL".to_owned(),
-            reason: err.to_string(),
+            reason: reason(&err),
         })?;
-        let cannot_connect = |err: &dyn std::fmt::Display| StoreError::CannotConnect {
+        let cannot_connect = |reason: String| StoreError::CannotConnect {
             location: location(&connect),
-            reason: err.to_string(),
+            reason,
         };
+        // One connection first, for its error: a pool retries until its timeout and then
+        // reports only that it timed out.
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&connect))
+            .await
+            .map_err(|_| {
+                cannot_connect(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))
+            })?
+            .map_err(|err| cannot_connect(reason(&err)))?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(connect.clone())
             .await
-            .map_err(|err| cannot_connect(&err))?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|err| match err {
-                sqlx::migrate::MigrateError::Execute(sqlx::Error::PoolTimedOut) => {
-                    cannot_connect(&err)
-                }
-                other => StoreError::Migrate(other),
-            })?;
+            .map_err(|err| cannot_connect(reason(&err)))?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self {
             pool,
             emit_gate: Arc::default(),
