@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use hookpanel::crypto;
 use hookpanel::dispatch::{self, DeliveryConfig};
 use hookpanel::server::{self, SecretsAtRest, ServiceConfig};
-use hookpanel::store::StoreOptions;
+use hookpanel::store::{StoreOptions, transfer};
 use hookpanel::validate::HttpPolicy;
 use zeroize::Zeroizing;
 
@@ -46,6 +46,20 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print a fresh secrets-encryption key for HOOKPANEL_ENCRYPTION_KEY.
     Keygen,
+    /// Copy a SQLite database into an empty PostgreSQL database, all or nothing. Stop the
+    /// service on the SQLite file first; use the same encryption key on the target.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The SQLite database to copy: sqlite://PATH.
+    #[arg(long)]
+    from: String,
+
+    /// The empty PostgreSQL database to copy into: postgres://USER:PASSWORD@HOST:PORT/DB.
+    #[arg(long)]
+    to: String,
 }
 
 #[derive(clap::Args)]
@@ -135,6 +149,7 @@ fn main() -> ExitCode {
             .map(|key| println!("{}", key.as_str()))
             .map_err(anyhow::Error::from),
         Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Migrate(args)) => migrate(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -220,6 +235,45 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("serving the admin API")
     })
+}
+
+fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>17} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, {eta} left)",
+        )
+        .context("the progress bar's template")?
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let counts = runtime.block_on(transfer::sqlite_to_postgres(
+        &args.from,
+        &args.to,
+        &StoreOptions::default(),
+        &|progress| {
+            bar.set_length(progress.total);
+            bar.set_position(progress.copied);
+            bar.set_message(progress.table.to_owned());
+        },
+    ));
+    bar.finish_and_clear();
+    let counts = counts?;
+    println!(
+        "Copied in {:.1} s, and checked against the source:",
+        started.elapsed().as_secs_f64()
+    );
+    for count in &counts {
+        println!("  {:<18} {:>10} rows", count.table, count.target);
+    }
+    println!(
+        "Start `hookpanel serve --db <the PostgreSQL URL>` with the same encryption key and \
+         admin key; the SQLite file was only read."
+    );
+    Ok(())
 }
 
 /// Ctrl-C, or SIGTERM where there is one (systemd, containers).

@@ -28,6 +28,7 @@ mod query;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 pub use handoff::{AttemptSlot, ClaimLimits, HandedJob, Handoff};
 pub use model::{
@@ -70,6 +71,12 @@ pub enum StoreError {
     },
     #[error("an attempt is under way")]
     Busy,
+    /// `hookpanel migrate` copies into an empty database only.
+    #[error(
+        "the target database is not empty (its table {0} holds rows): migrate copies into \
+         an empty database only, so nothing was copied"
+    )]
+    TargetNotEmpty(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -15,6 +15,7 @@ mod embedded;
 mod faults;
 #[cfg(feature = "panel")]
 mod keychain;
+mod migrate;
 mod outage;
 #[cfg(feature = "panel")]
 mod panel;

@@ -123,6 +123,10 @@ impl Database {
         (written, Some(turn))
     }
 
+    pub(in crate::store) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(super) async fn close(&self) {
         self.pool.close().await;
     }

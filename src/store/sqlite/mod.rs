@@ -303,7 +303,6 @@ impl Database {
         })
     }
 
-    #[cfg(test)]
     pub(in crate::store) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
