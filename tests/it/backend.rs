@@ -30,8 +30,8 @@ impl Backend {
     }
 
     /// Runs `test` with services started on this backend.
-    pub async fn run(self, test: impl Future<Output = ()>) {
-        BACKEND.scope(self, test).await;
+    pub async fn run<T>(self, test: impl Future<Output = T>) -> T {
+        BACKEND.scope(self, test).await
     }
 }
 
@@ -71,6 +71,10 @@ impl PostgresDatabase {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

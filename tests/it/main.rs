@@ -19,6 +19,7 @@ mod migrate;
 mod outage;
 #[cfg(feature = "panel")]
 mod panel;
+mod postgres;
 mod receiver;
 mod replicas;
 mod support;
