@@ -5,6 +5,12 @@
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
 //! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour
+//!
+//! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
+//! admin URL: each service gets a database of its own, dropped afterwards) runs the
+//! end-to-end and emit-rate scenarios with `HOOKPANEL_BENCH_REPLICAS` replicas (default 1)
+//! behind the load generator's round robin, and reports PostgreSQL's CPU (every process
+//! named `postgres` on the machine, from /proc) beside the service's.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
@@ -40,10 +46,93 @@ fn binary() -> String {
     std::env::var(BINARY_OVERRIDE).unwrap_or_else(|_| BINARY.to_owned())
 }
 
-/// A `hookpanel serve` child process.
+/// Set to a PostgreSQL admin URL: services run on a database of their own there.
+const POSTGRES_ADMIN: &str = "HOOKPANEL_BENCH_POSTGRES";
+/// How many replicas serve each database on PostgreSQL.
+const REPLICAS: &str = "HOOKPANEL_BENCH_REPLICAS";
+
+/// A database of the bench's own on the PostgreSQL server at `admin`.
+struct BenchDatabase {
+    admin: String,
+    name: String,
+}
+
+impl BenchDatabase {
+    fn create(admin: &str) -> Self {
+        let name = format!("hookpanel_bench_{}", ulid::Ulid::new()).to_lowercase();
+        on_admin_connection(admin, format!("CREATE DATABASE {name}"));
+        Self {
+            admin: admin.to_owned(),
+            name,
+        }
+    }
+
+    fn url(&self) -> String {
+        let (server, _) = self.admin.rsplit_once('/').expect("a database in the URL");
+        format!("{server}/{}", self.name)
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        on_admin_connection(
+            &self.admin,
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs one statement on the admin URL, from a thread of its own (callers may be inside
+/// the bench's runtime).
+fn on_admin_connection(admin: &str, statement: String) {
+    use sqlx::Connection as _;
+    let admin = admin.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut connection = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("the PostgreSQL server answers");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
+                .await
+                .expect("statement");
+        });
+    })
+    .join()
+    .expect("admin thread");
+}
+
+/// User + system CPU seconds of every process named `postgres` (the server's backends
+/// and its writers), from /proc; 0 without PostgreSQL.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .map(|pid| cpu_seconds_of(&pid))
+        .sum()
+}
+
+/// `hookpanel serve` child processes on one database: one on SQLite, one or more
+/// replicas on PostgreSQL.
 struct Service {
-    child: Child,
-    base: String,
+    children: Vec<Child>,
+    bases: Vec<String>,
+    /// The replica the next request goes to.
+    next: AtomicUsize,
+    /// Dropped after the children.
+    database: Option<BenchDatabase>,
 }
 
 impl Service {
@@ -53,67 +142,121 @@ impl Service {
 
     /// Starts the service with `env` added (e.g. a shorter retry schedule).
     fn start_with(db: &Path, env: &[(&str, &str)]) -> Self {
-        // One key for the whole run: a database reopened later needs the key it was
-        // sealed with.
-        static ENCRYPTION_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let encryption_key = ENCRYPTION_KEY.get_or_init(|| {
-            Command::new(binary())
-                .arg("keygen")
-                .output()
-                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-                .expect("keygen runs")
-        });
-        let mut child = Command::new(binary())
-            .arg("serve")
-            .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
-            .env("HOOKPANEL_DB", format!("sqlite://{}", db.display()))
-            .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
-            .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
-            .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line
-                    .trim()
-                    .strip_prefix("Hookpanel admin API listening on ")
-                {
-                    let _ = tx.send(url.to_owned());
+        match std::env::var(POSTGRES_ADMIN) {
+            Ok(admin) => {
+                let database = BenchDatabase::create(&admin);
+                let replicas = std::env::var(REPLICAS)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1usize)
+                    .max(1);
+                let url = database.url();
+                let (children, bases) = (0..replicas).map(|_| spawn(&url, env)).unzip();
+                Self {
+                    children,
+                    bases,
+                    next: AtomicUsize::new(0),
+                    database: Some(database),
                 }
             }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the service listens within 30 s");
-        Self { child, base }
+            Err(_) => {
+                let (child, base) = spawn(&format!("sqlite://{}", db.display()), env);
+                Self {
+                    children: vec![child],
+                    bases: vec![base],
+                    next: AtomicUsize::new(0),
+                    database: None,
+                }
+            }
+        }
     }
 
+    fn on_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// User + system CPU seconds PostgreSQL has used so far (0 on SQLite).
+    fn database_cpu_seconds(&self) -> f64 {
+        if self.on_postgres() {
+            postgres_cpu_seconds()
+        } else {
+            0.0
+        }
+    }
+
+    /// The URL of `path` on the next replica, round robin.
     fn url(&self, path: &str) -> String {
-        format!("{}/v1/admin{path}", self.base)
+        let replica = self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len();
+        format!("{}/v1/admin{path}", self.bases[replica])
     }
 
-    /// User + system CPU seconds the service has used so far.
+    /// User + system CPU seconds the service (every replica) has used so far.
     fn cpu_seconds(&self) -> f64 {
-        cpu_seconds_of(&self.child.id().to_string())
+        self.children
+            .iter()
+            .map(|child| cpu_seconds_of(&child.id().to_string()))
+            .sum()
     }
 
-    /// Peak resident set size in MiB, from /proc.
+    /// Peak resident set size in MiB, from /proc (the largest replica's).
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+        self.children
+            .iter()
+            .map(|child| {
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                    .unwrap_or_default();
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                    .map_or(0.0, |kib| kib / 1024.0)
+            })
+            .fold(0.0, f64::max)
     }
+}
+
+/// Starts `hookpanel serve` on `database_url`; returns it and its base URL.
+fn spawn(database_url: &str, env: &[(&str, &str)]) -> (Child, String) {
+    // One key for the whole run: a database reopened later needs the key it was
+    // sealed with.
+    static ENCRYPTION_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let encryption_key = ENCRYPTION_KEY.get_or_init(|| {
+        Command::new(binary())
+            .arg("keygen")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .expect("keygen runs")
+    });
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+        .env("HOOKPANEL_DB", database_url)
+        .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
+        .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
+        .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line
+                .trim()
+                .strip_prefix("Hookpanel admin API listening on ")
+            {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the service listens within 30 s");
+    (child, base)
 }
 
 /// User + system CPU seconds of a process so far, from /proc (`pid` may be "self").
@@ -134,8 +277,11 @@ fn cpu_seconds_of(pid: &str) -> f64 {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Then `database`, which drops the PostgreSQL database.
     }
 }
 
@@ -282,6 +428,15 @@ struct Row {
     target: &'static str,
 }
 
+/// ", on PostgreSQL, N replica(s)" where it runs there.
+fn backend_label(service: &Service) -> String {
+    if service.on_postgres() {
+        format!(", on PostgreSQL, {} replica(s)", service.bases.len())
+    } else {
+        String::new()
+    }
+}
+
 /// N events at concurrency 50 to `webhooks` webhooks, until the receiver holds every
 /// delivery.
 async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
@@ -300,6 +455,7 @@ async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
     }
     let expected = sizes.events * webhooks;
     let cpu_before = service.cpu_seconds();
+    let database_cpu_before = service.database_cpu_seconds();
     let bench_cpu_before = cpu_seconds_of("self");
     let emitted_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let began = Instant::now();
@@ -327,6 +483,7 @@ async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
     }
     let all_in = began.elapsed();
     let cpu = service.cpu_seconds() - cpu_before;
+    let database_cpu = service.database_cpu_seconds() - database_cpu_before;
     let bench_cpu = cpu_seconds_of("self") - bench_cpu_before;
     let emitted_at = emitted_at.lock().map(|m| m.clone()).unwrap_or_default();
     let mut latencies: Vec<Duration> = arrivals
@@ -340,8 +497,9 @@ async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
         .unwrap_or_default();
     latencies.sort_unstable();
     let label = format!(
-        "end to end, {} events → {webhooks} webhook(s)",
-        sizes.events
+        "end to end, {} events → {webhooks} webhook(s){}",
+        sizes.events,
+        backend_label(&service)
     );
     rows.push(Row {
         what: format!("{label}: deliveries/s"),
@@ -351,7 +509,11 @@ async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
             all_in.as_secs_f64(),
             emitted_in.as_secs_f64()
         ),
-        target: "≥ 5 000",
+        target: if service.on_postgres() {
+            "≥ 2 800"
+        } else {
+            "≥ 5 000"
+        },
     });
     rows.push(Row {
         what: format!("{label}: emit → receive p50 / p99"),
@@ -360,12 +522,13 @@ async fn end_to_end(sizes: &Sizes, webhooks: usize, rows: &mut Vec<Row>) {
     });
     rows.push(Row {
         what: format!(
-            "{label}: CPU s per 1 000 deliveries, service / load generator + receiver; \
-             service peak RSS"
+            "{label}: CPU s per 1 000 deliveries, service / PostgreSQL / load generator + \
+             receiver; service peak RSS"
         ),
         figure: format!(
-            "{:.3} s / {:.3} s, {:.0} MiB",
+            "{:.3} s / {:.3} s / {:.3} s, {:.0} MiB",
             cpu * 1000.0 / expected as f64,
+            database_cpu * 1000.0 / expected as f64,
             bench_cpu * 1000.0 / expected as f64,
             service.peak_rss_mib()
         ),
@@ -385,6 +548,7 @@ async fn emit_latency(sizes: &Sizes, rows: &mut Vec<Row>) {
         emit(&client, &service, &format!("warm-{n}")).await;
     }
     let cpu_before = service.cpu_seconds();
+    let database_cpu_before = service.database_cpu_seconds();
     let bench_cpu_before = cpu_seconds_of("self");
     let mut ticker = tokio::time::interval(Duration::from_millis(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -417,15 +581,21 @@ async fn emit_latency(sizes: &Sizes, rows: &mut Vec<Row>) {
     // Deliveries may still be finishing: this counts the service's work for all but the
     // last few.
     let cpu = service.cpu_seconds() - cpu_before;
+    let database_cpu = service.database_cpu_seconds() - database_cpu_before;
     let bench_cpu = cpu_seconds_of("self") - bench_cpu_before;
     latencies.sort_unstable();
     rows.push(Row {
         what: format!(
-            "POST /events at {rate:.0} req/s ({} requests): p50 / p99",
-            sizes.rate_requests
+            "POST /events at {rate:.0} req/s ({} requests){}: p50 / p99",
+            sizes.rate_requests,
+            backend_label(&service)
         ),
         figure: p50_p99(&latencies, 2),
-        target: "p99 ≤ 5 ms",
+        target: if service.on_postgres() {
+            "p99 ≤ 10 ms"
+        } else {
+            "p99 ≤ 5 ms"
+        },
     });
     rows.push(Row {
         what: "POST /events at 1 000 req/s: p99.9 / slowest".to_owned(),
@@ -438,11 +608,12 @@ async fn emit_latency(sizes: &Sizes, rows: &mut Vec<Row>) {
     });
     rows.push(Row {
         what: "POST /events at 1 000 req/s: CPU s per 1 000 events (each delivered), \
-               service / load generator + receiver"
+               service / PostgreSQL / load generator + receiver"
             .to_owned(),
         figure: format!(
-            "{:.3} s / {:.3} s",
+            "{:.3} s / {:.3} s / {:.3} s",
             cpu * 1000.0 / sizes.rate_requests as f64,
+            database_cpu * 1000.0 / sizes.rate_requests as f64,
             bench_cpu * 1000.0 / sizes.rate_requests as f64
         ),
         target: "",
@@ -531,7 +702,7 @@ async fn outage(
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = tokio::spawn(sample_reads(
         client.clone(),
-        service.base.clone(),
+        service.bases[0].clone(),
         dir.path().join("bench.db-wal"),
         Arc::clone(&running),
     ));
@@ -899,7 +1070,12 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(String::as_str);
-    let runs = |scenario: &str| only.is_none_or(|o| o == scenario);
+    // The scenarios that fill or read the SQLite file directly run on SQLite only.
+    let on_postgres = std::env::var(POSTGRES_ADMIN).is_ok();
+    let sqlite_only = ["paging", "outage", "outage-422", "outage-500", "neighbour"];
+    let runs = |scenario: &str| {
+        only.is_none_or(|o| o == scenario) && !(on_postgres && sqlite_only.contains(&scenario))
+    };
     runtime.block_on(async {
         if runs("e2e") || runs("e2e-1") {
             end_to_end(&sizes, 1, &mut rows).await;

@@ -241,7 +241,7 @@ async fn copy_batch(
             Ok((n, last))
         }
         "webhook_secrets" => {
-            let rows: Vec<(i64, String, Vec<u8>, i64, Option<i64>)> = page_by_number(
+            let rows: Vec<SecretRow> = page_by_number(
                 source,
                 "id, webhook_id, sealed, created_at, expires_at",
                 table,
@@ -358,7 +358,7 @@ async fn copy_batch(
             Ok((n, last))
         }
         "webhook_health" => {
-            let rows: Vec<(String, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = page(
+            let rows: Vec<HealthRow> = page(
                 source,
                 "webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since",
                 table,
@@ -437,6 +437,12 @@ where
     .fetch_all(source)
     .await?)
 }
+
+/// id, webhook_id, sealed, created_at, expires_at.
+type SecretRow = (i64, String, Vec<u8>, i64, Option<i64>);
+
+/// webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since.
+type HealthRow = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
 
 #[derive(FromRow)]
 struct WebhookRow {

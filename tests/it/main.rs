@@ -15,6 +15,7 @@ mod embedded;
 mod faults;
 #[cfg(feature = "panel")]
 mod keychain;
+#[cfg(feature = "panel")]
 mod migrate;
 mod outage;
 #[cfg(feature = "panel")]
