@@ -478,16 +478,35 @@ fn a_failed_delivery_is_resent_from_the_failed_view_and_turns_succeeded() {
 #[test]
 fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
     let mut panel = Panel::start();
-    // The remote: a second real service, as `hookpanel serve` would run it.
-    let remote_dir = tempfile::tempdir().expect("temp dir");
+    // The remote: a second real service, as `hookpanel serve` would run it for a team,
+    // on PostgreSQL. Nothing in the panel depends on which database is behind the API.
+    let remote_database = panel
+        .runtime
+        .block_on(crate::backend::PostgresDatabase::create());
     let encryption_key = hookpanel::crypto::generate_encryption_key().expect("random");
-    let mut remote_config = crate::support::config(remote_dir.path(), &encryption_key);
+    let mut remote_config =
+        crate::support::config_on(remote_database.url().to_owned(), &encryption_key);
     remote_config.admin_key = Some(zeroize::Zeroizing::new("hpk_remote_right_key".to_owned()));
     let remote = panel
         .runtime
         .block_on(hookpanel::server::start(remote_config))
         .expect("remote starts");
     let remote_url = remote.base_url();
+    let created = panel.runtime.block_on(
+        reqwest::Client::new()
+            .post(format!("{remote_url}/v1/admin/webhooks"))
+            .bearer_auth("hpk_remote_right_key")
+            .json(&serde_json::json!({
+                "name": "Kept in PostgreSQL",
+                "url": "https://pg.example.com/hooks",
+                "events": ["*"],
+            }))
+            .send(),
+    );
+    assert_eq!(
+        created.expect("sent").status(),
+        reqwest::StatusCode::CREATED
+    );
     let profile = format!("staging-{}", hookpanel::store::new_id("p").to_lowercase());
 
     // A wrong key is explained.
@@ -509,6 +528,7 @@ fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
     panel.step_until("the remote to be managed", |app| {
         app.is_ready() && app.base_url() == Some(remote_url.as_str())
     });
+    panel.step_until_label("Kept in PostgreSQL");
     let stored = panel
         .keychain
         .get(&Account::admin_key(&profile))
