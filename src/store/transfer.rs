@@ -149,6 +149,9 @@ async fn copy(
         )));
     }
     tx.commit().await?;
+    // Statistics for the planner now, not when autovacuum gets to it: without them a
+    // filtered page of deliveries took 0.4 s instead of 0.1 ms at 1 M rows.
+    sqlx::query("ANALYZE").execute(target.pool()).await?;
     Ok(counts)
 }
 
