@@ -8,44 +8,56 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 
 use super::handoff::{HandedJob, Handoff, Refused};
-use super::model::{NewDelivery, Subscriber, from_millis, millis};
+use super::model::{Subscriber, from_millis, millis};
 use super::{Emitted, NewEvent, Result, Store, StoreError, WriteTurn};
 use crate::api::WebhookKind;
 use crate::store::DeliveryJob;
 
-/// The statements an emit batch needs, written by each backend for its transaction.
+/// The statements an emit batch needs, written by each backend.
 pub(super) trait EmitSql {
-    /// Inserts the events whose ids are new; returns each new id with the active webhooks
-    /// subscribed to its type (directly or through `*`), sorted by id.
-    async fn insert_events(
+    /// Inserts the events whose ids are new, and one pending delivery per active webhook
+    /// subscribed to each one's type (directly or through `*`), claimed until
+    /// `lease_until` when it is given; returns each new id with its deliveries, sorted by
+    /// webhook id.
+    async fn insert_fan_out(
         &mut self,
         events: &[&NewEvent],
         now: i64,
-    ) -> Result<HashMap<String, Vec<Subscriber>>>;
+        lease_until: Option<i64>,
+    ) -> Result<HashMap<String, Vec<FannedOut>>>;
 
-    /// Inserts one pending delivery per row; returns their ids, in order.
-    async fn insert_deliveries(
-        &mut self,
-        rows: &[NewDelivery<'_>],
-        now: i64,
-    ) -> Result<Vec<String>>;
+    /// Drops the claim of deliveries [`EmitSql::insert_fan_out`] wrote claimed.
+    async fn release(&mut self, delivery_ids: &[String]) -> Result<()>;
 
     /// How many deliveries each of `event_ids` has.
     async fn delivery_counts(&mut self, event_ids: &[&str]) -> Result<HashMap<String, u64>>;
 }
 
+/// A new delivery, as the fan-out wrote it.
+#[derive(Debug)]
+pub(super) struct FannedOut {
+    pub delivery_id: String,
+    pub webhook: Subscriber,
+}
+
 /// Writes events and their deliveries; an id already stored creates nothing, and an id
 /// repeated within `events` is created once.
 ///
-/// New deliveries that get a slot from `handoff` are written claimed, and come back as
-/// jobs to hand over once the transaction has committed.
+/// While the dispatcher may take new deliveries, they are written claimed; each that
+/// gets a slot comes back as a job to hand over once the write has committed, and the
+/// others are released for a claim. (Writing them claimed, rather than taking the slots
+/// first, lets a backend fan out in the statement that inserts the events.)
 pub(super) async fn emit_batch(
     tx: &mut impl EmitSql,
     events: &[&NewEvent],
     now: i64,
     handoff: Option<&Handoff>,
 ) -> Result<(Vec<Emitted>, Vec<HandedJob>)> {
-    let created = tx.insert_events(events, now).await?;
+    let handoff = handoff.filter(|handoff| handoff.may_take());
+    let lease_until = handoff.map(|handoff| {
+        now.saturating_add(i64::try_from(handoff.lease().as_millis()).unwrap_or(i64::MAX))
+    });
+    let created = tx.insert_fan_out(events, now, lease_until).await?;
     // The first occurrence of each new id creates it; later ones report its fan-out.
     let mut creators: HashMap<&str, usize> = HashMap::new();
     for (index, event) in events.iter().enumerate() {
@@ -53,59 +65,54 @@ pub(super) async fn emit_batch(
             creators.entry(event.id.as_str()).or_insert(index);
         }
     }
-    let mut rows = Vec::new();
-    for (index, event) in events.iter().enumerate() {
-        if creators.get(event.id.as_str()) == Some(&index) {
-            for subscriber in created.get(event.id.as_str()).into_iter().flatten() {
-                rows.push((*event, subscriber));
-            }
-        }
-    }
-    // Deliveries that get a slot are written claimed, and handed over after the commit.
-    // One whose webhook's kind is unreadable is left to a claim, which reports it.
-    let lease_until = handoff.map(|handoff| {
-        now.saturating_add(i64::try_from(handoff.lease().as_millis()).unwrap_or(i64::MAX))
-    });
-    let mut new_deliveries = Vec::with_capacity(rows.len());
-    let mut claims = Vec::with_capacity(rows.len());
-    for (event, subscriber) in &rows {
-        let kind = WebhookKind::parse(&subscriber.kind);
-        let claim = match (handoff, kind) {
-            (Some(handoff), Some(kind)) => {
-                handoff.take_slot(&subscriber.id).map(|slot| (slot, kind))
-            }
-            _ => Err(Refused::NoSlot),
-        };
-        new_deliveries.push(NewDelivery {
-            event,
-            webhook_id: &subscriber.id,
-            lease_until: claim.as_ref().ok().and(lease_until),
-        });
-        claims.push(claim);
-    }
-    let ids = tx.insert_deliveries(&new_deliveries, now).await?;
     let created_at = from_millis(now)?;
     let mut handed = Vec::new();
+    let mut released = Vec::new();
     let mut unclaimed: HashMap<&str, u64> = HashMap::new();
-    for (((event, subscriber), delivery_id), claim) in rows.iter().zip(ids).zip(claims) {
-        match claim {
-            Ok((slot, kind)) => handed.push(HandedJob {
-                job: new_job(event, subscriber, kind, delivery_id, created_at),
-                slot,
-            }),
-            // The dispatcher claims it when that webhook has room, without being told.
-            Err(Refused::WebhookFull) => {}
-            Err(Refused::NoSlot) => {
-                *unclaimed.entry(event.id.as_str()).or_default() += 1;
+    for (index, event) in events.iter().enumerate() {
+        if creators.get(event.id.as_str()) != Some(&index) {
+            continue;
+        }
+        for delivery in created.get(event.id.as_str()).into_iter().flatten() {
+            // One whose webhook's kind is unreadable is left to a claim, which reports it.
+            let kind = WebhookKind::parse(&delivery.webhook.kind);
+            let claim = match (handoff, kind) {
+                (Some(handoff), Some(kind)) => handoff
+                    .take_slot(&delivery.webhook.id)
+                    .map(|slot| (slot, kind)),
+                _ => Err(Refused::NoSlot),
+            };
+            match claim {
+                Ok((slot, kind)) => handed.push(HandedJob {
+                    job: new_job(event, delivery, kind, created_at),
+                    slot,
+                }),
+                Err(refused) => {
+                    if lease_until.is_some() {
+                        released.push(delivery.delivery_id.clone());
+                    }
+                    // A webhook with its whole share under way: the dispatcher claims
+                    // its deliveries when it has room, without being told.
+                    if refused == Refused::NoSlot {
+                        *unclaimed.entry(event.id.as_str()).or_default() += 1;
+                    }
+                }
             }
         }
+    }
+    if !released.is_empty() {
+        tx.release(&released).await?;
     }
     let earlier: Vec<&str> = events
         .iter()
         .map(|event| event.id.as_str())
         .filter(|id| !creators.contains_key(id))
         .collect();
-    let earlier_counts = tx.delivery_counts(&earlier).await?;
+    let earlier_counts = if earlier.is_empty() {
+        HashMap::new()
+    } else {
+        tx.delivery_counts(&earlier).await?
+    };
     let emitted = events
         .iter()
         .enumerate()
@@ -138,19 +145,18 @@ pub(super) async fn emit_batch(
 /// The job of a delivery just written, as a claim would have read it back.
 fn new_job(
     event: &NewEvent,
-    subscriber: &Subscriber,
+    delivery: &FannedOut,
     kind: WebhookKind,
-    delivery_id: String,
     event_created_at: DateTime<Utc>,
 ) -> DeliveryJob {
     DeliveryJob {
-        delivery_id,
+        delivery_id: delivery.delivery_id.clone(),
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
         data: event.data.clone(),
         event_created_at,
-        webhook_id: subscriber.id.clone(),
-        url: subscriber.url.clone(),
+        webhook_id: delivery.webhook.id.clone(),
+        url: delivery.webhook.url.clone(),
         kind,
         webhook_deleted: false,
         retry_step: 0,

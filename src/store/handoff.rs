@@ -288,6 +288,11 @@ impl Handoff {
         })
     }
 
+    /// Whether a new delivery may get a slot now: open, with a slot free.
+    pub(super) fn may_take(&self) -> bool {
+        self.open.load(Ordering::Acquire) && self.slots.available_permits() > 0
+    }
+
     pub(super) fn lease(&self) -> Duration {
         self.lease
     }

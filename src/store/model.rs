@@ -103,7 +103,7 @@ pub struct Emitted {
 }
 
 /// An active webhook subscribed to a new event, as the emit's insert returns it.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub(super) struct Subscriber {
     pub id: String,
     pub url: String,

@@ -3,102 +3,121 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 
 use super::Database;
 use crate::catalog::WILDCARD;
-use crate::store::emit::EmitSql;
-use crate::store::model::{NewDelivery, Subscriber, millis, new_id, parse_subscribers};
+use crate::store::emit::{EmitSql, FannedOut};
+use crate::store::model::{Subscriber, millis, new_id};
 use crate::store::{NewEvent, Result, StoreError};
 
-impl EmitSql for Transaction<'_, Postgres> {
-    /// The subscribers come back with the insert, as JSON: one statement. An id that is
-    /// stored already, by this replica or another, inserts nothing and returns nothing
-    /// (an emit of the same id on another replica that has not committed yet makes this
-    /// one wait for it).
-    async fn insert_events(
+/// A new delivery as the fan-out statement returns it; `delivery_id` is `None` for an
+/// event that no webhook subscribes to.
+#[derive(sqlx::FromRow)]
+struct FanOutRow {
+    event_id: String,
+    delivery_id: Option<String>,
+    webhook_id: Option<String>,
+    url: Option<String>,
+    kind: Option<String>,
+}
+
+impl EmitSql for PgConnection {
+    /// One statement, atomic without a transaction around it: the events are inserted,
+    /// and the deliveries of those that are new, in one round trip. An id that is stored
+    /// already, by this replica or another, inserts nothing and returns nothing (an emit of
+    /// the same id on another replica that has not committed yet makes this one wait for
+    /// it). Delivery ids are made here as in [`new_id`]: the batch's time as a ULID's first
+    /// ten characters, then 64 random bits, so that they sort by creation time with the
+    /// others.
+    async fn insert_fan_out(
         &mut self,
         events: &[&NewEvent],
         now: i64,
-    ) -> Result<HashMap<String, Vec<Subscriber>>> {
+        lease_until: Option<i64>,
+    ) -> Result<HashMap<String, Vec<FannedOut>>> {
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
         let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "INSERT INTO events (id, event_type, data, created_at) \
-             SELECT id, event_type, data, $4 \
-             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS e(id, event_type, data) \
-             ON CONFLICT (id) DO NOTHING \
-             RETURNING id, \
-               (SELECT COALESCE(json_agg(json_build_object( \
-                    'id', w.id, 'url', w.url, 'kind', w.kind)), '[]')::text \
-                FROM webhooks w \
-                WHERE w.is_active AND w.deleted_at IS NULL AND w.id IN ( \
-                  SELECT s.webhook_id FROM webhook_events s \
-                  WHERE s.event_type IN (events.event_type, $5))) AS subscribers",
+        let time_prefix = ulid_time_prefix(now);
+        let rows: Vec<FanOutRow> = sqlx::query_as(
+            "WITH new_events AS ( \
+               INSERT INTO events (id, event_type, data, created_at) \
+               SELECT id, event_type, data, $4 \
+               FROM UNNEST($1::text[], $2::text[], $3::text[]) AS e(id, event_type, data) \
+               ON CONFLICT (id) DO NOTHING \
+               RETURNING id, event_type), \
+             fan_out AS ( \
+               SELECT DISTINCT ON (e.id, w.id) e.id AS event_id, e.event_type, \
+                 w.id AS webhook_id, w.url, w.kind, \
+                 'dlv_' || $5 || upper(substr(md5(random()::text || e.id || w.id), 1, 16)) \
+                   AS delivery_id \
+               FROM new_events e \
+               JOIN webhook_events s ON s.event_type IN (e.event_type, $6) \
+               JOIN webhooks w ON w.id = s.webhook_id \
+                 AND w.is_active AND w.deleted_at IS NULL), \
+             inserted AS ( \
+               INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
+                 created_at, next_attempt_at, lease_until) \
+               SELECT delivery_id, event_id, webhook_id, event_type, 'pending', $4, $4, $7 \
+               FROM fan_out) \
+             SELECT e.id AS event_id, f.delivery_id, f.webhook_id, f.url, f.kind \
+             FROM new_events e LEFT JOIN fan_out f ON f.event_id = e.id",
         )
         .bind(ids)
         .bind(types)
         .bind(data)
         .bind(now)
+        .bind(time_prefix)
         .bind(WILDCARD)
-        .fetch_all(&mut **self)
+        .bind(lease_until)
+        .fetch_all(&mut *self)
         .await?;
-        rows.into_iter()
-            .map(|(id, subscribers)| {
-                let subscribers = parse_subscribers(&id, &subscribers)?;
-                Ok((id, subscribers))
-            })
-            .collect()
+        let mut fanned: HashMap<String, Vec<FannedOut>> = HashMap::new();
+        for row in rows {
+            let deliveries = fanned.entry(row.event_id).or_default();
+            if let (Some(delivery_id), Some(id), Some(url), Some(kind)) =
+                (row.delivery_id, row.webhook_id, row.url, row.kind)
+            {
+                deliveries.push(FannedOut {
+                    delivery_id,
+                    webhook: Subscriber { id, url, kind },
+                });
+            }
+        }
+        for deliveries in fanned.values_mut() {
+            deliveries.sort_unstable_by(|a, b| a.webhook.id.cmp(&b.webhook.id));
+        }
+        Ok(fanned)
     }
 
-    async fn insert_deliveries(
-        &mut self,
-        rows: &[NewDelivery<'_>],
-        now: i64,
-    ) -> Result<Vec<String>> {
-        let ids: Vec<String> = rows.iter().map(|_| new_id("dlv")).collect();
-        if rows.is_empty() {
-            return Ok(ids);
-        }
-        let event_ids: Vec<&str> = rows.iter().map(|r| r.event.id.as_str()).collect();
-        let webhook_ids: Vec<&str> = rows.iter().map(|r| r.webhook_id).collect();
-        let types: Vec<&str> = rows.iter().map(|r| r.event.event_type.as_str()).collect();
-        let leases: Vec<Option<i64>> = rows.iter().map(|r| r.lease_until).collect();
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
-               created_at, next_attempt_at, lease_until) \
-             SELECT id, event_id, webhook_id, event_type, 'pending', $6, $6, lease_until \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
-               AS d(id, event_id, webhook_id, event_type, lease_until)",
-        )
-        .bind(&ids)
-        .bind(event_ids)
-        .bind(webhook_ids)
-        .bind(types)
-        .bind(leases)
-        .bind(now)
-        .execute(&mut **self)
-        .await?;
-        Ok(ids)
+    async fn release(&mut self, delivery_ids: &[String]) -> Result<()> {
+        sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1)")
+            .bind(delivery_ids)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
     }
 
     async fn delivery_counts(&mut self, event_ids: &[&str]) -> Result<HashMap<String, u64>> {
-        if event_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT event_id, COUNT(*) FROM deliveries WHERE event_id = ANY($1) \
              GROUP BY event_id",
         )
         .bind(event_ids)
-        .fetch_all(&mut **self)
+        .fetch_all(&mut *self)
         .await?;
         Ok(rows
             .into_iter()
             .map(|(event_id, count)| (event_id, u64::try_from(count).unwrap_or(0)))
             .collect())
     }
+}
+
+/// The first ten characters of a ULID made at `now` (unix milliseconds): its time.
+fn ulid_time_prefix(now: i64) -> String {
+    let ulid = ulid::Ulid::from_parts(u64::try_from(now).unwrap_or(0), 0).to_string();
+    ulid[..10].to_owned()
 }
 
 impl Database {
@@ -108,6 +127,7 @@ impl Database {
         event: &NewEvent,
     ) -> Result<String> {
         let now = millis(Utc::now());
+        let delivery_id = new_id("dlv");
         let mut tx = self.pool.begin().await?;
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT id FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR SHARE",
@@ -118,18 +138,28 @@ impl Database {
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        tx.insert_events(&[event], now).await?;
-        let delivery = NewDelivery {
-            event,
-            webhook_id,
-            lease_until: None,
-        };
-        let id = tx
-            .insert_deliveries(&[delivery], now)
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Internal("a delivery was not written".to_owned()))?;
+        sqlx::query(
+            "INSERT INTO events (id, event_type, data, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.event_type)
+        .bind(&event.data)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
+               created_at, next_attempt_at) VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
+        )
+        .bind(&delivery_id)
+        .bind(&event.id)
+        .bind(webhook_id)
+        .bind(&event.event_type)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(delivery_id)
     }
 }
