@@ -3,6 +3,7 @@
 //! written is the backend's; what a batch means is here, the same for both.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -167,12 +168,22 @@ fn new_job(
 /// the error; and the emit turn, still held when the write got that far.
 pub(super) type BatchWritten = (Result<(Vec<Emitted>, Vec<HandedJob>)>, Option<WriteTurn>);
 
-/// An emit waiting for a shared transaction; `done` gets its outcome, or its event back
-/// when the shared transaction failed and it should be written alone.
+/// An emit waiting for a shared transaction; `done` gets its answer.
 pub(super) struct QueuedEmit {
     ticket: u64,
     event: NewEvent,
-    done: tokio::sync::oneshot::Sender<std::result::Result<Emitted, NewEvent>>,
+    done: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// What a queued emit hears from the writer that took it.
+enum Answer {
+    Written(Emitted),
+    /// The shared write failed: write it alone, so that one bad event does not fail the
+    /// others.
+    Alone(NewEvent),
+    /// The database is unavailable: every emit of the batch is answered so at once, rather
+    /// than each waiting its turn to meet the same outage again.
+    Failed(StoreError),
 }
 
 impl std::fmt::Debug for QueuedEmit {
@@ -235,8 +246,8 @@ impl Store {
                     return Err(err);
                 }
                 match written.await {
-                    Ok(Ok(emitted)) => Ok(emitted),
-                    Ok(Err(_)) | Err(_) => Err(err),
+                    Ok(Answer::Written(emitted)) => Ok(emitted),
+                    Ok(Answer::Alone(_) | Answer::Failed(_)) | Err(_) => Err(err),
                 }
             }
         }
@@ -246,14 +257,12 @@ impl Store {
     /// shared transaction failed.
     async fn emit_answer(
         &self,
-        answer: std::result::Result<
-            std::result::Result<Emitted, NewEvent>,
-            tokio::sync::oneshot::error::RecvError,
-        >,
+        answer: std::result::Result<Answer, tokio::sync::oneshot::error::RecvError>,
     ) -> Result<Emitted> {
         match answer {
-            Ok(Ok(emitted)) => Ok(emitted),
-            Ok(Err(event)) => {
+            Ok(Answer::Written(emitted)) => Ok(emitted),
+            Ok(Answer::Failed(err)) => Err(err),
+            Ok(Answer::Alone(event)) => {
                 let turn = self.emit_turn().await?;
                 self.emit_alone(turn, event).await
             }
@@ -286,14 +295,20 @@ impl Store {
                     handoff.send(handed);
                 }
                 for (queued, emitted) in batch.into_iter().zip(outcomes) {
-                    let _ = queued.done.send(Ok(emitted));
+                    let _ = queued.done.send(Answer::Written(emitted));
+                }
+            }
+            Err(StoreError::Unavailable(cause)) => {
+                for queued in batch {
+                    let failed = StoreError::Unavailable(Arc::clone(&cause));
+                    let _ = queued.done.send(Answer::Failed(failed));
                 }
             }
             // Each tries again alone and gets its own answer: one bad event must not fail
             // the others.
             Err(_) => {
                 for queued in batch {
-                    let _ = queued.done.send(Err(queued.event));
+                    let _ = queued.done.send(Answer::Alone(queued.event));
                 }
             }
         }

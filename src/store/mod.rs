@@ -42,8 +42,9 @@ pub enum StoreError {
     NotFound,
     #[error("{0}")]
     UnsupportedUrl(String),
+    /// Shared (`Arc`) so that every emit of a batch that met it can be told.
     #[error("the database is unavailable: {0}")]
-    Unavailable(sqlx::Error),
+    Unavailable(Arc<sqlx::Error>),
     /// The database cannot be reached or refused this service at start, in one line
     /// naming where it is.
     #[error("cannot use the database at {location}: {reason}")]
@@ -93,9 +94,9 @@ impl From<sqlx::Error> for StoreError {
         match err {
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err)
+                Self::Unavailable(Arc::new(err))
             }
-            _ if transient => Self::Unavailable(err),
+            _ if transient => Self::Unavailable(Arc::new(err)),
             _ => Self::Database(err),
         }
     }
@@ -178,7 +179,7 @@ const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 async fn take_turn(gate: &Arc<tokio::sync::Mutex<()>>) -> Result<WriteTurn> {
     tokio::time::timeout(WRITE_QUEUE_TIMEOUT, Arc::clone(gate).lock_owned())
         .await
-        .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+        .map_err(|_| StoreError::Unavailable(Arc::new(sqlx::Error::PoolTimedOut)))
 }
 
 /// No stored id holds a NUL character (PostgreSQL's text cannot hold one, and every id

@@ -28,7 +28,8 @@ fn lock_path(database: &Path) -> PathBuf {
 /// Takes the database at `database` for this process, or says who has it.
 pub(super) fn claim(database: &Path) -> Result<Owner, StoreError> {
     let path = lock_path(database);
-    let unavailable = |err: std::io::Error| StoreError::Unavailable(sqlx::Error::Io(err));
+    let unavailable =
+        |err: std::io::Error| StoreError::Unavailable(std::sync::Arc::new(sqlx::Error::Io(err)));
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
