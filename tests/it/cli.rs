@@ -31,7 +31,7 @@ pub(crate) fn keygen() -> String {
 }
 
 /// Reads the child's stdout until it says where it listens; returns (admin key, base URL).
-fn read_startup(child: &mut Child) -> (Option<String>, String) {
+pub(crate) fn read_startup(child: &mut Child) -> (Option<String>, String) {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut admin_key = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -141,7 +141,14 @@ pub(crate) fn spawn_serve(
     db: &str,
     encryption_key: &str,
 ) -> (Running, String) {
-    let mut child = command
+    let mut child = start_serve(command, db, encryption_key);
+    let (_, base_url) = read_startup(&mut child);
+    (Running(child), base_url)
+}
+
+/// Starts `command` like [`spawn_serve`], without waiting for it to listen.
+pub(crate) fn start_serve(command: &mut Command, db: &str, encryption_key: &str) -> Child {
+    command
         .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
         .env("HOOKPANEL_DB", db)
         .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
@@ -151,9 +158,7 @@ pub(crate) fn spawn_serve(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("serve starts");
-    let (_, base_url) = read_startup(&mut child);
-    (Running(child), base_url)
+        .expect("serve starts")
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::backend::{PostgresDatabase, RawConnection};
-use crate::cli::{BINARY, Running, keygen, spawn_serve};
+use crate::cli::{BINARY, Running, keygen, read_startup, start_serve};
 use crate::receiver::Receiver;
 use crate::support::wait_for;
 
@@ -28,10 +28,11 @@ const CONCURRENCY: usize = 64;
 /// (`dispatch::RECORD_BATCH` × 4 + one batch).
 const RECORD_QUEUE: usize = 256 * 5;
 
-/// `count` replicas on `database`, with a lease of `lease`.
+/// `count` replicas on `database`, with a lease of `lease`, started together: their
+/// migrations race, and run once under PostgreSQL's advisory lock.
 fn replicas(database: &PostgresDatabase, count: usize, lease: &str) -> Vec<(Running, String)> {
     let encryption_key = keygen();
-    (0..count)
+    let children: Vec<_> = (0..count)
         .map(|_| {
             let mut command = Command::new(BINARY);
             command
@@ -40,7 +41,14 @@ fn replicas(database: &PostgresDatabase, count: usize, lease: &str) -> Vec<(Runn
                 .env("HOOKPANEL_DELIVERY_CONCURRENCY", CONCURRENCY.to_string())
                 .env("HOOKPANEL_WEBHOOK_CONCURRENCY", CONCURRENCY.to_string())
                 .env("HOOKPANEL_DB_MAX_CONNECTIONS", "8");
-            spawn_serve(&mut command, database.url(), &encryption_key)
+            start_serve(&mut command, database.url(), &encryption_key)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|mut child| {
+            let (_, base_url) = read_startup(&mut child);
+            (Running(child), base_url)
         })
         .collect()
 }
@@ -182,6 +190,11 @@ async fn three_replicas_share_a_burst_and_one_killed_mid_burst_loses_and_doubles
         .await;
     }
     let mut db = RawConnection::open(database.url()).await;
+    // Three replicas started together applied each migration once.
+    let migrations: Vec<(i64, bool)> = db
+        .rows("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+        .await;
+    assert_eq!(migrations, [(1, true)]);
     let settled = wait_for("every delivery settled and no claim left", Duration::from_secs(60), || async {
         let mut db = RawConnection::open(database.url()).await;
         let open = count(&mut db, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded' OR lease_until IS NOT NULL").await;
