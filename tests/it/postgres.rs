@@ -1,4 +1,5 @@
-//! What only the PostgreSQL backend has: TLS to the server. (Everything else runs on both
+//! What only the PostgreSQL backend meets: TLS to the server, a server that refuses the
+//! password, and a server that goes away and comes back. (Everything else runs on both
 //! backends: see `on_both_backends!`.)
 
 use reqwest::Method;
@@ -59,6 +60,11 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// With `password`, TCP connections must give it (SCRAM); without, trust.
+    fn start_with_password(password: Option<&str>) -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL's server binaries under /usr/lib/postgresql")
             .filter_map(Result::ok)
@@ -78,10 +84,32 @@ impl Cluster {
             .expect("chown runs");
         assert!(chown.success());
         let cluster = Self { dir, bin, port };
-        cluster.as_postgres(
-            "initdb",
-            &["-D", &cluster.data(), "-A", "trust", "-U", "postgres"],
-        );
+        let mut initdb = vec![
+            "-D".to_owned(),
+            cluster.data(),
+            "-U".to_owned(),
+            "postgres".to_owned(),
+        ];
+        match password {
+            None => initdb.extend(["-A".to_owned(), "trust".to_owned()]),
+            Some(password) => {
+                let file = cluster.dir.path().join("password");
+                std::fs::write(&file, password).expect("password file");
+                let chown = std::process::Command::new("chown")
+                    .arg("postgres")
+                    .arg(&file)
+                    .status()
+                    .expect("chown runs");
+                assert!(chown.success());
+                initdb.extend([
+                    "--auth-local=trust".to_owned(),
+                    "--auth-host=scram-sha-256".to_owned(),
+                    format!("--pwfile={}", file.display()),
+                ]);
+            }
+        }
+        let initdb: Vec<&str> = initdb.iter().map(String::as_str).collect();
+        cluster.as_postgres("initdb", &initdb);
         cluster.pg_ctl("start");
         cluster
     }
@@ -91,7 +119,20 @@ impl Cluster {
     }
 
     fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.url_with_password("")
+    }
+
+    /// The URL with `:password` after the user, or none when it is empty.
+    fn url_with_password(&self, password: &str) -> String {
+        let password = if password.is_empty() {
+            String::new()
+        } else {
+            format!(":{password}")
+        };
+        format!(
+            "postgres://postgres{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
     }
 
     fn as_postgres(&self, program: &str, args: &[&str]) {
@@ -252,4 +293,32 @@ async fn while_postgresql_is_down_the_api_answers_503_and_loses_nothing_it_accep
         "{} accepted, {unavailable} answered 503 while PostgreSQL was down",
         accepted.len()
     );
+}
+
+#[test]
+fn a_wrong_password_is_refused_at_start_in_one_line_naming_the_server() {
+    let cluster = Cluster::start_with_password(Some("the-right-one"));
+    let location = format!("127.0.0.1:{}/postgres", cluster.port);
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(crate::cli::BINARY)
+        .arg("serve")
+        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+        .env("HOOKPANEL_DB", cluster.url_with_password("a-wrong-one"))
+        .env("HOOKPANEL_ENCRYPTION_KEY", crate::cli::keygen())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&location), "{stderr}");
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("a-wrong-one"),
+        "the password is not shown: {stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
