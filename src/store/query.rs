@@ -1,17 +1,16 @@
-//! SQL text that both backends share, bound through each one's query builder.
+//! SQL that both backends share: the reads of the delivery history, written once and
+//! bound through each backend's query builder, which writes its own placeholders.
 
 use sqlx::QueryBuilder;
 
-use super::model::millis;
-use crate::api::{CodeClass, DeliveryQuery};
+use super::model::{AttemptHistoryRow, CountsRow, DeliveryRow, millis};
+use super::{Result, StoreError};
+use crate::api::{Attempt, CodeClass, Delivery, DeliveryQuery};
 
 /// The filters, keyset and limit of a page of deliveries, after `WHERE 1 = 1`: the same
 /// SQL on both backends, bound by each one's builder.
-pub(super) fn push_delivery_filters<DB>(
-    sql: &mut QueryBuilder<DB>,
-    query: &DeliveryQuery,
-    limit: u32,
-) where
+fn push_delivery_filters<DB>(sql: &mut QueryBuilder<DB>, query: &DeliveryQuery, limit: u32)
+where
     DB: sqlx::Database,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -59,7 +58,7 @@ pub(super) fn push_delivery_filters<DB>(
 }
 
 /// The hourly counts summed per bucket of `width`, after `SELECT (hour_start / `.
-pub(super) fn push_stats_query<DB>(
+fn push_stats_query<DB>(
     sql: &mut QueryBuilder<DB>,
     webhook_id: Option<&str>,
     start: i64,
@@ -82,4 +81,106 @@ pub(super) fn push_stats_query<DB>(
             .push_bind(webhook_id.to_owned());
     }
     sql.push(" GROUP BY bucket_start ORDER BY bucket_start");
+}
+
+/// A delivery by id, on whichever backend `pool` is.
+pub(super) async fn delivery<DB>(pool: &sqlx::Pool<DB>, delivery_id: &str) -> Result<Delivery>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    DeliveryRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut sql: QueryBuilder<DB> = QueryBuilder::new(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE id = "
+    ));
+    sql.push_bind(delivery_id.to_owned());
+    let row: DeliveryRow = sql
+        .build_query_as()
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    row.try_into()
+}
+
+/// A delivery with its event's data (JSON text) and every attempt, oldest first.
+pub(super) async fn delivery_detail<DB>(
+    pool: &sqlx::Pool<DB>,
+    delivery_id: &str,
+) -> Result<(Delivery, String, Vec<Attempt>)>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    DeliveryRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    AttemptHistoryRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let delivery = delivery(pool, delivery_id).await?;
+    let mut data: QueryBuilder<DB> = QueryBuilder::new("SELECT data FROM events WHERE id = ");
+    data.push_bind(delivery.event_id.clone());
+    let (data,): (String,) = data.build_query_as().fetch_one(pool).await?;
+    let mut attempts: QueryBuilder<DB> = QueryBuilder::new(concat!(
+        "SELECT ",
+        attempt_columns!(),
+        " FROM delivery_attempts WHERE delivery_id = "
+    ));
+    attempts
+        .push_bind(delivery_id.to_owned())
+        .push(" ORDER BY id");
+    let rows: Vec<AttemptHistoryRow> = attempts.build_query_as().fetch_all(pool).await?;
+    let attempts = rows
+        .into_iter()
+        .map(Attempt::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((delivery, data, attempts))
+}
+
+/// A page of deliveries, newest first (see [`push_delivery_filters`]).
+pub(super) async fn deliveries<DB>(
+    pool: &sqlx::Pool<DB>,
+    query: &DeliveryQuery,
+    limit: u32,
+) -> Result<Vec<Delivery>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    DeliveryRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut sql: QueryBuilder<DB> = QueryBuilder::new(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE 1 = 1"
+    ));
+    push_delivery_filters(&mut sql, query, limit);
+    let rows: Vec<DeliveryRow> = sql.build_query_as().fetch_all(pool).await?;
+    rows.into_iter().map(Delivery::try_from).collect()
+}
+
+/// The hourly counts summed per bucket of `width` from `start` (see [`push_stats_query`]).
+pub(super) async fn stats<DB>(
+    pool: &sqlx::Pool<DB>,
+    webhook_id: Option<&str>,
+    start: i64,
+    width: i64,
+) -> Result<Vec<CountsRow>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    CountsRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut sql: QueryBuilder<DB> = QueryBuilder::new("SELECT (hour_start / ");
+    push_stats_query(&mut sql, webhook_id, start, width);
+    Ok(sql.build_query_as().fetch_all(pool).await?)
 }

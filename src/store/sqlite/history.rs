@@ -1,12 +1,12 @@
 //! The delivery history: reading it, resending, recovering, stats, deactivation.
 
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use super::Database;
 use crate::api::{Attempt, Delivery, DeliveryQuery};
-use crate::store::model::{AttemptHistoryRow, CountsRow, DeliveryRow, millis};
-use crate::store::query::{push_delivery_filters, push_stats_query};
+use crate::store::model::{CountsRow, millis};
+use crate::store::query;
 use crate::store::{Result, StoreError};
 
 /// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
@@ -81,40 +81,14 @@ impl Database {
     }
 
     pub(in crate::store) async fn delivery(&self, delivery_id: &str) -> Result<Delivery> {
-        let row: DeliveryRow = sqlx::query_as(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE id = ?"
-        ))
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        row.try_into()
+        query::delivery(&self.pool, delivery_id).await
     }
 
     pub(in crate::store) async fn delivery_detail(
         &self,
         delivery_id: &str,
     ) -> Result<(Delivery, String, Vec<Attempt>)> {
-        let delivery = self.delivery(delivery_id).await?;
-        let data: String = sqlx::query_scalar("SELECT data FROM events WHERE id = ?")
-            .bind(&delivery.event_id)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows: Vec<AttemptHistoryRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            attempt_columns!(),
-            " FROM delivery_attempts WHERE delivery_id = ? ORDER BY id"
-        ))
-        .bind(delivery_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let attempts = rows
-            .into_iter()
-            .map(Attempt::try_from)
-            .collect::<Result<Vec<_>>>()?;
-        Ok((delivery, data, attempts))
+        query::delivery_detail(&self.pool, delivery_id).await
     }
 
     pub(in crate::store) async fn deliveries(
@@ -122,14 +96,7 @@ impl Database {
         query: &DeliveryQuery,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM deliveries WHERE 1 = 1"
-        ));
-        push_delivery_filters(&mut sql, query, limit);
-        let rows: Vec<DeliveryRow> = sql.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(Delivery::try_from).collect()
+        query::deliveries(&self.pool, query, limit).await
     }
 
     pub(in crate::store) async fn stats(
@@ -138,9 +105,7 @@ impl Database {
         start: i64,
         width: i64,
     ) -> Result<Vec<CountsRow>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT (hour_start / ");
-        push_stats_query(&mut sql, webhook_id, start, width);
-        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+        query::stats(&self.pool, webhook_id, start, width).await
     }
 
     pub(in crate::store) async fn deactivate_webhook(
