@@ -271,7 +271,7 @@ fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {
     }
     println!(
         "Start `hookpanel serve --db <the PostgreSQL URL>` with the same encryption key and \
-         admin key; the SQLite file was only read."
+         admin key."
     );
     Ok(())
 }

@@ -218,14 +218,6 @@ impl Store {
         })
     }
 
-    /// Which backend runs, for logs and figures: `sqlite` or `postgres`.
-    pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
-    }
-
     /// From now on, new deliveries that find a free slot in `handoff` are written claimed
     /// and handed to its dispatcher (see [`Handoff`]).
     pub fn hand_new_deliveries_to(&self, handoff: Handoff) {

@@ -110,21 +110,6 @@ pub(super) struct Subscriber {
     pub kind: String,
 }
 
-/// The subscribers of a new event, as the insert returned them (a JSON array), by id.
-pub(super) fn parse_subscribers(event_id: &str, json: &str) -> Result<Vec<Subscriber>> {
-    let mut subscribers: Vec<Subscriber> = serde_json::from_str(json)
-        .map_err(|err| StoreError::Corrupt(format!("subscribers of {event_id}: {err}")))?;
-    subscribers.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    Ok(subscribers)
-}
-
-/// A delivery to insert; claimed until `lease_until` when it is handed over at once.
-pub(super) struct NewDelivery<'a> {
-    pub event: &'a NewEvent,
-    pub webhook_id: &'a str,
-    pub lease_until: Option<i64>,
-}
-
 /// Everything the dispatcher needs to make one attempt.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {

@@ -8,8 +8,23 @@ use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection, Transaction};
 use super::{Database, ROWS_PER_STATEMENT};
 use crate::catalog::WILDCARD;
 use crate::store::emit::{EmitSql, FannedOut};
-use crate::store::model::{NewDelivery, Subscriber, millis, new_id, parse_subscribers};
+use crate::store::model::{Subscriber, millis, new_id};
 use crate::store::{NewEvent, Result, StoreError};
+
+/// The subscribers of a new event, as the insert returned them (a JSON array), by id.
+fn parse_subscribers(event_id: &str, json: &str) -> Result<Vec<Subscriber>> {
+    let mut subscribers: Vec<Subscriber> = serde_json::from_str(json)
+        .map_err(|err| StoreError::Corrupt(format!("subscribers of {event_id}: {err}")))?;
+    subscribers.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Ok(subscribers)
+}
+
+/// A delivery to insert; claimed until `lease_until` when it is handed over at once.
+struct NewDelivery<'a> {
+    event: &'a NewEvent,
+    webhook_id: &'a str,
+    lease_until: Option<i64>,
+}
 
 impl EmitSql for Transaction<'_, Sqlite> {
     /// Two statements: the events, returning their subscribers, then the deliveries.
