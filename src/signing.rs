@@ -6,6 +6,11 @@
 //!   key is the base64-decoded part of the secret after `whsec_`. During a rotation's grace
 //!   period it carries one signature per valid secret, space-separated.
 //! - Simple: `X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret string as shown, body)>`.
+//!   It covers the body alone, so a captured request verifies forever: receivers should
+//!   check the standard form with [`verify`]; [`verify_simple_replayable`] is for those
+//!   that cannot.
+//!
+//! Neither header's value is ever stored or served: history keeps them as [`REDACTED`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -23,7 +28,30 @@ pub const HEADER_SIGNATURE: &str = "webhook-signature";
 pub const HEADER_SIMPLE_SIGNATURE: &str = "x-webhook-signature";
 
 /// How far a delivery's timestamp may be from the receiver's clock, either way.
-pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
+pub const TIMESTAMP_TOLERANCE_SECS: u64 = 5 * 60;
+
+/// Most signatures tried from one `webhook-signature` header: a rotation's grace period
+/// puts two or three there, and a stranger's 50 000 must not cost seconds of CPU.
+pub const MAX_SIGNATURE_CANDIDATES: usize = 10;
+
+/// What history holds in place of a signature header's value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether `name` is a header whose value is a signature: such a value, captured, could be
+/// replayed to the receiver, so it is never stored or served.
+pub fn is_signature_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case(HEADER_SIGNATURE)
+        || name.eq_ignore_ascii_case(HEADER_SIMPLE_SIGNATURE)
+}
+
+/// `value`, or [`REDACTED`] when `name` is a signature header.
+pub fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_signature_header(name) {
+        REDACTED
+    } else {
+        value
+    }
+}
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -31,8 +59,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum VerifyError {
     #[error("the secret is not a Hookpanel secret (whsec_ followed by base64)")]
     BadSecret,
-    #[error("the request carries no signature header (webhook-signature or X-Webhook-Signature)")]
+    #[error("the request carries no webhook-signature header")]
     MissingSignature,
+    #[error("the request carries no X-Webhook-Signature header")]
+    MissingSimpleSignature,
     #[error("the {0} header is missing or not text")]
     MissingHeader(&'static str),
     #[error("the webhook-timestamp header is not a unix time in seconds")]
@@ -41,13 +71,6 @@ pub enum VerifyError {
     TimestampOutOfTolerance,
     #[error("no signature matches this secret")]
     NoMatch,
-}
-
-/// Which form of signature verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verified {
-    StandardWebhooks,
-    Simple,
 }
 
 fn standard_key(secret: &str) -> Result<Zeroizing<Vec<u8>>, VerifyError> {
@@ -103,28 +126,37 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Ver
         .ok_or(VerifyError::MissingHeader(name))
 }
 
-/// Checks a received delivery against `secret`, as a receiver would.
+/// Checks a received delivery against `secret`, as a receiver should: the Standard
+/// Webhooks headers, with the timestamp no more than 5 minutes from `now` either way, so a
+/// captured request cannot be replayed later. The first [`MAX_SIGNATURE_CANDIDATES`]
+/// signatures are tried, each comparison in constant time.
 ///
-/// Prefers the Standard Webhooks headers (with a 5-minute timestamp tolerance around
-/// `now`); falls back to `X-Webhook-Signature`. Every comparison is constant-time.
+/// There is no fallback to `X-Webhook-Signature`: stripping `webhook-signature` would
+/// skip the timestamp check.
 pub fn verify(
     secret: &str,
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<Verified, VerifyError> {
-    if headers.contains_key(HEADER_SIGNATURE) {
-        let msg_id = header(headers, HEADER_ID)?;
-        let timestamp: i64 = header(headers, HEADER_TIMESTAMP)?
-            .trim()
-            .parse()
-            .map_err(|_| VerifyError::BadTimestamp)?;
-        if (now.timestamp() - timestamp).abs() > TIMESTAMP_TOLERANCE_SECS {
-            return Err(VerifyError::TimestampOutOfTolerance);
-        }
-        let key = standard_key(secret)?;
-        let signatures = header(headers, HEADER_SIGNATURE)?;
-        let matches = signatures.split(' ').any(|candidate| {
+) -> Result<(), VerifyError> {
+    let signatures = headers
+        .get(HEADER_SIGNATURE)
+        .ok_or(VerifyError::MissingSignature)
+        .and_then(|_| header(headers, HEADER_SIGNATURE))?;
+    let msg_id = header(headers, HEADER_ID)?;
+    let timestamp: i64 = header(headers, HEADER_TIMESTAMP)?
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
+    // `abs_diff`: a hostile timestamp such as i64::MIN must not overflow a subtraction.
+    if now.timestamp().abs_diff(timestamp) > TIMESTAMP_TOLERANCE_SECS {
+        return Err(VerifyError::TimestampOutOfTolerance);
+    }
+    let key = standard_key(secret)?;
+    let matches = signatures
+        .split_ascii_whitespace()
+        .take(MAX_SIGNATURE_CANDIDATES)
+        .any(|candidate| {
             let Some(encoded) = candidate.strip_prefix("v1,") else {
                 return false;
             };
@@ -135,15 +167,27 @@ pub fn verify(
                 .verify_slice(&tag)
                 .is_ok()
         });
-        return if matches {
-            Ok(Verified::StandardWebhooks)
-        } else {
-            Err(VerifyError::NoMatch)
-        };
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatch)
     }
+}
+
+/// Checks `X-Webhook-Signature` against `secret`, in constant time.
+///
+/// **Replayable by design**: the signature covers the body alone, with no timestamp, so
+/// whoever captures one request can send it again, at any time, and it verifies. Use
+/// [`verify`] (the Standard Webhooks form) wherever you can; this is for receivers that
+/// cannot read the standard headers, and they must deduplicate on the event id themselves.
+pub fn verify_simple_replayable(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), VerifyError> {
     let simple = headers
         .get(HEADER_SIMPLE_SIGNATURE)
-        .ok_or(VerifyError::MissingSignature)?
+        .ok_or(VerifyError::MissingSimpleSignature)?
         .to_str()
         .map_err(|_| VerifyError::MissingHeader(HEADER_SIMPLE_SIGNATURE))?;
     let hex = simple
@@ -153,9 +197,7 @@ pub fn verify(
     let tag = hex_decode(hex).ok_or(VerifyError::NoMatch)?;
     let mut mac = keyed(secret.as_bytes());
     mac.update(body);
-    mac.verify_slice(&tag)
-        .map(|()| Verified::Simple)
-        .map_err(|_| VerifyError::NoMatch)
+    mac.verify_slice(&tag).map_err(|_| VerifyError::NoMatch)
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
@@ -210,14 +252,8 @@ mod tests {
     #[test]
     fn verifies_the_published_vector_within_tolerance_only() {
         let headers = standard_headers(SIGNATURE, TIMESTAMP);
-        assert_eq!(
-            verify(SECRET, &headers, BODY, at(TIMESTAMP + 299)),
-            Ok(Verified::StandardWebhooks)
-        );
-        assert_eq!(
-            verify(SECRET, &headers, BODY, at(TIMESTAMP - 299)),
-            Ok(Verified::StandardWebhooks)
-        );
+        assert_eq!(verify(SECRET, &headers, BODY, at(TIMESTAMP + 299)), Ok(()));
+        assert_eq!(verify(SECRET, &headers, BODY, at(TIMESTAMP - 299)), Ok(()));
         assert_eq!(
             verify(SECRET, &headers, BODY, at(TIMESTAMP + 301)),
             Err(VerifyError::TimestampOutOfTolerance)
@@ -248,20 +284,14 @@ mod tests {
             HEADER_SIGNATURE,
             HeaderValue::from_str(&signature).expect("ascii"),
         );
-        assert_eq!(
-            verify(SECRET, &headers, BODY, at(TIMESTAMP)),
-            Ok(Verified::StandardWebhooks)
-        );
+        assert_eq!(verify(SECRET, &headers, BODY, at(TIMESTAMP)), Ok(()));
     }
 
     #[test]
     fn any_of_several_signatures_verifies() {
         let both = format!("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= {SIGNATURE}");
         let headers = standard_headers(&both, TIMESTAMP);
-        assert_eq!(
-            verify(SECRET, &headers, BODY, at(TIMESTAMP)),
-            Ok(Verified::StandardWebhooks)
-        );
+        assert_eq!(verify(SECRET, &headers, BODY, at(TIMESTAMP)), Ok(()));
         let tampered = standard_headers("v2,abc v1,notbase64!", TIMESTAMP);
         assert_eq!(
             verify(SECRET, &tampered, BODY, at(TIMESTAMP)),
@@ -270,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn simple_form_round_trips() {
+    fn simple_form_round_trips_through_its_own_function_only() {
         let signature = sign_simple(SECRET, BODY);
         assert!(signature.starts_with("sha256=") && signature.len() == 7 + 64);
         let mut headers = HeaderMap::new();
@@ -278,14 +308,69 @@ mod tests {
             HEADER_SIMPLE_SIGNATURE,
             HeaderValue::from_str(&signature).expect("ascii"),
         );
-        assert_eq!(verify(SECRET, &headers, BODY, at(0)), Ok(Verified::Simple));
+        assert_eq!(verify_simple_replayable(SECRET, &headers, BODY), Ok(()));
         assert_eq!(
-            verify(SECRET, &headers, b"other", at(0)),
+            verify_simple_replayable(SECRET, &headers, b"other"),
             Err(VerifyError::NoMatch)
         );
         assert_eq!(
-            verify(SECRET, &HeaderMap::new(), BODY, at(0)),
+            verify_simple_replayable(SECRET, &HeaderMap::new(), BODY),
+            Err(VerifyError::MissingSimpleSignature)
+        );
+        // Stripping webhook-signature does not fall back to the replayable form.
+        assert_eq!(
+            verify(SECRET, &headers, BODY, at(0)),
             Err(VerifyError::MissingSignature)
         );
+    }
+
+    #[test]
+    fn hostile_timestamps_are_out_of_tolerance_not_a_panic() {
+        for hostile in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let headers = standard_headers(SIGNATURE, hostile);
+            assert_eq!(
+                verify(SECRET, &headers, BODY, at(TIMESTAMP)),
+                Err(VerifyError::TimestampOutOfTolerance),
+                "{hostile}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_first_ten_candidates_are_tried() {
+        let decoy = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let tenth = format!(
+            "{} {SIGNATURE}",
+            [decoy; MAX_SIGNATURE_CANDIDATES - 1].join(" ")
+        );
+        assert_eq!(
+            verify(
+                SECRET,
+                &standard_headers(&tenth, TIMESTAMP),
+                BODY,
+                at(TIMESTAMP)
+            ),
+            Ok(())
+        );
+        let eleventh = format!(
+            "{} {SIGNATURE}",
+            [decoy; MAX_SIGNATURE_CANDIDATES].join(" ")
+        );
+        assert_eq!(
+            verify(
+                SECRET,
+                &standard_headers(&eleventh, TIMESTAMP),
+                BODY,
+                at(TIMESTAMP)
+            ),
+            Err(VerifyError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn signature_headers_are_redacted_whatever_their_case() {
+        assert_eq!(redacted("Webhook-Signature", "v1,abc"), REDACTED);
+        assert_eq!(redacted("X-Webhook-Signature", "sha256=00"), REDACTED);
+        assert_eq!(redacted("webhook-timestamp", "1614265330"), "1614265330");
     }
 }

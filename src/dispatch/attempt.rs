@@ -8,11 +8,17 @@ use url::Url;
 
 use super::DeliveryConfig;
 use super::guard::{self, GuardedResolver, Refused};
+use crate::signing;
 use crate::store::AttemptRecord;
 
 pub const USER_AGENT: &str = concat!("Hookpanel-Webhook/", env!("CARGO_PKG_VERSION"));
 /// How much of a response body is kept.
 pub const RESPONSE_BODY_MAX_BYTES: usize = 4096;
+/// How much of a response's headers is kept (names and values). A receiver could
+/// otherwise make each attempt store hundreds of kilobytes.
+pub const RESPONSE_HEADERS_MAX_BYTES: usize = 16 * 1024;
+/// The header that stands for those not kept, with how many and how large they were.
+pub const TRUNCATED_HEADERS_MARKER: &str = "hookpanel-truncated";
 
 #[derive(Debug, thiserror::Error)]
 #[error("more than {max} redirects: the receiver must answer at its final URL")]
@@ -83,7 +89,11 @@ impl Sender {
             duration_ms: 0,
             status_code: None,
             error: None,
-            request_headers: headers.clone(),
+            // What went out, less the signatures: a stored one could be replayed.
+            request_headers: headers
+                .iter()
+                .map(|(name, value)| (name.clone(), signing::redacted(name, value).to_owned()))
+                .collect(),
             response_headers: Vec::new(),
             response_body: None,
         };
@@ -120,16 +130,7 @@ impl Sender {
         let mut response = request.send().await.map_err(|err| describe(&err))?;
         let status = response.status();
         record.status_code = Some(status.as_u16());
-        record.response_headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        record.response_headers = kept_headers(response.headers());
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -173,6 +174,37 @@ impl Sender {
         };
         Ok(verdict)
     }
+}
+
+/// A response's headers in order, up to [`RESPONSE_HEADERS_MAX_BYTES`]; when more came,
+/// a last [`TRUNCATED_HEADERS_MARKER`] header says how many were left out.
+fn kept_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    let mut size = 0;
+    let (mut dropped, mut dropped_bytes) = (0usize, 0usize);
+    for (name, value) in headers {
+        let bytes = name.as_str().len() + value.len();
+        if dropped == 0 && size + bytes <= RESPONSE_HEADERS_MAX_BYTES {
+            size += bytes;
+            kept.push((
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        } else {
+            dropped += 1;
+            dropped_bytes += bytes;
+        }
+    }
+    if dropped > 0 {
+        kept.push((
+            TRUNCATED_HEADERS_MARKER.to_owned(),
+            format!(
+                "{dropped} more headers ({dropped_bytes} bytes) were not kept: \
+                 at most {RESPONSE_HEADERS_MAX_BYTES} bytes of headers are"
+            ),
+        ));
+    }
+    kept
 }
 
 /// An error's message, and what it means for retrying. reqwest wraps the cause that
@@ -222,6 +254,31 @@ fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use super::*;
     use chrono::TimeZone as _;
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+    #[test]
+    fn response_headers_are_kept_up_to_their_budget_then_marked() {
+        let mut headers = HeaderMap::new();
+        for n in 0..100 {
+            headers.insert(
+                HeaderName::try_from(format!("x-filler-{n}")).expect("name"),
+                HeaderValue::from_str(&"f".repeat(1000)).expect("value"),
+            );
+        }
+        let kept = kept_headers(&headers);
+        let size: usize = kept.iter().map(|(n, v)| n.len() + v.len()).sum();
+        assert!(size <= RESPONSE_HEADERS_MAX_BYTES + 200, "{size}");
+        let (name, marker) = kept.last().expect("marker");
+        assert_eq!(name, TRUNCATED_HEADERS_MARKER);
+        assert!(marker.starts_with("84 more headers"), "{marker}");
+        assert_eq!(kept.len(), 16 + 1);
+
+        let small = kept_headers(&HeaderMap::from_iter([(
+            HeaderName::from_static("server"),
+            HeaderValue::from_static("tiny"),
+        )]));
+        assert_eq!(small, [("server".to_owned(), "tiny".to_owned())]);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

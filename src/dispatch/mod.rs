@@ -19,7 +19,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use attempt::{RESPONSE_BODY_MAX_BYTES, USER_AGENT};
+pub use attempt::{
+    RESPONSE_BODY_MAX_BYTES, RESPONSE_HEADERS_MAX_BYTES, TRUNCATED_HEADERS_MARKER, USER_AGENT,
+};
 use attempt::{Sender, Verdict};
 
 use crate::crypto::{self, SecretCipher};

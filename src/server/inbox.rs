@@ -162,9 +162,10 @@ pub async fn receive(
             headers: headers
                 .iter()
                 .map(|(k, v)| {
+                    let value = String::from_utf8_lossy(v.as_bytes());
                     (
                         k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        signing::redacted(k.as_str(), &value).to_owned(),
                     )
                 })
                 .collect(),

@@ -207,8 +207,18 @@ fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// Stored headers as served. Signature values are redacted again here: rows written before
+/// the dispatcher redacted them (and before migration 0004 scrubbed them) are served
+/// without them too.
 fn headers_from_json(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
-    serde_json::from_str(text).map_err(|err| StoreError::Corrupt(format!("attempt headers: {err}")))
+    let mut headers: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
+        .map_err(|err| StoreError::Corrupt(format!("attempt headers: {err}")))?;
+    for (name, value) in &mut headers {
+        if crate::signing::is_signature_header(name) {
+            crate::signing::REDACTED.clone_into(value);
+        }
+    }
+    Ok(headers)
 }
 
 /// What one batch of attempts tells of one webhook's health.

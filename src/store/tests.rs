@@ -452,3 +452,67 @@ async fn after_a_burst_an_idle_store_gives_the_log_space_back() {
         .expect("count");
     assert_eq!(stored, 400);
 }
+
+/// Attempts recorded before the dispatcher redacted signatures kept their values: they are
+/// served redacted, and migration 0004 scrubs them from the file.
+#[tokio::test]
+async fn signature_values_of_older_attempts_are_served_redacted_and_scrubbed() {
+    let (_dir, store) = temp_store().await;
+    let hook = webhook(&store, "orders", &["order.created"]).await;
+    let delivery_id = store
+        .emit_to_one(&hook, event("evt_old", "order.created"))
+        .await
+        .expect("emitted");
+    let replayable = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    let record = AttemptRecord {
+        started_at: Utc::now(),
+        duration_ms: 3,
+        status_code: Some(200),
+        error: None,
+        request_headers: vec![
+            ("webhook-signature".to_owned(), replayable.to_owned()),
+            ("x-webhook-signature".to_owned(), "sha256=00ff".to_owned()),
+            ("webhook-id".to_owned(), "evt_old".to_owned()),
+        ],
+        response_headers: Vec::new(),
+        response_body: None,
+    };
+    store
+        .record_attempts(&[AttemptToRecord {
+            delivery_id: &delivery_id,
+            webhook_id: &hook,
+            record: &record,
+            outcome: AttemptOutcome::Succeeded,
+        }])
+        .await
+        .expect("recorded");
+    let stored = || async {
+        sqlx::query_scalar::<_, String>("SELECT request_headers FROM delivery_attempts")
+            .fetch_one(store.sqlite_pool())
+            .await
+            .expect("row")
+    };
+    assert!(stored().await.contains(replayable), "the old row as it was");
+
+    let (_, _, attempts) = store.delivery_detail(&delivery_id).await.expect("detail");
+    let served = &attempts[0].request_headers;
+    assert_eq!(served["webhook-signature"], crate::signing::REDACTED);
+    assert_eq!(served["x-webhook-signature"], crate::signing::REDACTED);
+    assert_eq!(served["webhook-id"], "evt_old");
+
+    sqlx::raw_sql(include_str!(
+        "../../migrations/sqlite/0004_redact_signatures.sql"
+    ))
+    .execute(store.sqlite_pool())
+    .await
+    .expect("migration 0004");
+    let scrubbed: serde_json::Value = serde_json::from_str(&stored().await).expect("json");
+    assert_eq!(
+        scrubbed,
+        serde_json::json!({
+            "webhook-signature": "[redacted]",
+            "x-webhook-signature": "[redacted]",
+            "webhook-id": "evt_old",
+        })
+    );
+}

@@ -136,6 +136,7 @@ async fn misbehaving_receivers_end_as_recorded_attempts_while_others_are_served(
     receiver.set("/hang", Behaviour::Sleep(Duration::from_secs(60)));
     receiver.set("/huge", Behaviour::Huge(50 * 1024 * 1024));
     receiver.set("/trickle", Behaviour::Trickle(1_000));
+    receiver.set("/headers", Behaviour::ManyHeaders(90));
     let loop_url = receiver.url("/loop");
     receiver.set("/loop", Behaviour::RedirectTo(loop_url.clone()));
     let reset = breaking_server(b"").await;
@@ -147,6 +148,7 @@ async fn misbehaving_receivers_end_as_recorded_attempts_while_others_are_served(
         ("hang", receiver.url("/hang")),
         ("huge", receiver.url("/huge")),
         ("trickle", receiver.url("/trickle")),
+        ("headers", receiver.url("/headers")),
         ("loop", loop_url),
         ("reset", format!("http://{reset}/")),
         ("half", format!("http://{half}/")),
@@ -222,6 +224,24 @@ async fn misbehaving_receivers_end_as_recorded_attempts_while_others_are_served(
         seen["trickle"]
     );
     assert!(error("loop").contains("redirect"), "{}", seen["loop"]);
+    // 90 KiB of headers: 16 KiB kept, and a marker saying what was left out.
+    let headers = seen["headers"]["response_headers"]
+        .as_object()
+        .expect("headers");
+    let kept: usize = headers
+        .iter()
+        .map(|(n, v)| n.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    assert!(
+        kept <= hookpanel::dispatch::RESPONSE_HEADERS_MAX_BYTES + 200,
+        "{kept} bytes of headers kept"
+    );
+    let marker = headers
+        .get(hookpanel::dispatch::TRUNCATED_HEADERS_MARKER)
+        .unwrap_or_else(|| panic!("{}", seen["headers"]))
+        .as_str()
+        .unwrap_or_default();
+    assert!(marker.contains("more headers"), "{marker}");
     for name in ["reset", "half"] {
         let text = error(name);
         assert!(!text.is_empty(), "{name}: {}", seen[name]);

@@ -8,7 +8,7 @@ use chrono::Utc;
 use hookpanel::api::{DeliveryQuery, EventIn, WebhookIn};
 use hookpanel::client::Client;
 use hookpanel::server;
-use hookpanel::signing::{self, Verified};
+use hookpanel::signing;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -144,7 +144,7 @@ async fn a_migrated_database_serves_the_same_history_and_signs_with_the_same_sec
     for secret in [secrets[2].1.as_str(), rotated.secret.as_str()] {
         assert_eq!(
             signing::verify(secret, &signed.headers, &signed.body, Utc::now()),
-            Ok(Verified::StandardWebhooks)
+            Ok(())
         );
     }
     postgres.shutdown().await.expect("stopped");

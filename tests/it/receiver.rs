@@ -27,6 +27,8 @@ pub enum Behaviour {
     Huge(usize),
     /// 200, then the body one byte every 100 ms, for this many bytes.
     Trickle(usize),
+    /// 500 with this many headers `x-filler-{n}`, each of 1 KiB.
+    ManyHeaders(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -163,6 +165,16 @@ async fn answer(
                 ))
             });
             (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
+        }
+        Behaviour::ManyHeaders(count) => {
+            let mut headers = HeaderMap::new();
+            for n in 0..count {
+                headers.insert(
+                    header::HeaderName::try_from(format!("x-filler-{n}")).expect("name"),
+                    header::HeaderValue::from_str(&"f".repeat(1024)).expect("value"),
+                );
+            }
+            (StatusCode::INTERNAL_SERVER_ERROR, headers, "many headers").into_response()
         }
         Behaviour::FailTimes(_) => unreachable!("resolved above"),
     }
