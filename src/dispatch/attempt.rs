@@ -7,7 +7,7 @@ use reqwest::redirect::Policy;
 use url::Url;
 
 use super::DeliveryConfig;
-use super::guard::{self, GuardedResolver, Refused};
+use super::guard::{self, GuardedResolver, Lookup, Refused};
 use crate::signing;
 use crate::store::AttemptRecord;
 
@@ -20,10 +20,36 @@ pub const RESPONSE_HEADERS_MAX_BYTES: usize = 16 * 1024;
 /// The header that stands for those not kept, with how many and how large they were.
 pub const TRUNCATED_HEADERS_MARKER: &str = "hookpanel-truncated";
 
+/// Why a redirect is not followed.
 #[derive(Debug, thiserror::Error)]
-#[error("more than {max} redirects: the receiver must answer at its final URL")]
-struct TooManyRedirects {
-    max: usize,
+enum RedirectRefused {
+    #[error("more than {max} redirects: the receiver must answer at its final URL")]
+    TooMany { max: usize },
+    #[error("a redirect from https to http ({to}): the delivery would leave TLS")]
+    Downgrade { to: String },
+    #[error(transparent)]
+    Destination(Refused),
+}
+
+/// Whether the redirect to `next`, after the URLs in `previous` (the first being the
+/// webhook's), may be followed.
+fn redirect_refusal(
+    previous: &[Url],
+    next: &Url,
+    max_redirects: usize,
+    allow_private: bool,
+) -> Option<RedirectRefused> {
+    if previous.len() > max_redirects {
+        return Some(RedirectRefused::TooMany { max: max_redirects });
+    }
+    if next.scheme() != "https" && previous.iter().any(|url| url.scheme() == "https") {
+        return Some(RedirectRefused::Downgrade {
+            to: next.to_string(),
+        });
+    }
+    guard::check_url(next, allow_private)
+        .err()
+        .map(RedirectRefused::Destination)
 }
 
 /// What an attempt means for the delivery.
@@ -51,6 +77,10 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(config: &DeliveryConfig) -> Result<Self, reqwest::Error> {
+        Self::with_lookup(config, Lookup::System)
+    }
+
+    fn with_lookup(config: &DeliveryConfig, lookup: Lookup) -> Result<Self, reqwest::Error> {
         let allow_private = config.allow_private_destinations;
         let max_redirects = config.max_redirects;
         let client = reqwest::Client::builder()
@@ -58,15 +88,20 @@ impl Sender {
             .timeout(config.attempt_timeout)
             .connect_timeout(config.attempt_timeout)
             .no_proxy()
-            .dns_resolver(GuardedResolver { allow_private })
+            .dns_resolver(GuardedResolver {
+                allow_private,
+                lookup,
+            })
             .redirect(Policy::custom(move |attempt| {
-                if attempt.previous().len() > max_redirects {
-                    return attempt.error(TooManyRedirects { max: max_redirects });
+                match redirect_refusal(
+                    attempt.previous(),
+                    attempt.url(),
+                    max_redirects,
+                    allow_private,
+                ) {
+                    Some(refusal) => attempt.error(refusal),
+                    None => attempt.follow(),
                 }
-                if let Err(refused) = guard::check_url(attempt.url(), allow_private) {
-                    return attempt.error(refused);
-                }
-                attempt.follow()
             }))
             .build()?;
         Ok(Self {
@@ -217,8 +252,8 @@ fn describe(err: &reqwest::Error) -> (String, Verdict) {
         if let Some(refused) = current.downcast_ref::<Refused>() {
             return (refused.to_string(), Verdict::Permanent);
         }
-        if let Some(too_many) = current.downcast_ref::<TooManyRedirects>() {
-            return (too_many.to_string(), Verdict::Permanent);
+        if let Some(redirect) = current.downcast_ref::<RedirectRefused>() {
+            return (redirect.to_string(), Verdict::Permanent);
         }
         innermost = current.to_string();
         cause = current.source();
@@ -255,6 +290,128 @@ mod tests {
     use super::*;
     use chrono::TimeZone as _;
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    #[test]
+    fn redirects_may_not_leave_tls_nor_reach_a_refused_destination() {
+        let url = |text: &str| Url::parse(text).expect("url");
+        let from_https = [url("https://hooks.example.com/a")];
+        assert!(matches!(
+            redirect_refusal(&from_https, &url("http://hooks.example.com/b"), 2, true),
+            Some(RedirectRefused::Downgrade { .. })
+        ));
+        assert!(
+            redirect_refusal(&from_https, &url("https://other.example.com/"), 2, false).is_none()
+        );
+        assert!(matches!(
+            redirect_refusal(&from_https, &url("https://[64:ff9b::a9fe:a9fe]/"), 2, true),
+            Some(RedirectRefused::Destination(_))
+        ));
+        let from_http = [url("http://localhost:8080/a")];
+        assert!(redirect_refusal(&from_http, &url("http://localhost:8080/b"), 2, true).is_none());
+        let three = [
+            url("https://a.example/"),
+            url("https://b.example/"),
+            url("https://c.example/"),
+        ];
+        assert!(matches!(
+            redirect_refusal(&three, &url("https://d.example/"), 2, true),
+            Some(RedirectRefused::TooMany { max: 2 })
+        ));
+    }
+
+    /// Names that resolve to disguised destinations are refused by the delivery path
+    /// itself, before any connection. The test runs itself again in a network namespace
+    /// with no interface at all (`unshare --net`), so that even a guard that let one
+    /// through could not send a packet anywhere.
+    #[test]
+    fn names_resolving_to_disguised_destinations_are_refused_before_any_connect() {
+        const INSIDE: &str = "HOOKPANEL_TEST_IN_EMPTY_NETNS";
+        const NAME: &str = "dispatch::attempt::tests::names_resolving_to_disguised_destinations_are_refused_before_any_connect";
+        if std::env::var_os(INSIDE).is_none() {
+            let exe = std::env::current_exe().expect("the test binary");
+            let output = std::process::Command::new("unshare")
+                .args(["--net", "--"])
+                .arg(exe)
+                .args(["--exact", NAME, "--test-threads=1"])
+                .env(INSIDE, "1")
+                .output()
+                .expect("unshare (util-linux) runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            eprintln!("in an empty network namespace: {stdout}");
+            assert!(
+                output.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return;
+        }
+        let table: HashMap<String, Vec<std::net::IpAddr>> = [
+            ("metadata.test", "169.254.169.254"),
+            ("nat64-metadata.test", "64:ff9b::a9fe:a9fe"),
+            ("nat64-local.test", "64:ff9b:1:a9fe:a9:fe00::"),
+            ("sixtofour.test", "2002:a9fe:a9fe::1"),
+            ("teredo.test", "2001:0:5db8:d822:0:0:5601:5601"),
+            ("compatible.test", "::a9fe:a9fe"),
+            ("this-network.test", "0.0.0.1"),
+            ("reserved.test", "240.0.0.1"),
+            ("alibaba.test", "100.100.100.200"),
+            ("ec2-v6.test", "fd00:ec2::254"),
+            ("benchmarking.test", "198.18.0.1"),
+            ("nat64-loopback.test", "64:ff9b::7f00:1"),
+            ("public.test", "93.184.216.34"),
+        ]
+        .into_iter()
+        .map(|(name, ip)| (name.to_owned(), vec![ip.parse().expect("ip")]))
+        .collect();
+        let sender = |allow_private| {
+            let config = DeliveryConfig {
+                allow_private_destinations: allow_private,
+                attempt_timeout: Duration::from_secs(2),
+                ..DeliveryConfig::default()
+            };
+            Sender::with_lookup(&config, Lookup::Table(Arc::new(table.clone()))).expect("client")
+        };
+        let (private_allowed, private_refused) = (sender(true), sender(false));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let error = |sender: &Sender, host: &str| {
+            let (record, verdict) = runtime.block_on(sender.send(
+                &format!("http://{host}/hook"),
+                Vec::new(),
+                b"{}".to_vec(),
+            ));
+            assert_eq!(record.status_code, None, "{host}");
+            (record.error.unwrap_or_default(), verdict)
+        };
+        for host in [
+            "metadata.test",
+            "nat64-metadata.test",
+            "nat64-local.test",
+            "sixtofour.test",
+            "teredo.test",
+            "compatible.test",
+            "this-network.test",
+            "reserved.test",
+            "alibaba.test",
+            "ec2-v6.test",
+        ] {
+            let (error, verdict) = error(&private_allowed, host);
+            assert!(error.starts_with("refused: "), "{host}: {error}");
+            assert_eq!(verdict, Verdict::Permanent, "{host}");
+        }
+        for host in ["benchmarking.test", "nat64-loopback.test"] {
+            let (error, _) = error(&private_refused, host);
+            assert!(error.starts_with("refused: "), "{host}: {error}");
+        }
+        // A public address passes the guard and meets a network with no route at all.
+        let (error, verdict) = error(&private_refused, "public.test");
+        assert!(error.starts_with("could not connect"), "{error}");
+        assert!(matches!(verdict, Verdict::Transient { .. }));
+    }
 
     #[test]
     fn response_headers_are_kept_up_to_their_budget_then_marked() {

@@ -112,6 +112,8 @@ pub struct AppState {
     pub cipher: SecretCipher,
     pub catalog: Arc<Catalog>,
     pub http_policy: HttpPolicy,
+    /// Whether webhook URLs may name loopback and private addresses.
+    pub allow_private_destinations: bool,
     /// SHA-256 of the admin key, hex; the key itself is kept nowhere.
     pub admin_key_digest: Arc<str>,
     pub dispatch: DispatchHandle,
@@ -374,6 +376,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         cipher,
         catalog: Arc::new(catalog),
         http_policy: config.http_policy,
+        allow_private_destinations: config.delivery.allow_private_destinations,
         admin_key_digest: admin_key_digest.into(),
         dispatch: dispatcher.handle(),
         inbox: config.inbox.then(inbox::Inbox::default),

@@ -13,6 +13,7 @@ use crate::api::{
     Webhook, WebhookIn, WebhookList, WebhookPatch,
 };
 use crate::crypto;
+use crate::dispatch;
 use crate::store::{self, NewEvent, NewWebhook, SecretRotation, WebhookChanges};
 use crate::validate::{self, DESCRIPTION_MAX_CHARS, FieldError, OWNER_MAX_CHARS};
 
@@ -26,6 +27,16 @@ fn missing_webhook(id: &str) -> impl FnOnce() -> String + '_ {
 }
 
 /// Register a webhook. The answer carries its signing secret, shown this once.
+/// A webhook URL as this service accepts it: its scheme under the http policy, and an IP
+/// literal host only where deliveries may go (names are checked at each delivery, after
+/// DNS).
+fn destination(state: &AppState, text: &str) -> std::result::Result<url::Url, FieldError> {
+    let url = validate::webhook_url("url", text, state.http_policy)?;
+    dispatch::guard::check_url(&url, state.allow_private_destinations)
+        .map_err(|refused| FieldError::new("url", refused.to_string()))?;
+    Ok(url)
+}
+
 #[utoipa::path(
     post, path = "/webhooks", tag = "webhooks",
     request_body = WebhookIn,
@@ -39,7 +50,7 @@ pub async fn create(
     ApiJson(input): ApiJson<WebhookIn>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>)> {
     let name = validate::name("name", &input.name)?;
-    let url = validate::webhook_url("url", &input.url, state.http_policy)?;
+    let url = destination(&state, &input.url)?;
     let events = validate::events("events", &input.events, &state.catalog)?;
     let description = validate::optional_text(
         "description",
@@ -125,7 +136,7 @@ pub async fn update(
         url: patch
             .url
             .as_deref()
-            .map(|url| validate::webhook_url("url", url, state.http_policy).map(String::from))
+            .map(|url| destination(&state, url).map(String::from))
             .transpose()?,
         events: patch
             .events

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::receiver::{Behaviour, Receiver};
-use crate::support::{TestService, assert_field_error, wait_for};
+use crate::support::{TestService, assert_field_error, orders_webhook, wait_for};
 
 pub(crate) async fn webhook_to(
     service: &TestService,
@@ -647,7 +647,17 @@ async fn private_destinations_are_refused_by_default() {
         config.delivery.allow_private_destinations = false;
     })
     .await;
-    webhook_to(&service, &receiver.url("/private"), json!(["*"])).await;
+    // An IP literal is judged at registration: the operator learns at once.
+    let (status, refused) = service
+        .json(
+            Method::POST,
+            "/webhooks",
+            Some(json!({"name": "literal", "url": receiver.url("/private"), "events": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], "url");
+    // A name is judged at each delivery, after DNS.
     service
         .create_webhook(json!({"name": "named", "url": format!("http://localhost:{}/named", receiver.addr.port()), "events": ["*"]}))
         .await;
@@ -657,7 +667,7 @@ async fn private_destinations_are_refused_by_default() {
     let deliveries = service
         .deliveries_of(emitted["event_id"].as_str().expect("id"))
         .await;
-    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries.len(), 1);
     for delivery in deliveries {
         let detail = service
             .wait_for_delivery(delivery["id"].as_str().expect("id"), "failed")
@@ -679,6 +689,49 @@ async fn private_destinations_are_refused_by_default() {
     );
 }
 
+/// IP literals that disguise a refused address are refused at create and at PATCH with a
+/// 422 naming `url`; cloud metadata addresses even where private destinations are allowed.
+/// (Nothing is sent: a refused webhook never exists.)
+#[tokio::test]
+async fn disguised_ip_literals_are_refused_at_registration_and_patch() {
+    let service = TestService::start().await;
+    let webhook = service.create_webhook(orders_webhook()).await;
+    let id = webhook["id"].as_str().expect("id");
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://100.100.100.200/",
+        "https://[fd00:ec2::254]/",
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[2002:a9fe:a9fe::1]/",
+        "https://[::a9fe:a9fe]/",
+        "https://0.0.0.1/",
+        "https://240.0.0.1/",
+    ] {
+        let (status, created) = service
+            .json(
+                Method::POST,
+                "/webhooks",
+                Some(json!({"name": "disguised", "url": url, "events": ["*"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {created}");
+        assert_eq!(created["error"]["field"], "url", "{url}");
+        let (status, patched) = service
+            .json(
+                Method::PATCH,
+                &format!("/webhooks/{id}"),
+                Some(json!({"url": url})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {patched}");
+        assert_eq!(patched["error"]["field"], "url", "{url}");
+    }
+    let (_, unchanged) = service
+        .json(Method::GET, &format!("/webhooks/{id}"), None)
+        .await;
+    assert_eq!(unchanged["url"], webhook["url"], "nothing was lost");
+}
+
 #[tokio::test]
 async fn a_redirect_to_a_link_local_address_is_refused_even_when_private_is_allowed() {
     let receiver = Receiver::start().await;
@@ -695,7 +748,7 @@ async fn a_redirect_to_a_link_local_address_is_refused_even_when_private_is_allo
     let detail = service.wait_for_delivery(&delivery_id, "failed").await;
     let error = detail["last_error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("refused") && error.contains("link-local"),
+        error.contains("refused") && error.contains("cloud metadata"),
         "{error}"
     );
 }
