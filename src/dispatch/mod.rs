@@ -523,6 +523,34 @@ async fn with_secrets(
     loaded
 }
 
+/// Why a claimed delivery was not sent: no request left, so the receiver saw nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotSent {
+    /// A condition that passes: the database busy, locked or full, or a secret that could
+    /// not be read or opened. The delivery stays due, and its retry cycle does not advance:
+    /// at-least-once has no hole here.
+    Transient(String),
+    /// The delivery cannot be sent as it stands (its webhook deleted, its data not JSON):
+    /// it fails, recorded as an attempt that says why.
+    Permanent(String),
+}
+
+/// How long a delivery that could not be sent for a passing reason waits before it is
+/// tried again: its schedule's next delay, within 100 ms..=60 s.
+fn not_sent_delay(config: &DeliveryConfig, retry_step: u32) -> Duration {
+    let next = usize::try_from(retry_step)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    config
+        .retry_schedule
+        .get(next)
+        .copied()
+        .unwrap_or(NOT_SENT_MAX_DELAY)
+        .clamp(Duration::from_millis(100), NOT_SENT_MAX_DELAY)
+}
+
+const NOT_SENT_MAX_DELAY: Duration = Duration::from_secs(60);
+
 /// Makes one attempt of a claimed delivery and records it; `slot` is held until the
 /// attempt is queued to be recorded.
 async fn deliver(
@@ -541,7 +569,18 @@ async fn deliver(
             let outcome = outcome(&context.config, job.retry_step, verdict, record.started_at);
             (record, outcome, Some(verdict))
         }
-        Err(message) => (
+        Err(NotSent::Transient(reason)) => {
+            drop(slot);
+            let delay = not_sent_delay(&context.config, job.retry_step);
+            tracing::warn!(delivery_id, "not sent, tried again in {delay:?}: {reason}");
+            let until = Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+            if let Err(err) = context.store.postpone(delivery_id, until).await {
+                // Its claim runs out and it is tried again all the same.
+                tracing::warn!(delivery_id, "postponing failed: {err}");
+            }
+            return;
+        }
+        Err(NotSent::Permanent(message)) => (
             AttemptRecord {
                 started_at: Utc::now(),
                 duration_ms: 0,
@@ -570,33 +609,39 @@ async fn deliver(
     }
 }
 
-/// Builds, signs and sends the request. `Err` is a failure before any request was made.
+/// Builds, signs and sends the request. `Err` is a delivery no request was made for.
 async fn attempt(
     context: &Context,
     job: &DeliveryJob,
     sealed: &SealedSecrets,
-) -> Result<(AttemptRecord, Verdict), String> {
+) -> Result<(AttemptRecord, Verdict), NotSent> {
     if job.webhook_deleted {
-        return Err("the webhook was deleted".to_owned());
+        return Err(NotSent::Permanent("the webhook was deleted".to_owned()));
     }
     let now = Utc::now();
-    let sealed = sealed.as_ref().as_ref().map_err(Clone::clone)?;
+    let sealed = sealed
+        .as_ref()
+        .as_ref()
+        .map_err(|err| NotSent::Transient(err.clone()))?;
     let secrets = sealed
         .iter()
         .map(|secret| context.cipher.open_string(&job.webhook_id, &secret.sealed))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("opening the signing secret failed: {err}"))?;
+        .map_err(|err| NotSent::Transient(format!("opening the signing secret failed: {err}")))?;
     let Some(current) = secrets.first() else {
-        return Err("the webhook has no signing secret".to_owned());
+        // Read between a rotation's writes, or damaged: it is read again next time.
+        return Err(NotSent::Transient(
+            "the webhook has no signing secret".to_owned(),
+        ));
     };
-    let body =
-        payload::body(job).map_err(|err| format!("the event's data is not valid JSON: {err}"))?;
+    let body = payload::body(job)
+        .map_err(|err| NotSent::Permanent(format!("the event's data is not valid JSON: {err}")))?;
     let timestamp = now.timestamp();
     let signatures = secrets
         .iter()
         .map(|secret| signing::sign_standard(secret, &job.event_id, timestamp, &body))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("signing failed: {err}"))?
+        .map_err(|err| NotSent::Permanent(format!("signing failed: {err}")))?
         .join(" ");
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
@@ -736,6 +781,27 @@ mod tests {
         assert_eq!(delay(90), Duration::from_secs(90));
         assert_eq!(delay(1), Duration::from_secs(60));
         assert_eq!(delay(3600), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_delivery_not_sent_waits_its_next_delay_within_bounds() {
+        let config = DeliveryConfig::default();
+        assert_eq!(not_sent_delay(&config, 0), Duration::from_secs(5));
+        assert_eq!(
+            not_sent_delay(&config, 1),
+            Duration::from_secs(60),
+            "5 min, capped"
+        );
+        assert_eq!(
+            not_sent_delay(&config, 7),
+            Duration::from_secs(60),
+            "past the schedule"
+        );
+        let instant = DeliveryConfig {
+            retry_schedule: vec![Duration::ZERO, Duration::ZERO],
+            ..DeliveryConfig::default()
+        };
+        assert_eq!(not_sent_delay(&instant, 0), Duration::from_millis(100));
     }
 
     #[test]

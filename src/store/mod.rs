@@ -383,6 +383,13 @@ impl Store {
         }
     }
 
+    /// Gives a claimed delivery back, due again at `until`, with no attempt recorded: for
+    /// a delivery that could not be sent for a reason that passes (its secret could not
+    /// be read). Its retry cycle does not advance. `false` when it was no longer claimed.
+    pub async fn postpone(&self, delivery_id: &str, until: DateTime<Utc>) -> Result<bool> {
+        on_backend!(self, db => db.postpone(lookup(delivery_id)?, until).await)
+    }
+
     /// Records attempts and moves each delivery on, releasing its claim, and keeps each
     /// webhook's health up to date: the dispatcher's writes, batched in one transaction.
     /// Returns, per webhook of the batch, since when its attempts have been failing (the

@@ -307,3 +307,59 @@ async fn an_unwritable_database_answers_503_keeps_what_was_accepted_and_recovers
         ["after-the-lock", "before-the-lock", "during-the-lock"]
     );
 }
+
+/// A failure before the request leaves (here: the signing secret cannot be read, its table
+/// gone for a moment) never fails a delivery for good: the delivery stays due, no attempt
+/// is counted, and once the database is whole it is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_that_cannot_be_read_for_a_moment_delays_the_delivery_and_loses_nothing() {
+    use sqlx::Connection as _;
+
+    let receiver = Receiver::start().await;
+    let service = TestService::start().await;
+    let created = service
+        .create_webhook(
+            json!({"name": "orders", "url": receiver.url("/orders"), "events": ["order.created"]}),
+        )
+        .await;
+    assert!(created["id"].is_string());
+    let mut db = sqlx::SqliteConnection::connect(&service.database_url)
+        .await
+        .expect("a connection of the test's own");
+    sqlx::raw_sql("ALTER TABLE webhook_secrets RENAME TO webhook_secrets_away")
+        .execute(&mut db)
+        .await
+        .expect("the secrets are out of reach");
+
+    let emitted = service
+        .emit(json!({"type": "order.created", "data": {"order_id": "ord_1"}}))
+        .await;
+    let deliveries = service
+        .deliveries_of(emitted["event_id"].as_str().expect("id"))
+        .await;
+    let delivery_id = deliveries[0]["id"].as_str().expect("id").to_owned();
+    // The dispatcher tries every 200 ms (the test schedule's next delay) meanwhile.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, waiting) = service
+        .json(Method::GET, &format!("/deliveries/{delivery_id}"), None)
+        .await;
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    assert_eq!(
+        waiting["attempts"].as_array().map(Vec::len),
+        Some(0),
+        "{waiting}"
+    );
+    assert!(receiver.received("/orders").is_empty());
+
+    sqlx::raw_sql("ALTER TABLE webhook_secrets_away RENAME TO webhook_secrets")
+        .execute(&mut db)
+        .await
+        .expect("the secrets are back");
+    let detail = service.wait_for_delivery(&delivery_id, "succeeded").await;
+    assert_eq!(
+        detail["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "{detail}"
+    );
+    assert_eq!(receiver.received("/orders").len(), 1);
+}

@@ -85,4 +85,20 @@ impl Database {
         .await?;
         at.map(from_millis).transpose()
     }
+
+    pub(in crate::store) async fn postpone(
+        &self,
+        delivery_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let postponed = sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL \
+             WHERE id = $2 AND next_attempt_at IS NOT NULL AND lease_until IS NOT NULL",
+        )
+        .bind(millis(until))
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(postponed.rows_affected() > 0)
+    }
 }

@@ -95,6 +95,24 @@ impl Database {
         at.map(from_millis).transpose()
     }
 
+    pub(in crate::store) async fn postpone(
+        &self,
+        delivery_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let postponed = sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL \
+             WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_until IS NOT NULL",
+        )
+        .bind(millis(until))
+        .bind(delivery_id)
+        .execute(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(postponed.rows_affected() > 0)
+    }
+
     /// Drops every claim: only for the file's one owner, at start.
     pub(in crate::store) async fn release_all_claims(&self) -> Result<u64> {
         let mut tx = self.begin_write().await?;
