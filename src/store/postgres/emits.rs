@@ -36,6 +36,10 @@ impl EmitSql for PgConnection {
         now: i64,
         lease_until: Option<i64>,
     ) -> Result<HashMap<String, Vec<FannedOut>>> {
+        // In id order: two replicas inserting the same ids in opposite orders would each
+        // wait for the other's uncommitted row, and one would fail with a deadlock.
+        let mut events = events.to_vec();
+        events.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
         let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
@@ -44,7 +48,9 @@ impl EmitSql for PgConnection {
             "WITH new_events AS ( \
                INSERT INTO events (id, event_type, data, created_at) \
                SELECT id, event_type, data, $4 \
-               FROM UNNEST($1::text[], $2::text[], $3::text[]) AS e(id, event_type, data) \
+               FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY \
+                 AS e(id, event_type, data, n) \
+               ORDER BY n \
                ON CONFLICT (id) DO NOTHING \
                RETURNING id, event_type), \
              fan_out AS ( \
