@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 const BINARY: &str = env!("CARGO_BIN_EXE_hookpanel");
 /// Runs another build of `hookpanel` instead of this one (to compare two builds).
 const BINARY_OVERRIDE: &str = "HOOKPANEL_BENCH_BINARY";
-const ADMIN_KEY: &str = "hpk_bench_admin_key_not_secret";
+const ADMIN_KEY: &str = "hpk_bench_admin_key_not_secret_0123456789";
 const CONCURRENCY: usize = 50;
 /// The longest any one scenario may take before the bench gives up on it.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(600);

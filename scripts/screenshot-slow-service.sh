@@ -25,7 +25,7 @@ esac
 
 # --- inside Xvfb, with the keyring unlocked ---
 export HOOKPANEL_ENCRYPTION_KEY=$("$BINARY" keygen)
-HOOKPANEL_ADMIN_KEY=hpk_slow_demo_key_0123456789 "$BINARY" serve --listen 127.0.0.1:8791 \
+HOOKPANEL_ADMIN_KEY=hpk_slow_demo_key_0123456789abcdefghij "$BINARY" serve --listen 127.0.0.1:8791 \
     --db "sqlite://$HOME/remote.db" >/dev/null 2>&1 &
 service=$!
 python3 "$here/slow_proxy.py" 8792 http://127.0.0.1:8791 &
@@ -42,7 +42,7 @@ type() { xdotool type --delay 120 "$1"; }
 click 1235 18; sleep 2                  # Profiles…
 click 585 397; type staging
 click 585 427; type http://127.0.0.1:8792
-click 585 457; type hpk_slow_demo_key_0123456789
+click 585 457; type hpk_slow_demo_key_0123456789abcdefghij
 click 418 510; sleep 14                 # Save and connect: each request takes 3 s
 click 238 18; sleep 12                  # Deliveries
 import -window "$window" "$OUT/slow-service.png"

@@ -75,6 +75,7 @@ fn config(
             ..DeliveryConfig::default()
         },
         inbox: true,
+        http: Default::default(),
     }
 }
 

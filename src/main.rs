@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 use hookpanel::crypto;
 use hookpanel::dispatch::{self, DeliveryConfig};
-use hookpanel::server::{self, SecretsAtRest, ServiceConfig};
+use hookpanel::server::{self, HttpLimits, SecretsAtRest, ServiceConfig};
 use hookpanel::store::{StoreOptions, transfer};
 use hookpanel::validate::HttpPolicy;
 use zeroize::Zeroizing;
@@ -111,7 +111,7 @@ struct ServeArgs {
     retry_schedule: Schedule,
 
     /// Allow deliveries to loopback and private networks (refused by default against SSRF;
-    /// link-local, multicast and unspecified addresses stay refused).
+    /// link-local, multicast, reserved and cloud metadata addresses stay refused).
     #[arg(long, env = "HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", value_parser = BoolishValueParser::new())]
     allow_private_destinations: bool,
 
@@ -127,6 +127,12 @@ struct ServeArgs {
     /// Requests in flight at once to any one webhook (its share of the attempts).
     #[arg(long, env = "HOOKPANEL_WEBHOOK_CONCURRENCY", default_value_t = dispatch::DEFAULT_PER_WEBHOOK_CONCURRENCY)]
     webhook_concurrency: usize,
+
+    /// Client connections served at once; more wait to be accepted. Headers must arrive
+    /// within 10 s and a body within 30 s whatever this is.
+    #[arg(long, env = "HOOKPANEL_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
 }
 
 /// clap needs a named type for a parsed list.
@@ -212,6 +218,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..DeliveryConfig::default()
         },
         inbox: false,
+        http: HttpLimits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            ..HttpLimits::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

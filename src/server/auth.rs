@@ -1,7 +1,14 @@
-//! The admin key check in front of every `/v1/admin` route.
+//! The admin key check in front of every `/v1/admin` route, and the limit on failed
+//! attempts per client address.
 
-use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
@@ -22,8 +29,33 @@ pub async fn require_admin_key(
             let (scheme, key) = value.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
         });
+    if let Some(key) = presented
+        && crypto::admin_key_matches(key, &state.admin_key_digest)
+    {
+        // A valid key is never slowed, whatever others at its address tried.
+        return next.run(req).await;
+    }
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let Some(client) = client
+        && let Err(wait) = state.failed_keys.fail(client, Instant::now())
+    {
+        tracing::warn!(%client, "too many wrong admin keys: refused for {wait:?}");
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "too many requests with a wrong or missing admin key from this address; try again in {seconds} s"
+            ),
+        )
+        .into_response();
+        response.headers_mut().insert(RETRY_AFTER, seconds.into());
+        return response;
+    }
     match presented {
-        Some(key) if crypto::admin_key_matches(key, &state.admin_key_digest) => next.run(req).await,
         Some(_) => {
             ApiError::unauthorized("the admin key is not valid for this service").into_response()
         }
@@ -31,5 +63,97 @@ pub async fn require_admin_key(
             "this route needs the header `Authorization: Bearer <admin key>`",
         )
         .into_response(),
+    }
+}
+
+/// Failed admin-key attempts allowed per client address: [`FAILED_KEYS_PER_SECOND`] a
+/// second, after a burst of [`FAILED_KEYS_BURST`]. A generic cell rate algorithm: each
+/// address keeps only the time its budget is next whole ("theoretical arrival time").
+///
+/// Written here rather than taken from `governor`: it must not count the attempts that it
+/// refuses, and it stays bounded in memory under a spray of addresses.
+#[derive(Debug)]
+pub struct FailedKeyLimiter {
+    per_attempt: Duration,
+    burst: u32,
+    next_whole: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+pub const FAILED_KEYS_PER_SECOND: u32 = 10;
+pub const FAILED_KEYS_BURST: u32 = 20;
+/// Addresses tracked at most; past it, those whose budget is whole again are forgotten,
+/// and while it stays full, new addresses go uncounted rather than grow the map.
+const TRACKED_ADDRESSES: usize = 65_536;
+
+impl Default for FailedKeyLimiter {
+    fn default() -> Self {
+        Self {
+            per_attempt: Duration::from_secs(1) / FAILED_KEYS_PER_SECOND,
+            burst: FAILED_KEYS_BURST,
+            next_whole: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl FailedKeyLimiter {
+    /// Counts a failed attempt from `client` at `now`; `Err` with how long until one more
+    /// is allowed when its budget is spent (the refused attempt is not counted).
+    pub fn fail(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Ok(mut next_whole) = self.next_whole.lock() else {
+            return Ok(());
+        };
+        let tolerance = self.per_attempt * self.burst;
+        let whole_at = next_whole.get(&client).copied().unwrap_or(now).max(now);
+        let after = whole_at + self.per_attempt;
+        if after - now > tolerance {
+            return Err(after - now - tolerance);
+        }
+        if next_whole.len() >= TRACKED_ADDRESSES && !next_whole.contains_key(&client) {
+            next_whole.retain(|_, at| *at > now);
+            if next_whole.len() >= TRACKED_ADDRESSES {
+                return Ok(());
+            }
+        }
+        next_whole.insert(client, after);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_ten_a_second_and_refusals_do_not_count() {
+        let limiter = FailedKeyLimiter::default();
+        let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        let other: IpAddr = "2001:db8::1".parse().expect("ip");
+        let start = Instant::now();
+        for n in 0..FAILED_KEYS_BURST {
+            assert_eq!(limiter.fail(client, start), Ok(()), "attempt {n}");
+        }
+        let wait = limiter.fail(client, start).expect_err("the burst is spent");
+        assert_eq!(wait, Duration::from_millis(100));
+        // Refused attempts do not push the budget further away.
+        for _ in 0..100 {
+            assert!(limiter.fail(client, start).is_err());
+        }
+        assert_eq!(
+            limiter.fail(client, start + Duration::from_millis(100)),
+            Ok(())
+        );
+        assert!(
+            limiter
+                .fail(client, start + Duration::from_millis(100))
+                .is_err()
+        );
+        // Another address has its own budget.
+        assert_eq!(limiter.fail(other, start), Ok(()));
+        // Two seconds of quiet make the whole burst available again.
+        let later = start + Duration::from_secs(3);
+        for _ in 0..FAILED_KEYS_BURST {
+            assert_eq!(limiter.fail(client, later), Ok(()));
+        }
+        assert!(limiter.fail(client, later).is_err());
     }
 }

@@ -12,6 +12,18 @@ use super::error::ApiError;
 pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 /// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.
+/// Whether reading the body failed on its deadline (see `listen::DeadlineBody`).
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<super::listen::BodyTimedOut>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Errors name the offending field: type errors by their path, unknown and missing
 /// fields by name.
 pub struct ApiJson<T>(pub T);
@@ -30,6 +42,12 @@ where
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
                     format!("the request body is larger than {BODY_LIMIT_BYTES} bytes"),
+                )
+            } else if timed_out(&rejection) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    rejection.body_text(),
                 )
             } else {
                 ApiError::new(

@@ -10,6 +10,7 @@ mod event_types;
 mod events;
 pub mod extract;
 pub mod inbox;
+mod listen;
 mod stats;
 mod webhooks;
 
@@ -38,6 +39,7 @@ use crate::store::{Store, StoreError, StoreOptions};
 use crate::validate::HttpPolicy;
 
 pub use deliveries::MAX_PAGE as MAX_DELIVERY_PAGE;
+pub use listen::{DEFAULT_MAX_CONNECTIONS, HttpLimits};
 pub use webhooks::{DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
 
 /// Where signing secrets at rest get their protection.
@@ -74,6 +76,8 @@ pub struct ServiceConfig {
     pub delivery: DeliveryConfig,
     /// Host test receivers at `/inbox/{name}` (the embedded service).
     pub inbox: bool,
+    /// Connection cap and read timeouts.
+    pub http: HttpLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,10 @@ pub enum StartError {
     HttpClient(#[from] reqwest::Error),
     #[error("the admin key is empty")]
     EmptyAdminKey,
+    #[error(
+        "the admin key is {0} characters long; at least {MIN_ADMIN_KEY_CHARS} are needed (leave it unset and one is generated)"
+    )]
+    ShortAdminKey(usize),
     #[error(
         "this database keeps its signing secrets in plain text (it was created with --insecure-plaintext-secrets), but this service was given an encryption key; start it again with --insecure-plaintext-secrets"
     )]
@@ -119,6 +127,8 @@ pub struct AppState {
     pub dispatch: DispatchHandle,
     /// Test receivers, when this service hosts them.
     pub inbox: Option<inbox::Inbox>,
+    /// Failed admin-key attempts per client address.
+    pub failed_keys: Arc<auth::FailedKeyLimiter>,
 }
 
 #[derive(OpenApi)]
@@ -233,6 +243,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 const META_ADMIN_KEY_DIGEST: &str = "admin_key_sha256";
+
+/// The shortest admin key an operator may choose; a generated one is `hpk_` and 43 more.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 const META_SECRETS_AT_REST: &str = "secrets_at_rest";
 const PLAINTEXT_MARKER: &str = "plaintext";
 const KEY_CHECK_CONTEXT: &str = "hookpanel-key-check";
@@ -284,8 +297,12 @@ async fn admin_key(
     configured: Option<&Zeroizing<String>>,
 ) -> Result<(String, Option<Zeroizing<String>>), StartError> {
     if let Some(key) = configured {
-        if key.trim().is_empty() {
+        let length = key.trim().chars().count();
+        if length == 0 {
             return Err(StartError::EmptyAdminKey);
+        }
+        if length < MIN_ADMIN_KEY_CHARS {
+            return Err(StartError::ShortAdminKey(length));
         }
         return Ok((crypto::admin_key_digest(key.trim()), None));
     }
@@ -380,6 +397,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         admin_key_digest: admin_key_digest.into(),
         dispatch: dispatcher.handle(),
         inbox: config.inbox.then(inbox::Inbox::default),
+        failed_keys: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -393,12 +411,12 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     })?;
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let app = router(state);
+    let limits = config.http;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = shutdown_signal.await;
-            })
-            .await
+        listen::serve(listener, app, limits, async {
+            let _ = shutdown_signal.await;
+        })
+        .await
     });
     tracing::info!(%local_addr, "admin API listening");
     Ok(RunningService {

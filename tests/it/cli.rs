@@ -152,7 +152,10 @@ pub(crate) fn start_serve(command: &mut Command, db: &str, encryption_key: &str)
         .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
         .env("HOOKPANEL_DB", db)
         .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
-        .env("HOOKPANEL_ADMIN_KEY", "hpk_crash_test")
+        .env(
+            "HOOKPANEL_ADMIN_KEY",
+            "hpk_crash_test_0123456789abcdefghijkl",
+        )
         .env("HOOKPANEL_ALLOW_PRIVATE_DESTINATIONS", "1")
         .env("HOOKPANEL_RETRY_SCHEDULE", "0s,200ms,200ms,200ms")
         .stdout(Stdio::piped())
@@ -189,7 +192,10 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused_and_the_first_keeps
         .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
         .env("HOOKPANEL_DB", &db)
         .env("HOOKPANEL_ENCRYPTION_KEY", &encryption_key)
-        .env("HOOKPANEL_ADMIN_KEY", "hpk_second_process")
+        .env(
+            "HOOKPANEL_ADMIN_KEY",
+            "hpk_second_process_0123456789abcdefgh",
+        )
         .output()
         .expect("runs");
     assert!(
@@ -244,7 +250,7 @@ async fn sigkill_during_a_burst_loses_no_event_and_leaves_nothing_stuck() {
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{base_url}/v1/admin/webhooks"))
-        .bearer_auth("hpk_crash_test")
+        .bearer_auth("hpk_crash_test_0123456789abcdefghijkl")
         .json(&json!({"name": "burst", "url": receiver.url("/burst"), "events": ["order.created"]}))
         .send()
         .await
@@ -255,7 +261,7 @@ async fn sigkill_during_a_burst_loses_no_event_and_leaves_nothing_stuck() {
     let emit = |client: reqwest::Client, base_url: String, n: usize| async move {
         let answer = client
             .post(format!("{base_url}/v1/admin/events"))
-            .bearer_auth("hpk_crash_test")
+            .bearer_auth("hpk_crash_test_0123456789abcdefghijkl")
             .json(&json!({"type": "order.created", "id": format!("burst-{n}"), "data": {"n": n}}))
             .send()
             .await;
@@ -418,7 +424,7 @@ async fn a_full_disk_answers_503_keeps_what_was_accepted_and_recovers() {
     let post = |path: &str, body: Value| {
         client
             .post(format!("{base_url}/v1/admin{path}"))
-            .bearer_auth("hpk_crash_test")
+            .bearer_auth("hpk_crash_test_0123456789abcdefghijkl")
             .json(&body)
             .send()
     };
@@ -453,7 +459,7 @@ async fn a_full_disk_answers_503_keeps_what_was_accepted_and_recovers() {
     // Reads go on meanwhile.
     let listed = client
         .get(format!("{base_url}/v1/admin/webhooks"))
-        .bearer_auth("hpk_crash_test")
+        .bearer_auth("hpk_crash_test_0123456789abcdefghijkl")
         .send()
         .await
         .expect("sent");

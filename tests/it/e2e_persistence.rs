@@ -90,14 +90,16 @@ async fn a_configured_admin_key_replaces_the_generated_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = crypto::generate_encryption_key().expect("random");
     let mut with_key = config(dir.path(), &key);
-    with_key.admin_key = Some(zeroize::Zeroizing::new("hpk_configured".to_owned()));
+    with_key.admin_key = Some(zeroize::Zeroizing::new(
+        "hpk_configured_0123456789abcdefghijklm".to_owned(),
+    ));
     let mut running = server::start(with_key).await.expect("start");
     assert!(running.take_generated_admin_key().is_none());
     let client = reqwest::Client::new();
     let url = format!("{}/v1/admin/webhooks", running.base_url());
     let ok = client
         .get(&url)
-        .bearer_auth("hpk_configured")
+        .bearer_auth("hpk_configured_0123456789abcdefghijklm")
         .send()
         .await
         .expect("sent");

@@ -5,6 +5,7 @@
 mod backend;
 mod bad_input;
 mod cli;
+mod clients;
 mod e2e_auth;
 mod e2e_delivery;
 mod e2e_openapi;

@@ -486,7 +486,9 @@ fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
     let encryption_key = hookpanel::crypto::generate_encryption_key().expect("random");
     let mut remote_config =
         crate::support::config_on(remote_database.url().to_owned(), &encryption_key);
-    remote_config.admin_key = Some(zeroize::Zeroizing::new("hpk_remote_right_key".to_owned()));
+    remote_config.admin_key = Some(zeroize::Zeroizing::new(
+        "hpk_remote_right_key_0123456789abcdef".to_owned(),
+    ));
     let remote = panel
         .runtime
         .block_on(hookpanel::server::start(remote_config))
@@ -495,7 +497,7 @@ fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
     let created = panel.runtime.block_on(
         reqwest::Client::new()
             .post(format!("{remote_url}/v1/admin/webhooks"))
-            .bearer_auth("hpk_remote_right_key")
+            .bearer_auth("hpk_remote_right_key_0123456789abcdef")
             .json(&serde_json::json!({
                 "name": "Kept in PostgreSQL",
                 "url": "https://pg.example.com/hooks",
@@ -523,7 +525,7 @@ fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
     // The right key connects; it is in the keychain and nowhere in the persisted state.
     panel.click("Profiles…");
     panel.click("Edit");
-    panel.type_into("Admin key", "hpk_remote_right_key");
+    panel.type_into("Admin key", "hpk_remote_right_key_0123456789abcdef");
     panel.click("Save and connect");
     panel.step_until("the remote to be managed", |app| {
         app.is_ready() && app.base_url() == Some(remote_url.as_str())
@@ -534,7 +536,10 @@ fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
         .get(&Account::admin_key(&profile))
         .expect("keychain readable")
         .map(|key| key.to_string());
-    assert_eq!(stored.as_deref(), Some("hpk_remote_right_key"));
+    assert_eq!(
+        stored.as_deref(),
+        Some("hpk_remote_right_key_0123456789abcdef")
+    );
     let persisted =
         serde_json::to_string(panel.harness.state().persisted_state()).expect("serialises");
     assert!(persisted.contains(&remote_url), "{persisted}");
@@ -1039,7 +1044,9 @@ fn a_slow_service_gets_one_request_per_view_at_a_time_and_the_panel_says_it_is_s
     let remote_dir = tempfile::tempdir().expect("temp dir");
     let encryption_key = hookpanel::crypto::generate_encryption_key().expect("random");
     let mut remote_config = crate::support::config(remote_dir.path(), &encryption_key);
-    remote_config.admin_key = Some(zeroize::Zeroizing::new("hpk_slow_remote_key".to_owned()));
+    remote_config.admin_key = Some(zeroize::Zeroizing::new(
+        "hpk_slow_remote_key_0123456789abcdefg".to_owned(),
+    ));
     let remote = panel
         .runtime
         .block_on(hookpanel::server::start(remote_config))
@@ -1053,7 +1060,7 @@ fn a_slow_service_gets_one_request_per_view_at_a_time_and_the_panel_says_it_is_s
     panel.click("Profiles…");
     panel.type_into("Profile name", &profile);
     panel.type_into("Base URL", &proxy.url);
-    panel.type_into("Admin key", "hpk_slow_remote_key");
+    panel.type_into("Admin key", "hpk_slow_remote_key_0123456789abcdefg");
     panel.click("Save and connect");
     panel.step_until("the slow remote to be managed", |app| {
         app.is_ready() && app.base_url() == Some(proxy.url.as_str())

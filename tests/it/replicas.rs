@@ -20,7 +20,7 @@ use crate::cli::{BINARY, Running, keygen, read_startup, start_serve};
 use crate::receiver::Receiver;
 use crate::support::wait_for;
 
-const ADMIN_KEY: &str = "hpk_crash_test";
+const ADMIN_KEY: &str = "hpk_crash_test_0123456789abcdefghijkl";
 /// Attempts in flight per replica: what a killed replica can have sent without
 /// recording it is bounded by this, and by its queue of attempts to record.
 const CONCURRENCY: usize = 64;

@@ -45,6 +45,7 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         event_types_path: None,
         delivery: test_delivery_config(),
         inbox: false,
+        http: Default::default(),
     }
 }
 
