@@ -63,15 +63,20 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client of the service at `base_url`. A service on loopback (the embedded one) is
+    /// reached directly, whatever `HTTP_PROXY` or `ALL_PROXY` say: the admin key must not
+    /// travel to a proxy. Others go through the proxies the environment names.
     pub fn new(base_url: &str, admin_key: Zeroizing<String>) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("Hookpanel/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| ClientError::Protocol {
-                detail: err.to_string(),
-            })?;
+            .user_agent(concat!("Hookpanel/", env!("CARGO_PKG_VERSION")));
+        if url::Url::parse(base_url).is_ok_and(|url| crate::validate::is_loopback_host(&url)) {
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|err| ClientError::Protocol {
+            detail: err.to_string(),
+        })?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -76,6 +76,7 @@ fn config(
         },
         inbox: true,
         http: Default::default(),
+        loopback_host_only: true,
     }
 }
 

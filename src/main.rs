@@ -218,6 +218,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..DeliveryConfig::default()
         },
         inbox: false,
+        loopback_host_only: false,
         http: HttpLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..HttpLimits::default()

@@ -73,7 +73,7 @@ pub fn is_loopback_host(url: &Url) -> bool {
             domain == "localhost" || domain.ends_with(".localhost")
         }
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
         None => false,
     }
 }

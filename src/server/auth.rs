@@ -8,13 +8,42 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::header::{AUTHORIZATION, HOST, RETRY_AFTER};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 use super::AppState;
 use super::error::ApiError;
 use crate::crypto;
+
+/// Refuses a request whose `Host` is not one this service answers to (see
+/// `ServiceConfig::loopback_host_only`), before anything else looks at it.
+pub async fn require_allowed_host(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(allowed) = &state.allowed_hosts else {
+        return next.run(req).await;
+    };
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if host.is_some_and(|host| allowed.contains(&host)) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "host_not_allowed",
+        format!(
+            "this service answers only to Host: {}",
+            allowed.join(" or ")
+        ),
+    )
+    .into_response()
+}
 
 pub async fn require_admin_key(
     State(state): State<AppState>,

@@ -2,14 +2,16 @@
 //! records what arrives and checks its signature with the secrets of the webhooks that point
 //! there, so a newcomer can see a verified delivery without running a receiver of their own.
 //!
-//! Kept in memory and bounded: the last [`MESSAGES_PER_INBOX`] messages of at most
-//! [`MAX_INBOXES`] inboxes.
+//! Kept in memory and bounded: at most [`MESSAGES_PER_INBOX`] messages in each of at most
+//! [`MAX_INBOXES`] inboxes, [`BYTES_BUDGET`] across them all (the oldest message goes
+//! first, whichever its inbox), each body at most [`BODY_MAX_BYTES`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
@@ -22,6 +24,10 @@ use crate::signing;
 
 pub const MESSAGES_PER_INBOX: usize = 200;
 pub const MAX_INBOXES: usize = 100;
+/// What all inboxes together keep, bodies and headers.
+pub const BYTES_BUDGET: usize = 16 * 1024 * 1024;
+/// The largest body an inbox takes; a larger one gets 413.
+pub const BODY_MAX_BYTES: usize = 256 * 1024;
 const NAME_MAX_CHARS: usize = 64;
 
 /// One request an inbox received.
@@ -38,6 +44,18 @@ pub struct InboxMessage {
     pub body: String,
 }
 
+impl InboxMessage {
+    /// What it costs the budget.
+    fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct InboxMessages {
     /// Newest first.
@@ -46,33 +64,84 @@ pub struct InboxMessages {
 
 #[derive(Clone, Default)]
 pub struct Inbox {
-    messages: Arc<Mutex<HashMap<String, VecDeque<InboxMessage>>>>,
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// Every inbox's messages, newest first, each numbered in arrival order; `arrivals` holds
+/// every kept message's number, inbox and size, oldest first, for the budget.
+#[derive(Default)]
+struct Kept {
+    inboxes: HashMap<String, VecDeque<(u64, InboxMessage)>>,
+    arrivals: VecDeque<(u64, String, usize)>,
+    bytes: usize,
+    next: u64,
+}
+
+impl Kept {
+    /// Drops the oldest message of all, if it is still kept.
+    fn drop_oldest(&mut self) {
+        let Some((number, name, size)) = self.arrivals.pop_front() else {
+            return;
+        };
+        let Some(messages) = self.inboxes.get_mut(&name) else {
+            return;
+        };
+        if messages.back().is_some_and(|(kept, _)| *kept == number) {
+            messages.pop_back();
+            self.bytes -= size;
+            if messages.is_empty() {
+                self.inboxes.remove(&name);
+            }
+        }
+    }
 }
 
 impl Inbox {
     fn record(&self, name: &str, message: InboxMessage) -> Result<()> {
-        let mut inboxes = self.messages.lock().map_err(|_| ApiError::internal())?;
-        if !inboxes.contains_key(name) && inboxes.len() >= MAX_INBOXES {
+        let mut kept = self.kept.lock().map_err(|_| ApiError::internal())?;
+        if !kept.inboxes.contains_key(name) && kept.inboxes.len() >= MAX_INBOXES {
             return Err(ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "too_many_inboxes",
                 format!("at most {MAX_INBOXES} inboxes are kept"),
             ));
         }
-        let messages = inboxes.entry(name.to_owned()).or_default();
-        if messages.len() >= MESSAGES_PER_INBOX {
-            messages.pop_back();
+        let size = message.size();
+        while kept.bytes + size > BYTES_BUDGET && !kept.arrivals.is_empty() {
+            kept.drop_oldest();
         }
-        messages.push_front(message);
+        let number = kept.next;
+        kept.next += 1;
+        kept.bytes += size;
+        kept.arrivals.push_back((number, name.to_owned(), size));
+        let messages = kept.inboxes.entry(name.to_owned()).or_default();
+        messages.push_front((number, message));
+        if messages.len() > MESSAGES_PER_INBOX
+            && let Some((_, dropped)) = messages.pop_back()
+        {
+            // Its entry in `arrivals` stays until its turn, and is passed over then.
+            kept.bytes -= dropped.size();
+        }
         Ok(())
     }
 
     fn messages(&self, name: &str) -> Result<Vec<InboxMessage>> {
-        let inboxes = self.messages.lock().map_err(|_| ApiError::internal())?;
-        Ok(inboxes
+        let kept = self.kept.lock().map_err(|_| ApiError::internal())?;
+        Ok(kept
+            .inboxes
             .get(name)
-            .map(|messages| messages.iter().cloned().collect())
+            .map(|messages| {
+                messages
+                    .iter()
+                    .map(|(_, message)| message.clone())
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    /// Bytes kept across all inboxes.
+    pub fn bytes(&self) -> usize {
+        self.kept.lock().map(|kept| kept.bytes).unwrap_or_default()
     }
 }
 
@@ -93,37 +162,51 @@ fn valid_name(name: &str) -> Result<()> {
 }
 
 /// Checks `body` against the secrets of every webhook whose URL ends in `/inbox/{name}`.
+/// The secrets are read here; the HMACs are computed on the blocking pool, off the async
+/// workers that serve requests.
 async fn verify(
     state: &AppState,
     name: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), String> {
+    headers: HeaderMap,
+    body: Bytes,
+) -> std::result::Result<(), String> {
     let suffix = format!("/inbox/{name}");
     let webhooks = state
         .store
         .webhooks()
         .await
         .map_err(|err| format!("could not read webhooks: {err}"))?;
-    let mut last_error = format!("no webhook points at {suffix}");
+    let mut secrets = Vec::new();
     for webhook in webhooks.iter().filter(|w| w.url.ends_with(&suffix)) {
-        let secrets = state
+        let sealed = state
             .store
             .signing_secrets(&webhook.id, Utc::now())
             .await
             .map_err(|err| format!("could not read secrets: {err}"))?;
-        for sealed in secrets {
-            let secret = state
-                .cipher
-                .open_string(&webhook.id, &sealed.sealed)
-                .map_err(|err| err.to_string())?;
-            match signing::verify(&secret, headers, body, Utc::now()) {
-                Ok(_) => return Ok(()),
+        for sealed in sealed {
+            secrets.push(
+                state
+                    .cipher
+                    .open_string(&webhook.id, &sealed.sealed)
+                    .map_err(|err| err.to_string())?,
+            );
+        }
+    }
+    if secrets.is_empty() {
+        return Err(format!("no webhook points at {suffix}"));
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut last_error = String::new();
+        for secret in &secrets {
+            match signing::verify(secret, &headers, &body, Utc::now()) {
+                Ok(()) => return Ok(()),
                 Err(err) => last_error = err.to_string(),
             }
         }
-    }
-    Err(last_error)
+        Err(last_error)
+    })
+    .await
+    .unwrap_or_else(|err| Err(format!("verifying failed: {err}")))
 }
 
 /// Receive a delivery (no admin key: this is a receiver).
@@ -131,14 +214,29 @@ pub async fn receive(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>> {
     valid_name(&name)?;
     let inbox = state
         .inbox
         .as_ref()
         .ok_or_else(|| ApiError::not_found("no such route"))?;
-    let verification = verify(&state, &name, &headers, &body).await;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("an inbox takes bodies of at most {BODY_MAX_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                rejection.body_text(),
+            )
+        }
+    })?;
+    let verification = verify(&state, &name, headers.clone(), body.clone()).await;
     let envelope: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let text_of = |key: &str| {
         envelope
@@ -173,6 +271,65 @@ pub async fn receive(
         },
     )?;
     Ok(Json(serde_json::json!({"received": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body_bytes: usize) -> InboxMessage {
+        InboxMessage {
+            received_at: Utc::now(),
+            event_id: None,
+            event_type: None,
+            verified: false,
+            verify_error: None,
+            headers: BTreeMap::new(),
+            body: "x".repeat(body_bytes),
+        }
+    }
+
+    #[test]
+    fn the_budget_drops_the_oldest_message_of_all_inboxes_first() {
+        let inbox = Inbox::default();
+        let quarter = BYTES_BUDGET / 4;
+        inbox.record("a", message(quarter)).expect("a1");
+        inbox.record("b", message(quarter)).expect("b1");
+        inbox.record("a", message(quarter)).expect("a2");
+        inbox.record("b", message(quarter)).expect("b2");
+        assert_eq!(inbox.bytes(), BYTES_BUDGET);
+        // One more byte than the budget allows: a1, the oldest, goes.
+        inbox.record("c", message(1)).expect("c1");
+        assert_eq!(inbox.messages("a").expect("a").len(), 1);
+        assert_eq!(inbox.messages("b").expect("b").len(), 2);
+        assert_eq!(inbox.bytes(), 3 * quarter + 1);
+        // A message as large as the budget leaves only itself.
+        inbox.record("d", message(BYTES_BUDGET)).expect("d1");
+        assert_eq!(inbox.bytes(), BYTES_BUDGET);
+        for name in ["a", "b", "c"] {
+            assert!(inbox.messages(name).expect(name).is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn each_inbox_keeps_its_newest_messages_within_the_budget() {
+        let inbox = Inbox::default();
+        for n in 0..MESSAGES_PER_INBOX + 50 {
+            let mut next = message(10);
+            next.event_id = Some(format!("evt_{n}"));
+            inbox.record("busy", next).expect("recorded");
+        }
+        let kept = inbox.messages("busy").expect("busy");
+        assert_eq!(kept.len(), MESSAGES_PER_INBOX);
+        assert_eq!(kept[0].event_id.as_deref(), Some("evt_249"));
+        assert_eq!(inbox.bytes(), MESSAGES_PER_INBOX * 10);
+        // The entries of messages the per-inbox cap dropped are passed over.
+        inbox
+            .record("other", message(BYTES_BUDGET - 5))
+            .expect("big");
+        assert_eq!(inbox.bytes(), BYTES_BUDGET - 5);
+        assert!(inbox.messages("busy").expect("busy").is_empty());
+    }
 }
 
 /// What a local test inbox received, newest first, each with whether its signature verified.

@@ -78,6 +78,10 @@ pub struct ServiceConfig {
     pub inbox: bool,
     /// Connection cap and read timeouts.
     pub http: HttpLimits,
+    /// Answer only requests whose `Host` is `127.0.0.1:<port>` or `localhost:<port>`: a
+    /// service on loopback for one user (the embedded one), which a web page in that
+    /// user's browser must not reach by DNS rebinding.
+    pub loopback_host_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +133,8 @@ pub struct AppState {
     pub inbox: Option<inbox::Inbox>,
     /// Failed admin-key attempts per client address.
     pub failed_keys: Arc<auth::FailedKeyLimiter>,
+    /// The only `Host` values answered, when the service is for loopback alone.
+    pub allowed_hosts: Option<Arc<[String]>>,
 }
 
 #[derive(OpenApi)]
@@ -229,7 +235,10 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(openapi) }
             }),
         )
-        .route("/inbox/{name}", axum::routing::post(inbox::receive))
+        .route(
+            "/inbox/{name}",
+            axum::routing::post(inbox::receive).layer(DefaultBodyLimit::max(inbox::BODY_MAX_BYTES)),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -239,6 +248,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_allowed_host,
+        ))
         .with_state(state)
 }
 
@@ -398,6 +411,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         dispatch: dispatcher.handle(),
         inbox: config.inbox.then(inbox::Inbox::default),
         failed_keys: Arc::default(),
+        allowed_hosts: None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -409,6 +423,14 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         addr: config.listen,
         source,
     })?;
+    let mut state = state;
+    if config.loopback_host_only {
+        let port = local_addr.port();
+        state.allowed_hosts = Some(Arc::from([
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+        ]));
+    }
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
     let app = router(state);
     let limits = config.http;

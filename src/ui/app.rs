@@ -95,6 +95,8 @@ enum Connection {
         backend: Backend,
         /// Where keys and data are, in words.
         note: String,
+        /// Shown while connected over plain http beyond loopback.
+        cleartext: Option<String>,
     },
     Failed {
         target: Target,
@@ -377,6 +379,7 @@ impl App {
         if let Some(embedded) = embedded {
             self.embedded = Some((Box::new(embedded), note.clone()));
         }
+        let cleartext = super::connection::cleartext_warning(client.base_url());
         let keychain = self.keychain.get().cloned().unwrap_or_else(|| {
             Err(KeychainError::Unavailable {
                 detail: "the keychain was not opened".to_owned(),
@@ -395,6 +398,7 @@ impl App {
             target,
             backend,
             note,
+            cleartext,
         }
     }
 
@@ -711,7 +715,13 @@ impl App {
                     self.requests.refresh_every().as_secs()
                 ));
             }
-            if let Connection::Ready { note, .. } = &self.connection {
+            if let Connection::Ready {
+                note, cleartext, ..
+            } = &self.connection
+            {
+                if let Some(warning) = cleartext {
+                    ui.label(egui::RichText::new(warning).color(theme::FAILURE).strong());
+                }
                 ui.label(egui::RichText::new(note).small().weak());
             }
             if let Some(notice) = &self.notice {

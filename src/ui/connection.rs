@@ -18,6 +18,18 @@ pub struct RemoteProfile {
     pub base_url: String,
 }
 
+/// What the status bar warns of while connected to `base_url`: plain http to a host other
+/// than loopback sends the admin key, and everything else, unencrypted.
+pub fn cleartext_warning(base_url: &str) -> Option<String> {
+    let url = url::Url::parse(base_url).ok()?;
+    (url.scheme() == "http" && !crate::validate::is_loopback_host(&url)).then(|| {
+        format!(
+            "⚠ unencrypted: http:// to {} sends the admin key in clear",
+            url.host_str().unwrap_or_default()
+        )
+    })
+}
+
 /// A service the panel is connected to.
 pub struct Connected {
     pub client: Client,
@@ -159,7 +171,7 @@ pub async fn forget_admin_key(
 
 #[cfg(test)]
 mod tests {
-    use super::compatible_part;
+    use super::{cleartext_warning, compatible_part};
 
     #[test]
     fn versions_compare_by_their_compatible_part() {
@@ -167,5 +179,21 @@ mod tests {
         assert_ne!(compatible_part("0.1.0"), compatible_part("0.2.0"));
         assert_eq!(compatible_part("1.2.0"), compatible_part("1.9.3"));
         assert_ne!(compatible_part("1.2.0"), compatible_part("2.0.0"));
+    }
+
+    #[test]
+    fn plain_http_is_warned_of_beyond_loopback_only() {
+        let warning = cleartext_warning("http://hooks.internal.example:8080").expect("warned");
+        assert!(warning.contains("hooks.internal.example"), "{warning}");
+        assert!(cleartext_warning("http://10.1.2.3").is_some());
+        for quiet in [
+            "https://hooks.example.com",
+            "http://127.0.0.1:8790",
+            "http://localhost:8790",
+            "http://[::1]:8790",
+            "http://[::ffff:127.0.0.1]:8790",
+        ] {
+            assert_eq!(cleartext_warning(quiet), None, "{quiet}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 use egui::RichText;
 use zeroize::Zeroizing;
 
-use super::connection::RemoteProfile;
+use super::connection::{RemoteProfile, cleartext_warning};
 use super::{theme, widgets};
 use crate::keychain::LOCAL_PROFILE;
 
@@ -31,6 +31,9 @@ struct ProfileForm {
     name: String,
     base_url: String,
     admin_key: Zeroizing<String>,
+    /// The user accepts that the admin key travels unencrypted (plain http beyond
+    /// loopback).
+    cleartext_confirmed: bool,
     error: Option<(&'static str, String)>,
 }
 
@@ -76,6 +79,12 @@ impl ProfileForm {
             })
         {
             Some(("base_url", format!("Not a service URL: {err}")))
+        } else if cleartext_warning(&base_url).is_some() && !self.cleartext_confirmed {
+            Some((
+                "base_url",
+                "http:// sends the admin key unencrypted: use https://, or confirm below"
+                    .to_owned(),
+            ))
         } else if self.admin_key.trim().is_empty() && self.editing.is_none() {
             Some((
                 "admin_key",
@@ -164,6 +173,13 @@ impl ProfilesView {
                         )
                         .labelled_by(label.id);
                         widgets::field_error_ui(ui, form.error_for("base_url"));
+                        if cleartext_warning(form.base_url.trim()).is_some() {
+                            ui.checkbox(
+                                &mut form.cleartext_confirmed,
+                                RichText::new("Send the admin key unencrypted to this host")
+                                    .color(theme::WARNING),
+                            );
+                        }
                     });
                     ui.end_row();
                     let label = ui.label("Admin key");
@@ -210,5 +226,36 @@ impl ProfilesView {
             self.form = ProfileForm::default();
         }
         action
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(base_url: &str) -> ProfileForm {
+        ProfileForm {
+            name: "staging".to_owned(),
+            base_url: base_url.to_owned(),
+            admin_key: Zeroizing::new("hpk_0123456789abcdefghijklmnopqrstuv".to_owned()),
+            ..ProfileForm::default()
+        }
+    }
+
+    #[test]
+    fn plain_http_beyond_loopback_needs_an_explicit_confirmation() {
+        let mut cleartext = form("http://hooks.internal.example:8080");
+        assert!(cleartext.submit(&[]).is_none());
+        let (field, message) = cleartext.error.clone().expect("an error");
+        assert_eq!(field, "base_url");
+        assert!(message.contains("unencrypted"), "{message}");
+        cleartext.cleartext_confirmed = true;
+        assert!(matches!(
+            cleartext.submit(&[]),
+            Some(ProfileAction::Save { .. })
+        ));
+        for fine in ["https://hooks.example.com", "http://127.0.0.1:8790"] {
+            assert!(form(fine).submit(&[]).is_some(), "{fine}");
+        }
     }
 }

@@ -195,3 +195,55 @@ async fn an_admin_key_shorter_than_32_characters_is_refused_at_start() {
     let started = server::start(long).await.expect("32 characters are enough");
     started.shutdown().await.expect("shutdown");
 }
+
+/// The embedded service answers only to `Host: 127.0.0.1:<port>` or `localhost:<port>`: a
+/// page that rebinds its own name to 127.0.0.1 still sends its own name.
+#[tokio::test]
+async fn a_loopback_only_service_refuses_any_other_host() {
+    let service = TestService::start_with(|config| config.loopback_host_only = true).await;
+    let port = service.service.local_addr().port();
+    let mut stream = TcpStream::connect(service.service.local_addr())
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /v1/admin/webhooks HTTP/1.1\r\nHost: rebound.example:{port}\r\n\
+         Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        service.admin_key
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(answer.contains("host_not_allowed"), "{answer}");
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let mut stream = TcpStream::connect(service.service.local_addr())
+            .await
+            .expect("connect");
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let answer = read_until_closed(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    // The usual client sends 127.0.0.1:<port> and is served.
+    let (status, _) = service.json(Method::GET, "/webhooks", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_inbox_takes_bodies_up_to_256_kib() {
+    let service = TestService::start_with(|config| config.inbox = true).await;
+    let post = |bytes: usize| {
+        service
+            .client
+            .post(service.url("/inbox/big"))
+            .body(vec![b'x'; bytes])
+            .send()
+    };
+    let too_large = post(server::inbox::BODY_MAX_BYTES + 1).await.expect("sent");
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = too_large.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let fits = post(server::inbox::BODY_MAX_BYTES).await.expect("sent");
+    assert_eq!(fits.status(), StatusCode::OK);
+    let (_, kept) = service.json(Method::GET, "/inbox/big", None).await;
+    assert_eq!(kept["items"].as_array().map(Vec::len), Some(1));
+}

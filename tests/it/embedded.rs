@@ -50,3 +50,57 @@ async fn without_a_keychain_the_service_runs_for_the_session_and_writes_nothing_
         "nothing is written to the data directory"
     );
 }
+
+/// The panel's client reaches a service on loopback directly, whatever `HTTP_PROXY` and
+/// `ALL_PROXY` say: the admin key never travels to a proxy. The environment is the
+/// process's, so the test runs itself again in a child process that has them set, pointing
+/// at a listener of the test's own that must see no connection.
+#[test]
+fn the_client_of_a_loopback_service_never_uses_the_environments_proxy() {
+    const PROXY_PORT: &str = "HOOKPANEL_TEST_PROXY_PORT";
+    const NAME: &str =
+        "embedded::the_client_of_a_loopback_service_never_uses_the_environments_proxy";
+    if let Ok(port) = std::env::var(PROXY_PORT) {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let service = crate::support::TestService::start().await;
+            let client = hookpanel::client::Client::new(
+                &service.service.base_url(),
+                zeroize::Zeroizing::new(service.admin_key.clone()),
+            )
+            .expect("client");
+            let webhooks = client.webhooks().await.expect("served directly");
+            assert!(webhooks.is_empty());
+        });
+        assert_eq!(
+            std::env::var("HTTP_PROXY").ok(),
+            Some(format!("http://127.0.0.1:{port}"))
+        );
+        return;
+    }
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("a proxy's port");
+    proxy.set_nonblocking(true).expect("nonblocking");
+    let port = proxy.local_addr().expect("addr").port();
+    let proxy_url = format!("http://127.0.0.1:{port}");
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", NAME, "--test-threads=1"])
+        .env(PROXY_PORT, port.to_string())
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("all_proxy", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("the test runs again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        proxy.accept().is_err(),
+        "the proxy was connected to: the admin key went through it"
+    );
+}

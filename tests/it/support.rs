@@ -46,6 +46,7 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         delivery: test_delivery_config(),
         inbox: false,
         http: Default::default(),
+        loopback_host_only: false,
     }
 }
 
