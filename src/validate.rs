@@ -78,16 +78,30 @@ pub fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
-pub fn webhook_url(field: &str, text: &str, policy: HttpPolicy) -> Result<Url, FieldError> {
+/// A webhook URL this service takes. The language is exactly [`webhook_url_pattern`]'s
+/// (the OpenAPI document serves that pattern): `https://`, or `http://` where `policy`
+/// allows it; a host name of letters, digits and hyphens whose last label starts with a
+/// letter (no IP literal but 127.0.0.1 and [::1], and those only with private destinations
+/// allowed; no `xn--` label); a port; a path; and a query of `name=value` pairs of
+/// letters, digits and `-._~` whose names do not look like credentials. Each refusal
+/// says why.
+pub fn webhook_url(
+    field: &str,
+    text: &str,
+    policy: HttpPolicy,
+    allow_private: bool,
+) -> Result<Url, FieldError> {
     let error = |message: String| FieldError::new(field, message);
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Err(error("the URL is empty".into()));
     }
     if text.chars().count() > URL_MAX_CHARS {
         return Err(error(format!(
             "the URL is longer than {URL_MAX_CHARS} characters"
         )));
+    }
+    if text.trim() != text {
+        return Err(error("the URL starts or ends with white space".into()));
     }
     let url = Url::parse(text).map_err(|err| error(format!("not a valid URL: {err}")))?;
     match url.scheme() {
@@ -114,13 +128,117 @@ pub fn webhook_url(field: &str, text: &str, policy: HttpPolicy) -> Result<Url, F
             "the query parameter {name:?} looks like a credential; credentials in URLs end up in logs — verify the signature instead"
         )));
     }
+    if let Some(Host::Domain(domain)) = url.host()
+        && domain.split('.').any(|label| {
+            label
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+        })
+    {
+        return Err(error(
+            "internationalized (xn--) host names are not taken yet".into(),
+        ));
+    }
+    let accepted = url_language(policy, allow_private)
+        .as_ref()
+        .is_ok_and(|language| language.is_match(text));
+    if !accepted {
+        let literal = matches!(url.host(), Some(Host::Ipv4(_) | Host::Ipv6(_)));
+        return Err(error(if literal && !is_loopback_host(&url) {
+            "use a host name, not an IP address".into()
+        } else if literal {
+            "a loopback address is a destination only with --allow-private-destinations".into()
+        } else {
+            "write the URL as scheme://host[:port][/path][?name=value&…], with a host name whose last part starts with a letter, and a path and query of letters, digits and -._~ (no %-escapes, no #fragment)".into()
+        }));
+    }
     Ok(url)
 }
 
+/// The URLs [`webhook_url`] takes, as an ECMA-262 pattern for the OpenAPI document.
+pub fn webhook_url_pattern(policy: HttpPolicy, allow_private: bool) -> String {
+    url_pattern(policy, allow_private, true)
+}
+
+/// The same language without its lookaheads (which the `regex` crate does not have): what
+/// they exclude, `xn--` labels and credential-like query names, [`webhook_url`] refuses
+/// by itself first.
+fn url_language(
+    policy: HttpPolicy,
+    allow_private: bool,
+) -> &'static Result<regex::Regex, regex::Error> {
+    use std::sync::OnceLock;
+    static LANGUAGES: [OnceLock<Result<regex::Regex, regex::Error>>; 4] =
+        [const { OnceLock::new() }; 4];
+    let index = usize::from(policy == HttpPolicy::Anywhere) * 2 + usize::from(allow_private);
+    LANGUAGES[index].get_or_init(|| regex::Regex::new(&url_pattern(policy, allow_private, false)))
+}
+
+/// `word`, matched whatever its letters' case (ECMA patterns in OpenAPI carry no flags).
+fn any_case(word: &str) -> String {
+    word.chars()
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+            } else {
+                regex_escape(c)
+            }
+        })
+        .collect()
+}
+
+fn regex_escape(c: char) -> String {
+    if c.is_ascii_alphanumeric() || c == '_' {
+        c.to_string()
+    } else {
+        format!("\\{c}")
+    }
+}
+
+fn url_pattern(policy: HttpPolicy, allow_private: bool, lookaheads: bool) -> String {
+    let no_idn = if lookaheads { "(?![Xx][Nn]--)" } else { "" };
+    let label = format!("{no_idn}[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?");
+    let top = format!("{no_idn}[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?");
+    let domain = format!("(?:{label}\\.)*{top}");
+    let localhost = format!("(?:{label}\\.)*{}", any_case("localhost"));
+    let loopback_ip = "127\\.0\\.0\\.1|\\[::1\\]";
+    let with_ip = |hosts: String| {
+        if allow_private {
+            format!("{hosts}|{loopback_ip}")
+        } else {
+            hosts
+        }
+    };
+    let https_hosts = with_ip(domain.clone());
+    let http_hosts = with_ip(match policy {
+        HttpPolicy::Anywhere => domain,
+        HttpPolicy::LoopbackOnly => localhost,
+    });
+    let port =
+        "(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?";
+    let path = "(?:/[A-Za-z0-9._~!$&'()*+,;=:@-]*)*";
+    let name_chars = "[A-Za-z0-9._~-]";
+    let name = if lookaheads {
+        let words: Vec<String> = SECRET_LOOKING_WORDS.iter().map(|w| any_case(w)).collect();
+        let key = any_case("key");
+        let sig = any_case("sig");
+        format!(
+            "(?!{name_chars}*(?:{})|(?:{key}|{sig})(?:[=&]|$)|{name_chars}*[_-]{key}(?:[=&]|$)){name_chars}+",
+            words.join("|")
+        )
+    } else {
+        format!("{name_chars}+")
+    };
+    let pair = format!("{name}(?:={name_chars}*)?");
+    let query = format!("(?:\\?{pair}(?:&{pair})*)?");
+    format!("^(?:https://(?:{https_hosts})|http://(?:{http_hosts})){port}{path}{query}$")
+}
+
+/// A name: 1–100 characters as sent, not blank, no control characters; kept trimmed.
 pub fn name(field: &str, text: &str) -> Result<String, FieldError> {
     let trimmed = text.trim();
-    let count = trimmed.chars().count();
-    if count == 0 {
+    let count = text.chars().count();
+    if trimmed.is_empty() {
         return Err(FieldError::new(field, "the name is empty"));
     }
     if count > NAME_MAX_CHARS {
@@ -139,24 +257,25 @@ pub fn optional_text(
     text: Option<&str>,
     max_chars: usize,
 ) -> Result<Option<String>, FieldError> {
-    let Some(trimmed) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(text) = text else {
         return Ok(None);
     };
-    let count = trimmed.chars().count();
+    let count = text.chars().count();
     if count > max_chars {
         return Err(FieldError::new(
             field,
             format!("{count} characters is too long; at most {max_chars} are allowed"),
         ));
     }
-    if trimmed
+    if text
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
         return Err(FieldError::new(field, "control characters are not allowed"));
     }
-    no_bidi_controls(field, trimmed)?;
-    Ok(Some(trimmed.to_owned()))
+    no_bidi_controls(field, text)?;
+    let trimmed = text.trim();
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
 
 fn no_control_characters(field: &str, text: &str) -> Result<(), FieldError> {
@@ -238,7 +357,7 @@ mod tests {
 
     #[test]
     fn urls() {
-        let ok = |u: &str| webhook_url("url", u, HttpPolicy::LoopbackOnly).is_ok();
+        let ok = |u: &str| webhook_url("url", u, HttpPolicy::LoopbackOnly, true).is_ok();
         assert!(ok("https://example.com/hooks"));
         assert!(ok("http://127.0.0.1:9000/in"));
         assert!(ok("http://localhost/in"));
@@ -253,7 +372,43 @@ mod tests {
         assert!(!ok("https://example.com/?api_key=abc"));
         assert!(!ok("https://example.com/?Key=abc"));
         assert!(!ok("https://example.com/?client_secret=abc"));
-        assert!(webhook_url("url", "http://example.com/", HttpPolicy::Anywhere).is_ok());
+        assert!(!ok("https://93.184.216.34/hooks"), "an IP literal");
+        assert!(!ok("https://xn--a.example/"), "xn-- labels");
+        assert!(!ok("https://example.com/%41"), "percent-escapes");
+        assert!(!ok(" https://example.com/"), "white space");
+        assert!(!ok("https://example.com:65536/"), "port out of range");
+        assert!(ok("https://example.com:65535/a/b.c;d=e?x=1&y"));
+        assert!(webhook_url("url", "http://example.com/", HttpPolicy::Anywhere, false).is_ok());
+        assert!(
+            webhook_url(
+                "url",
+                "http://127.0.0.1:9000/",
+                HttpPolicy::LoopbackOnly,
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            webhook_url(
+                "url",
+                "http://localhost:9000/",
+                HttpPolicy::LoopbackOnly,
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    /// The served pattern (with lookaheads) and the server's language agree: every URL the
+    /// pattern's lookaheads exclude is refused by the server's own checks.
+    #[test]
+    fn the_served_pattern_names_what_the_lookaheads_exclude() {
+        let pattern = webhook_url_pattern(HttpPolicy::LoopbackOnly, true);
+        for word in ["[Xx][Nn]--", "[Tt][Oo][Kk][Ee][Nn]", "[Kk][Ee][Yy]"] {
+            assert!(pattern.contains(word), "{word} in {pattern}");
+        }
+        assert!(url_language(HttpPolicy::LoopbackOnly, true).is_ok());
+        assert!(url_language(HttpPolicy::Anywhere, false).is_ok());
     }
 
     #[test]

@@ -126,8 +126,31 @@ pub struct WebhookList {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecretIn {
     /// How long the previous secret keeps signing: default 86400, at most 604800 (7 days).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub grace_seconds: Option<u64>,
+}
+
+/// A non-negative integer as JSON Schema counts one: `600`, or `600.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
+                .and_then(|f| format!("{f:.0}").parse().ok())
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{number} is not a whole number of seconds of 0 or more"
+            ))
+        })
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

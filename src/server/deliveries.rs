@@ -52,10 +52,14 @@ pub async fn list(
         )
         .into());
     }
+    // An `until` at or before `since` is an empty window: an empty page.
     if let (Some(since), Some(until)) = (query.since, query.until)
         && until <= since
     {
-        return Err(FieldError::new("until", "until must be after since").into());
+        return Ok(Json(DeliveryList {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
     }
     let mut items = state.store.deliveries(&query, limit).await?;
     let next_cursor = if items.len() > limit as usize {

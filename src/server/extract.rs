@@ -67,6 +67,15 @@ where
 }
 
 pub fn parse_json<T: DeserializeOwned>(json: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from an array too (`[null, null]` as its fields in order): every
+    // body here is an object.
+    if json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the body must be a JSON object, not an array",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
     deserializer.end().map_err(|err| {

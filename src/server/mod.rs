@@ -4,6 +4,7 @@
 //! and the tests all go through it.
 
 mod auth;
+pub mod contract;
 mod deliveries;
 pub mod error;
 mod event_types;
@@ -117,6 +118,18 @@ pub enum StartError {
     WrongEncryptionKey,
 }
 
+impl AppState {
+    /// What the served OpenAPI document depends on.
+    fn contract(&self) -> contract::Configuration<'_> {
+        contract::Configuration {
+            catalog: &self.catalog,
+            http_policy: self.http_policy,
+            allow_private_destinations: self.allow_private_destinations,
+            loopback_host_only: self.allowed_hosts.is_some(),
+        }
+    }
+}
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -226,7 +239,7 @@ pub fn router(state: AppState) -> Router {
         auth::require_admin_key,
     ));
     let (router, openapi) = documented_routes(admin);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(contract::document(&openapi, &state.contract()));
     router
         .route(
             "/v1/admin/openapi.json",

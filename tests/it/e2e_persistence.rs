@@ -144,6 +144,23 @@ async fn a_catalog_file_replaces_the_built_in_one() {
         .expect("json");
     assert_eq!(types["items"][0]["name"], "invoice.paid");
     assert_eq!(types["items"].as_array().map(Vec::len), Some(1));
+    // The served document names this catalog, not the built-in one.
+    let doc: serde_json::Value = client
+        .get(format!("{}/v1/admin/openapi.json", running.base_url()))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        doc["components"]["schemas"]["EventIn"]["properties"]["type"]["enum"],
+        json!(["invoice.paid"])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["WebhookIn"]["properties"]["events"]["items"]["enum"],
+        json!(["invoice.paid", "*"])
+    );
     let refused = client
         .post(format!("{}/v1/admin/webhooks", running.base_url()))
         .bearer_auth(&admin_key)
