@@ -429,7 +429,7 @@ pub struct DeliveryQuery {
     pub event_type: Option<String>,
     /// Created at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
-    /// Created before (RFC 3339).
+    /// Created before (RFC 3339); at or before `since`, the page is empty.
     pub until: Option<DateTime<Utc>>,
     /// Class of the last HTTP answer: `2xx`, `3xx`, `4xx`, `5xx`, or `network` (tried,
     /// no answer).
@@ -451,7 +451,8 @@ pub struct QueuedDelivery {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverIn {
-    /// Resend every failed delivery created at or after this time (RFC 3339).
+    /// Resend every failed delivery created at or after this time (RFC 3339); a time in
+    /// the future finds none.
     pub since: DateTime<Utc>,
 }
 
@@ -483,7 +484,8 @@ impl StatsBucket {
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     pub webhook_id: Option<String>,
-    /// Start of the window (RFC 3339); default 24 hours ago.
+    /// Start of the window (RFC 3339); default 24 hours ago. The window holds at most 2000
+    /// buckets: an earlier `since` starts 2000 buckets ago; one in the future gives no points.
     pub since: Option<DateTime<Utc>>,
     /// `hour` (default) or `day`.
     #[param(value_type = Option<String>, example = "hour")]

@@ -96,6 +96,22 @@ impl Kept {
     }
 }
 
+impl Kept {
+    /// Drops the entries of `arrivals` whose message is gone, when they are the most.
+    fn sweep_arrivals(&mut self) {
+        let live: usize = self.inboxes.values().map(VecDeque::len).sum();
+        if self.arrivals.len() <= 2 * live + 64 {
+            return;
+        }
+        let kept: std::collections::HashSet<u64> = self
+            .inboxes
+            .values()
+            .flat_map(|messages| messages.iter().map(|(number, _)| *number))
+            .collect();
+        self.arrivals.retain(|(number, _, _)| kept.contains(number));
+    }
+}
+
 impl Inbox {
     fn record(&self, name: &str, message: InboxMessage) -> Result<()> {
         let mut kept = self.kept.lock().map_err(|_| ApiError::internal())?;
@@ -119,8 +135,10 @@ impl Inbox {
         if messages.len() > MESSAGES_PER_INBOX
             && let Some((_, dropped)) = messages.pop_back()
         {
-            // Its entry in `arrivals` stays until its turn, and is passed over then.
+            // Its entry in `arrivals` stays until its turn, and is passed over then; so
+            // that such entries cannot pile up, they are swept once they outnumber the rest.
             kept.bytes -= dropped.size();
+            kept.sweep_arrivals();
         }
         Ok(())
     }
@@ -323,6 +341,12 @@ mod tests {
         assert_eq!(kept.len(), MESSAGES_PER_INBOX);
         assert_eq!(kept[0].event_id.as_deref(), Some("evt_249"));
         assert_eq!(inbox.bytes(), MESSAGES_PER_INBOX * 10);
+        // The entries of dropped messages do not pile up.
+        for _ in 0..10_000 {
+            inbox.record("busy", message(10)).expect("recorded");
+        }
+        let arrivals = inbox.kept.lock().expect("lock").arrivals.len();
+        assert!(arrivals <= 2 * MESSAGES_PER_INBOX + 64, "{arrivals}");
         // The entries of messages the per-inbox cap dropped are passed over.
         inbox
             .record("other", message(BYTES_BUDGET - 5))

@@ -103,10 +103,12 @@ pub async fn serve(
 }
 
 /// A request body that fails once its deadline passes: a client trickling a byte at a
-/// time cannot hold a connection and a request for as long as it likes.
+/// time cannot hold a connection and a request for as long as it likes. The timer is set
+/// only when the body makes the request wait: most bodies arrive with their headers.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
 }
 
@@ -114,7 +116,8 @@ impl DeadlineBody {
     fn new(inner: Incoming, timeout: Duration) -> Self {
         Self {
             inner,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline: tokio::time::Instant::now() + timeout,
+            timer: None,
             timeout,
         }
     }
@@ -136,7 +139,11 @@ impl HttpBody for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut(self.timeout))))),
             Poll::Pending => Poll::Pending,
         }
