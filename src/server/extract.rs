@@ -57,11 +57,9 @@ where
                 )
             }
         })?;
-        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        // No body at all is `{}` (the document marks such bodies optional where every
+        // field is); anything else must be JSON, white space alone included.
+        let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
         parse_json(json).map(ApiJson)
     }
 }
