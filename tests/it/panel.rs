@@ -600,13 +600,22 @@ fn bulk_resend_of_every_failed_delivery_ends_with_all_delivered() {
     panel.click("↻ Resend 3 selected");
     panel.step_until_label("✔ All 3 queued again");
     panel.step_until_label("No failed deliveries. All caught up.");
-    let succeeded = panel
-        .runtime
-        .block_on(client.deliveries(&DeliveryQuery {
-            status: Some(DeliveryStatus::Succeeded),
-            ..DeliveryQuery::default()
-        }))
-        .expect("listed");
+    // Resent deliveries leave the failed view as soon as they are queued again: wait
+    // (bounded) for their attempts to be recorded.
+    let succeeded = panel.runtime.block_on(crate::support::wait_for(
+        "the three resent deliveries to succeed",
+        Duration::from_secs(20),
+        || async {
+            let page = client
+                .deliveries(&DeliveryQuery {
+                    status: Some(DeliveryStatus::Succeeded),
+                    ..DeliveryQuery::default()
+                })
+                .await
+                .ok()?;
+            (page.items.len() == 3).then_some(page)
+        },
+    ));
     assert_eq!(succeeded.items.len(), 3);
     assert_eq!(
         receiver.received("/bulk").len(),
