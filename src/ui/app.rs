@@ -419,9 +419,14 @@ impl App {
     /// Applies what the profile manager asked for.
     fn apply_profile_action(&mut self, action: ProfileAction) {
         match action {
-            ProfileAction::Save { profile, admin_key } => {
+            ProfileAction::Save {
+                profile,
+                admin_key,
+                renamed_from,
+            } => {
                 let name = profile.name.clone();
-                match self.state.profiles.iter_mut().find(|p| p.name == name) {
+                let replaced = renamed_from.as_deref().unwrap_or(&name);
+                match self.state.profiles.iter_mut().find(|p| p.name == replaced) {
                     Some(existing) => existing.clone_from(&profile),
                     None => self.state.profiles.push(profile.clone()),
                 }
@@ -430,15 +435,26 @@ impl App {
                 let keychain = Arc::clone(&self.keychain);
                 self.start_connecting(Target::Remote(name.clone()), async move {
                     let keychain = open_keychain(keychain).await;
-                    if let Some(key) = admin_key {
-                        connection::save_admin_key(keychain.clone(), name, key)
-                            .await
-                            .map_err(|err| {
-                                format!(
-                                    "The admin key could not be saved to the OS keychain: {err}"
-                                )
-                            })?;
-                    }
+                    let saved = match (admin_key, renamed_from) {
+                        (Some(key), renamed_from) => {
+                            match connection::save_admin_key(keychain.clone(), name, key).await {
+                                Ok(()) => match renamed_from {
+                                    Some(old) => {
+                                        connection::forget_admin_key(keychain.clone(), old).await
+                                    }
+                                    None => Ok(()),
+                                },
+                                Err(err) => Err(err),
+                            }
+                        }
+                        (None, Some(old)) => {
+                            connection::move_admin_key(keychain.clone(), old, name).await
+                        }
+                        (None, None) => Ok(()),
+                    };
+                    saved.map_err(|err| {
+                        format!("The admin key could not be saved to the OS keychain: {err}")
+                    })?;
                     connection::remote(keychain, profile).await
                 });
             }

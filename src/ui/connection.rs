@@ -156,6 +156,30 @@ pub async fn save_admin_key(
         .map_err(|err| err.to_string())
 }
 
+/// Moves a renamed profile's admin key to its new name.
+pub async fn move_admin_key(
+    keychain: Result<Keychain, KeychainError>,
+    from: String,
+    to: String,
+) -> Result<(), String> {
+    let keychain = keychain.map_err(|err| err.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        let key = keychain
+            .get(&Account::admin_key(&from))
+            .map_err(|err| err.to_string())?
+            .ok_or_else(|| format!("the keychain holds no admin key for {from}"))?;
+        keychain
+            .set(&Account::admin_key(&to), &key)
+            .map_err(|err| err.to_string())?;
+        keychain
+            .delete(&Account::admin_key(&from))
+            .map(drop)
+            .map_err(|err| err.to_string())
+    })
+    .await
+    .map_err(|err| err.to_string())?
+}
+
 /// Forgets a profile's admin key.
 pub async fn forget_admin_key(
     keychain: Result<Keychain, KeychainError>,

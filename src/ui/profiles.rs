@@ -14,6 +14,9 @@ pub enum ProfileAction {
     Save {
         profile: RemoteProfile,
         admin_key: Option<Zeroizing<String>>,
+        /// The profile's name before this edit, when the edit renames it: its entry is
+        /// replaced, and its admin key moves to the new name.
+        renamed_from: Option<String>,
     },
     Remove(String),
 }
@@ -99,9 +102,11 @@ impl ProfileForm {
         let admin_key = (!self.admin_key.trim().is_empty())
             .then(|| Zeroizing::new(self.admin_key.trim().to_owned()));
         self.admin_key = Zeroizing::default();
+        let renamed_from = self.editing.clone().filter(|old| *old != name);
         Some(ProfileAction::Save {
             profile: RemoteProfile { name, base_url },
             admin_key,
+            renamed_from,
         })
     }
 }
@@ -257,5 +262,26 @@ mod tests {
         for fine in ["https://hooks.example.com", "http://127.0.0.1:8790"] {
             assert!(form(fine).submit(&[]).is_some(), "{fine}");
         }
+    }
+
+    #[test]
+    fn an_edit_that_changes_the_name_says_which_profile_it_renames() {
+        let existing = RemoteProfile {
+            name: "staging".to_owned(),
+            base_url: "https://hooks.example.com".to_owned(),
+        };
+        let mut renamed = ProfileForm::edit(&existing);
+        renamed.name = "production".to_owned();
+        let Some(ProfileAction::Save { renamed_from, .. }) =
+            renamed.submit(std::slice::from_ref(&existing))
+        else {
+            panic!("saved");
+        };
+        assert_eq!(renamed_from.as_deref(), Some("staging"));
+        let mut kept = ProfileForm::edit(&existing);
+        let Some(ProfileAction::Save { renamed_from, .. }) = kept.submit(&[existing]) else {
+            panic!("saved");
+        };
+        assert_eq!(renamed_from, None);
     }
 }

@@ -552,6 +552,56 @@ fn a_remote_profile_connects_with_its_admin_key_kept_in_the_keychain() {
         "remote services host no inbox"
     );
 
+    // A rename keeps the admin key: it moves in the keychain with the profile, and the
+    // profile stays one.
+    panel.click("Profiles…");
+    panel.click("Edit");
+    panel.type_into("Profile name", "-renamed");
+    panel.click("Save and connect");
+    // (The text goes in where the click put the cursor: the new name holds "-renamed".)
+    panel.step_until("the renamed profile to connect", |app| {
+        app.is_ready()
+            && app
+                .persisted_state()
+                .active_profile
+                .as_deref()
+                .is_some_and(|name| name != profile && name.contains("-renamed"))
+    });
+    let renamed = panel
+        .harness
+        .state()
+        .persisted_state()
+        .active_profile
+        .clone()
+        .expect("a remote profile is active");
+    panel.step_until_label("Kept in PostgreSQL");
+    let moved = panel
+        .keychain
+        .get(&Account::admin_key(&renamed))
+        .expect("keychain readable")
+        .map(|key| key.to_string());
+    assert_eq!(
+        moved.as_deref(),
+        Some("hpk_remote_right_key_0123456789abcdef")
+    );
+    assert_eq!(
+        panel
+            .keychain
+            .get(&Account::admin_key(&profile))
+            .expect("keychain readable"),
+        None,
+        "the old name's key is gone"
+    );
+    let names: Vec<&str> = panel
+        .harness
+        .state()
+        .persisted_state()
+        .profiles
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, [renamed.as_str()]);
+
     // An unreachable service is explained too.
     panel.click("Profiles…");
     panel.type_into("Profile name", "nowhere");
