@@ -105,7 +105,8 @@ struct ServeArgs {
     #[arg(long, env = "HOOKPANEL_EVENT_TYPES")]
     event_types: Option<PathBuf>,
 
-    /// Delay before each attempt of a delivery; after the last, it fails.
+    /// One entry per attempt of a delivery: the first at once (0s), each later one that
+    /// long after the previous; after the last, it fails.
     #[arg(long, env = "HOOKPANEL_RETRY_SCHEDULE", default_value = dispatch::DEFAULT_RETRY_SCHEDULE,
           value_parser = dispatch::parse_schedule)]
     retry_schedule: Schedule,

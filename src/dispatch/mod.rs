@@ -36,7 +36,8 @@ pub const WEBHOOK_FAILED_EVENT: &str = "webhook.failed";
 
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
-    /// Delay before each attempt of a cycle: the first is usually 0 (at once).
+    /// One entry per attempt of a cycle: the first is 0 (at once; `parse_schedule` refuses
+    /// anything else), each later one the delay after the previous attempt.
     pub retry_schedule: Vec<Duration>,
     pub attempt_timeout: Duration,
     /// Redirects followed per attempt; one more fails the attempt.
@@ -84,7 +85,8 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// Parses `0s,5s,5m,30m,2h` into delays.
+/// Parses `0s,5s,5m,30m,2h` into delays: the first attempt (at once, so `0s`), then the
+/// delay before each retry.
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
     let schedule = text
         .split(',')
@@ -97,8 +99,17 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if schedule.is_empty() {
-        return Err("the retry schedule needs at least one entry".to_owned());
+    match schedule.first() {
+        None => return Err("the retry schedule needs at least one entry".to_owned()),
+        // A new delivery goes to the dispatcher as it is stored: its first attempt is made
+        // at once, and the schedule says so rather than promise a delay it would not keep.
+        Some(first) if !first.is_zero() => {
+            return Err(format!(
+                "the first entry is the first attempt, which is made at once: start the schedule with 0s, not {}",
+                humantime::format_duration(*first)
+            ));
+        }
+        Some(_) => {}
     }
     Ok(schedule)
 }
@@ -761,6 +772,12 @@ mod tests {
         assert_eq!(schedule[1], Duration::from_secs(5));
         assert_eq!(schedule[7], Duration::from_secs(36_000));
         assert!(parse_schedule("1s,nope").is_err());
+        let delayed = parse_schedule("5s,1m").expect_err("a first attempt later than at once");
+        assert!(delayed.contains("start the schedule with 0s"), "{delayed}");
+        assert_eq!(
+            parse_schedule("0s,1m"),
+            Ok(vec![Duration::ZERO, Duration::from_secs(60)])
+        );
     }
 
     #[test]
