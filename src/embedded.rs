@@ -76,6 +76,7 @@ fn config(
         },
         inbox: true,
         http: Default::default(),
+        wrong_key_burst: server::FAILED_KEYS_BURST,
         loopback_host_only: true,
     }
 }

@@ -134,6 +134,12 @@ struct ServeArgs {
     #[arg(long, env = "HOOKPANEL_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
+
+    /// Wrong or missing admin keys one client address may send at once before it gets 429
+    /// with Retry-After (then 10 a second). A valid key is never limited.
+    #[arg(long, env = "HOOKPANEL_WRONG_KEY_BURST", default_value_t = server::FAILED_KEYS_BURST,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    wrong_key_burst: u32,
 }
 
 /// clap needs a named type for a parsed list.
@@ -220,6 +226,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         inbox: false,
         loopback_host_only: false,
+        wrong_key_burst: args.wrong_key_burst,
         http: HttpLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..HttpLimits::default()

@@ -125,6 +125,14 @@ impl Default for FailedKeyLimiter {
 }
 
 impl FailedKeyLimiter {
+    /// [`FAILED_KEYS_PER_SECOND`] a second after a burst of `burst`.
+    pub fn with_burst(burst: u32) -> Self {
+        Self {
+            burst: burst.max(1),
+            ..Self::default()
+        }
+    }
+
     /// Counts a failed attempt from `client` at `now`; `Err` with how long until one more
     /// is allowed when its budget is spent (the refused attempt is not counted).
     pub fn fail(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {

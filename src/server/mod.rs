@@ -39,6 +39,7 @@ use crate::dispatch::{DeliveryConfig, DispatchHandle, Dispatcher};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::validate::HttpPolicy;
 
+pub use auth::FAILED_KEYS_BURST;
 pub use deliveries::MAX_PAGE as MAX_DELIVERY_PAGE;
 pub use listen::{DEFAULT_MAX_CONNECTIONS, HttpLimits};
 pub use webhooks::{DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
@@ -79,6 +80,9 @@ pub struct ServiceConfig {
     pub inbox: bool,
     /// Connection cap and read timeouts.
     pub http: HttpLimits,
+    /// Wrong admin keys one client address may send at once before it gets 429 (then
+    /// 10 a second).
+    pub wrong_key_burst: u32,
     /// Answer only requests whose `Host` is `127.0.0.1:<port>` or `localhost:<port>`: a
     /// service on loopback for one user (the embedded one), which a web page in that
     /// user's browser must not reach by DNS rebinding.
@@ -423,7 +427,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         admin_key_digest: admin_key_digest.into(),
         dispatch: dispatcher.handle(),
         inbox: config.inbox.then(inbox::Inbox::default),
-        failed_keys: Arc::default(),
+        failed_keys: Arc::new(auth::FailedKeyLimiter::with_burst(config.wrong_key_burst)),
         allowed_hosts: None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

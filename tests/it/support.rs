@@ -46,6 +46,7 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         delivery: test_delivery_config(),
         inbox: false,
         http: Default::default(),
+        wrong_key_burst: server::FAILED_KEYS_BURST,
         loopback_host_only: false,
     }
 }
