@@ -1,6 +1,7 @@
 //! Request extractors whose rejections speak the API's error format.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -13,7 +14,7 @@ pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 /// A JSON body. An empty body reads as `{}`, so optional bodies need no special case.
 /// Whether reading the body failed on its deadline (see `listen::DeadlineBody`).
-fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+fn timed_out(rejection: &BytesRejection) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
     while let Some(error) = cause {
         if error.is::<super::listen::BodyTimedOut>() {
@@ -22,6 +23,30 @@ fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
         cause = error.source();
     }
     false
+}
+
+/// Why a body could not be read: too large for `limit` (413), too slow (408), or broken
+/// off (400).
+pub fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    } else if timed_out(rejection) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            rejection.body_text(),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            rejection.body_text(),
+        )
+    }
 }
 
 /// Errors name the offending field: type errors by their path, unknown and missing
@@ -36,27 +61,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is larger than {BODY_LIMIT_BYTES} bytes"),
-                )
-            } else if timed_out(&rejection) {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    rejection.body_text(),
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    rejection.body_text(),
-                )
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| body_error(&rejection, BODY_LIMIT_BYTES))?;
         // No body at all is `{}` (the document marks such bodies optional where every
         // field is); anything else must be JSON, white space alone included.
         let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };

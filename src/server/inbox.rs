@@ -239,21 +239,7 @@ pub async fn receive(
         .inbox
         .as_ref()
         .ok_or_else(|| ApiError::not_found("no such route"))?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("an inbox takes bodies of at most {BODY_MAX_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                rejection.body_text(),
-            )
-        }
-    })?;
+    let body = body.map_err(|rejection| super::extract::body_error(&rejection, BODY_MAX_BYTES))?;
     let verification = verify(&state, &name, headers.clone(), body.clone()).await;
     let envelope: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let text_of = |key: &str| {
