@@ -13,7 +13,6 @@ use crate::api::{
     Webhook, WebhookIn, WebhookList, WebhookPatch,
 };
 use crate::crypto;
-use crate::dispatch;
 use crate::store::{self, NewEvent, NewWebhook, SecretRotation, WebhookChanges};
 use crate::validate::{self, DESCRIPTION_MAX_CHARS, FieldError, OWNER_MAX_CHARS};
 
@@ -26,22 +25,19 @@ fn missing_webhook(id: &str) -> impl FnOnce() -> String + '_ {
     move || format!("there is no webhook with id {id:?}")
 }
 
-/// Register a webhook. The answer carries its signing secret, shown this once.
-/// A webhook URL as this service accepts it: its scheme under the http policy, and an IP
-/// literal host only where deliveries may go (names are checked at each delivery, after
-/// DNS).
+/// A webhook URL as this service takes it, under its http policy and whether private
+/// destinations are allowed. The language admits no IP literal but loopback, and that only
+/// where the delivery guard allows it; names are checked at each delivery, after DNS.
 fn destination(state: &AppState, text: &str) -> std::result::Result<url::Url, FieldError> {
-    let url = validate::webhook_url(
+    validate::webhook_url(
         "url",
         text,
         state.http_policy,
         state.allow_private_destinations,
-    )?;
-    dispatch::guard::check_url(&url, state.allow_private_destinations)
-        .map_err(|refused| FieldError::new("url", refused.to_string()))?;
-    Ok(url)
+    )
 }
 
+/// Register a webhook. The answer carries its signing secret, shown this once.
 #[utoipa::path(
     post, path = "/webhooks", tag = "webhooks",
     request_body = WebhookIn,
