@@ -116,7 +116,6 @@ fn main() {
             next_cursor: None,
         }),
         &remote,
-        &mut commands,
     );
     assert!(loaded.is_ok());
     let start = Instant::now();

@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
-//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour
+//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|resend
 //!
 //! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
 //! admin URL: each service gets a database of its own, dropped afterwards) runs the
@@ -40,6 +40,7 @@ struct Sizes {
     neighbour_events: usize,
     rate_requests: usize,
     paging_rows: usize,
+    resend_rows: usize,
 }
 
 fn binary() -> String {
@@ -911,9 +912,9 @@ async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
     });
 }
 
-/// Writes `total` finished deliveries (one in ten failed) over four webhooks straight
-/// into the database, as a long-running service would have accumulated them.
-async fn fill(db: &Path, webhooks: &[String], total: usize) {
+/// Writes `total` finished deliveries (one in `failed_every` failed) over `webhooks`
+/// straight into the database, as a long-running service would have accumulated them.
+async fn fill(db: &Path, webhooks: &[String], total: usize, failed_every: usize) {
     use sqlx::{Connection as _, QueryBuilder, Sqlite};
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
@@ -941,7 +942,7 @@ async fn fill(db: &Path, webhooks: &[String], total: usize) {
             .flat_map(|&n| (0..per_event).map(move |w| (n, w)))
             .collect();
         insert.push_values(pairs, |mut row, (n, w)| {
-            let failed = (n + w) % 10 == 0;
+            let failed = (n + w) % failed_every == 0;
             let at = now - (events - n) as i64 * 100;
             row.push_bind(format!(
                 "dlv_{}",
@@ -984,7 +985,7 @@ async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
         ids
     };
     let filled = Instant::now();
-    fill(&db, &webhooks, sizes.paging_rows).await;
+    fill(&db, &webhooks, sizes.paging_rows, 10).await;
     let fill_time = filled.elapsed();
     let service = Service::start(&db);
     let time_page = |query: String| {
@@ -1039,6 +1040,126 @@ async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
     }
 }
 
+/// After an outage: `failed` failed deliveries queued again by one `POST
+/// /deliveries/resend` with a filter, to a receiver that answers 204 again, while `POST
+/// /events` to another webhook runs at 500 a second beside it.
+async fn bulk_resend(failed: usize, rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let client = reqwest::Client::new();
+    let (addr, arrivals) = start_receiver().await;
+    let webhooks = {
+        let service = Service::start(&db);
+        vec![
+            create_webhook(
+                &client,
+                &service,
+                "Recovered",
+                &format!("http://{addr}/recovered"),
+            )
+            .await,
+        ]
+    };
+    fill(&db, &webhooks, failed, 1).await;
+    let service = Arc::new(Service::start(&db));
+    create_webhook_for(
+        &client,
+        &service,
+        "Healthy",
+        &format!("http://{addr}/healthy"),
+        "payment.received",
+    )
+    .await;
+    for n in 0..100 {
+        emit_type(&client, &service, "payment.received", &format!("warm-{n}")).await;
+    }
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let emitter = {
+        let (client, service, running) =
+            (client.clone(), Arc::clone(&service), Arc::clone(&running));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_millis(2));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut emits = Vec::new();
+            let began = Instant::now();
+            let mut n = 0;
+            while running.load(Ordering::Relaxed) && began.elapsed() < SCENARIO_LIMIT {
+                ticker.tick().await;
+                let started = Instant::now();
+                let took = emit_type(
+                    &client,
+                    &service,
+                    "payment.received",
+                    &format!("beside-{n}"),
+                )
+                .await;
+                emits.push((started, took));
+                n += 1;
+            }
+            emits
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    let resent: Value = client
+        .post(service.url("/deliveries/resend"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"filter": {"status": "failed"}}))
+        .timeout(SCENARIO_LIMIT)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("bulk resend")
+        .json()
+        .await
+        .expect("json");
+    let answered = Instant::now();
+    let took = answered - asked;
+    assert_eq!(resent["queued"], failed, "{resent}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.store(false, Ordering::Relaxed);
+    let emits = emitter.await.expect("emitter");
+    let mut before: Vec<Duration> = emits
+        .iter()
+        .filter(|(at, _)| *at < asked)
+        .map(|(_, took)| *took)
+        .collect();
+    let mut during: Vec<Duration> = emits
+        .iter()
+        .filter(|(at, _)| (asked..answered).contains(at))
+        .map(|(_, took)| *took)
+        .collect();
+    before.sort_unstable();
+    during.sort_unstable();
+    let limit = Instant::now() + SCENARIO_LIMIT;
+    let expected = failed + 100 + emits.len();
+    while arrivals.count.load(Ordering::Relaxed) < expected && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = asked.elapsed();
+    rows.push(Row {
+        what: format!(
+            "POST /deliveries/resend, filter status=failed: {failed} failed deliveries queued in"
+        ),
+        figure: format!("{:.2} s", took.as_secs_f64()),
+        target: "≤ 2 s (100 000)",
+    });
+    rows.push(Row {
+        what: format!(
+            "POST /events beside it at 500/s: p50 / p99 during ({} emits); before ({})",
+            during.len(),
+            before.len()
+        ),
+        figure: format!("{}; {}", p50_p99(&during, 2), p50_p99(&before, 2)),
+        target: "",
+    });
+    rows.push(Row {
+        what: format!("… and every one of the {failed} delivered (204) within"),
+        figure: format!("{:.1} s", delivered.as_secs_f64()),
+        target: "",
+    });
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
@@ -1048,6 +1169,7 @@ fn main() {
             neighbour_events: 2_000,
             rate_requests: 1_000,
             paging_rows: 100_000,
+            resend_rows: 20_000,
         }
     } else {
         Sizes {
@@ -1056,6 +1178,7 @@ fn main() {
             neighbour_events: 10_000,
             rate_requests: 5_000,
             paging_rows: 1_000_000,
+            resend_rows: 100_000,
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1072,7 +1195,14 @@ fn main() {
         .map(String::as_str);
     // The scenarios that fill or read the SQLite file directly run on SQLite only.
     let on_postgres = std::env::var(POSTGRES_ADMIN).is_ok();
-    let sqlite_only = ["paging", "outage", "outage-422", "outage-500", "neighbour"];
+    let sqlite_only = [
+        "paging",
+        "outage",
+        "outage-422",
+        "outage-500",
+        "neighbour",
+        "resend",
+    ];
     let runs = |scenario: &str| {
         only.is_none_or(|o| o == scenario) && !(on_postgres && sqlite_only.contains(&scenario))
     };
@@ -1113,6 +1243,9 @@ fn main() {
         }
         if runs("neighbour") {
             noisy_neighbour(sizes.neighbour_events, &mut rows).await;
+        }
+        if runs("resend") {
+            bulk_resend(sizes.resend_rows, &mut rows).await;
         }
     });
     println!("| measurement | result | target |");

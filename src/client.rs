@@ -10,10 +10,10 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use crate::api::{
-    CreatedWebhook, Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EmittedEvent, ErrorBody,
-    EventIn, EventType, EventTypeList, Health, QueuedDelivery, RecoverIn, Recovered,
-    RotateSecretIn, RotatedSecret, StatsPoint, StatsQuery, Webhook, WebhookIn, WebhookList,
-    WebhookPatch,
+    BulkResendIn, BulkResent, CreatedWebhook, Delivery, DeliveryDetail, DeliveryList,
+    DeliveryQuery, EmittedEvent, ErrorBody, EventIn, EventType, EventTypeList, Health,
+    QueuedDelivery, RecoverIn, Recovered, RotateSecretIn, RotatedSecret, StatsPoint, StatsQuery,
+    Webhook, WebhookIn, WebhookList, WebhookPatch,
 };
 
 /// Why a call failed, in words an operator can act on.
@@ -241,6 +241,13 @@ impl Client {
             None::<&()>,
         )
         .await
+    }
+
+    /// Queues many deliveries again in one request (`POST /deliveries/resend`), or with
+    /// `dry_run` answers what that would do.
+    pub async fn resend_many(&self, input: &BulkResendIn) -> Result<BulkResent> {
+        self.call(Method::POST, "/v1/admin/deliveries/resend", Some(input))
+            .await
     }
 
     /// What a test inbox of the embedded service received.

@@ -443,6 +443,158 @@ pub struct DeliveryQuery {
     pub limit: Option<u32>,
 }
 
+/// The deliveries a bulk resend covers: the filters of `GET /deliveries`, with the same
+/// meaning. No condition at all covers the whole history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeliveryStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339); at or before `since`, nothing is covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Class of the last HTTP answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodeClass>,
+    /// An event id or delivery id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+}
+
+impl DeliveryFilter {
+    /// The same filter as a query of `GET /deliveries`, from its first page.
+    pub fn query(&self) -> DeliveryQuery {
+        DeliveryQuery {
+            webhook_id: self.webhook_id.clone(),
+            status: self.status,
+            event_type: self.event_type.clone(),
+            since: self.since,
+            until: self.until,
+            code: self.code,
+            q: self.q.clone(),
+            cursor: None,
+            limit: None,
+        }
+    }
+
+    /// The filter of a `GET /deliveries` query: its page and cursor left out.
+    pub fn of(query: &DeliveryQuery) -> Self {
+        Self {
+            webhook_id: query.webhook_id.clone(),
+            status: query.status,
+            event_type: query.event_type.clone(),
+            since: query.since,
+            until: query.until,
+            code: query.code,
+            q: query.q.clone(),
+        }
+    }
+}
+
+/// Most ids one `POST /deliveries/resend` names.
+pub const BULK_RESEND_MAX_IDS: usize = 10_000;
+
+/// `POST /deliveries/resend` body: exactly one of `ids` and `filter`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkResendIn {
+    /// 1 to 10 000 delivery ids.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ids: Option<Vec<String>>,
+    /// Every delivery `GET /deliveries` lists with these filters.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter: Option<DeliveryFilter>,
+    /// Change nothing; answer what a resend would do now (the panel's confirmation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// A field that, when given, holds a value: `null` is refused, as the document says.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Why a bulk resend left a delivery as it was.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// An attempt is under way; resend it once that has finished.
+    InFlight,
+    /// Its webhook is deleted.
+    WebhookGone,
+    /// Its webhook is inactive; activate it first.
+    WebhookInactive,
+    /// No delivery has this id.
+    NotFound,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InFlight => "in_flight",
+            Self::WebhookGone => "webhook_gone",
+            Self::WebhookInactive => "webhook_inactive",
+            Self::NotFound => "not_found",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SkippedDelivery {
+    pub id: String,
+    pub reason: SkipReason,
+}
+
+/// `POST /deliveries/resend` answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BulkResent {
+    /// Deliveries queued for a new attempt now, each with a fresh retry cycle.
+    pub queued: u64,
+    /// Deliveries left as they were, and why: the first 1000 of them.
+    pub skipped: Vec<SkippedDelivery>,
+    /// How many were skipped in all; more than `skipped` holds when that list was cut.
+    pub skipped_total: u64,
+    /// `queued` per webhook id.
+    pub queued_by_webhook: std::collections::BTreeMap<String, u64>,
+}
+
+impl BulkResent {
+    /// Adds the answer to another part of the same resend.
+    pub fn add(&mut self, other: Self) {
+        self.queued += other.queued;
+        self.skipped_total += other.skipped_total;
+        let room = BULK_RESEND_MAX_LISTED_SKIPS.saturating_sub(self.skipped.len());
+        self.skipped.extend(other.skipped.into_iter().take(room));
+        for (webhook_id, queued) in other.queued_by_webhook {
+            *self.queued_by_webhook.entry(webhook_id).or_default() += queued;
+        }
+    }
+}
+
+/// Most entries `BulkResent::skipped` lists.
+pub const BULK_RESEND_MAX_LISTED_SKIPS: usize = 1000;
+
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueuedDelivery {
     pub delivery_id: String,

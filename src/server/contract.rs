@@ -213,6 +213,40 @@ fn constrain_schemas(doc: &mut Value, config: &Configuration<'_>) {
             &json!({"pattern": EVENT_ID_PATTERN, "maxLength": EVENT_ID_MAX_CHARS}),
         );
     }
+    if let Some(bulk) = schemas.get_mut("BulkResendIn") {
+        // Exactly one of the two: a shape the annotations cannot say.
+        let description = bulk.get("description").cloned().unwrap_or(Value::Null);
+        let dry_run = bulk
+            .pointer("/properties/dry_run")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "boolean"}));
+        *bulk = json!({
+            "description": description,
+            "oneOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["ids"],
+                    "properties": {"ids": {
+                        "description": "1 to 10 000 delivery ids",
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": crate::api::BULK_RESEND_MAX_IDS,
+                        "items": {"type": "string"},
+                    }, "dry_run": dry_run},
+                },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["filter"],
+                    "properties": {
+                        "filter": {"$ref": "#/components/schemas/DeliveryFilter"},
+                        "dry_run": dry_run,
+                    },
+                },
+            ],
+        });
+    }
     if let Some(grace) = schemas
         .get_mut("RotateSecretIn")
         .and_then(|s| s.pointer_mut("/properties/grace_seconds"))

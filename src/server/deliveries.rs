@@ -6,13 +6,18 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::error::{ApiError, OrNotFound as _, Result};
-use super::extract::ApiQuery;
-use crate::api::{Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use crate::api::{
+    BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryList,
+    DeliveryQuery, ErrorBody,
+};
 use crate::store::StoreError;
 use crate::validate::FieldError;
 
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 500;
+/// Largest body of `POST /deliveries/resend`: 10 000 ids of 30 characters fit.
+pub const BULK_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 fn missing_delivery(id: &str) -> impl FnOnce() -> String + '_ {
     move || format!("there is no delivery with id {id:?}")
@@ -120,4 +125,56 @@ pub async fn resend(
     };
     state.dispatch.wake();
     Ok((StatusCode::ACCEPTED, Json(delivery)))
+}
+
+/// Queues many deliveries again at once, each with a fresh retry cycle: those named by
+/// `ids`, or every one `GET /deliveries` lists for `filter`, with no cap. Deliveries an
+/// attempt holds, and those of inactive or deleted webhooks, are skipped and listed.
+/// The writes go in chunks of 500, so other traffic goes on meanwhile.
+#[utoipa::path(
+    post, path = "/deliveries/resend", tag = "deliveries",
+    request_body = BulkResendIn,
+    responses(
+        (status = 202, description = "Queued", body = BulkResent),
+        (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn resend_many(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<BulkResendIn, BULK_BODY_LIMIT_BYTES>,
+) -> Result<(StatusCode, Json<BulkResent>)> {
+    let resent = match (input.ids, input.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > BULK_RESEND_MAX_IDS {
+                return Err(FieldError::new(
+                    "ids",
+                    format!(
+                        "name 1 to {BULK_RESEND_MAX_IDS} deliveries (got {}); for more, pass a filter",
+                        ids.len()
+                    ),
+                )
+                .into());
+            }
+            state.store.resend_ids(&ids, input.dry_run).await?
+        }
+        (None, Some(filter)) => match (filter.since, filter.until) {
+            // An `until` at or before `since` is an empty window.
+            (Some(since), Some(until)) if until <= since => BulkResent::default(),
+            _ => state.store.resend_matching(&filter, input.dry_run).await?,
+        },
+        (Some(_), Some(_)) => {
+            return Err(FieldError::new("filter", "give ids or a filter, not both").into());
+        }
+        (None, None) => {
+            return Err(FieldError::new(
+                "ids",
+                "give ids (1 to 10 000 delivery ids) or a filter (as GET /deliveries takes)",
+            )
+            .into());
+        }
+    };
+    if resent.queued > 0 && !input.dry_run {
+        state.dispatch.wake();
+    }
+    Ok((StatusCode::ACCEPTED, Json(resent)))
 }

@@ -50,10 +50,11 @@ pub fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
 }
 
 /// Errors name the offending field: type errors by their path, unknown and missing
-/// fields by name.
-pub struct ApiJson<T>(pub T);
+/// fields by name. `LIMIT` is the body limit the route's `DefaultBodyLimit` sets, named
+/// in a 413's message.
+pub struct ApiJson<T, const LIMIT: usize = BODY_LIMIT_BYTES>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<S, T, const LIMIT: usize> FromRequest<S> for ApiJson<T, LIMIT>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -63,7 +64,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|rejection| body_error(&rejection, BODY_LIMIT_BYTES))?;
+            .map_err(|rejection| body_error(&rejection, LIMIT))?;
         // No body at all is `{}` (the document marks such bodies optional where every
         // field is); anything else must be JSON, white space alone included.
         let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };

@@ -216,6 +216,11 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::get))
         .routes(routes!(deliveries::resend))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(deliveries::resend_many))
+                .layer(DefaultBodyLimit::max(deliveries::BULK_BODY_LIMIT_BYTES)),
+        )
         .routes(routes!(stats::get))
         .routes(routes!(inbox::list))
 }

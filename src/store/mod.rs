@@ -141,11 +141,14 @@ enum Backend {
 macro_rules! on_backend {
     ($store:expr, $db:ident => $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite($db) => $body,
-            Backend::Postgres($db) => $body,
+            $crate::store::Backend::Sqlite($db) => $body,
+            $crate::store::Backend::Postgres($db) => $body,
         }
     };
 }
+
+// Uses `on_backend!`, so declared after it.
+mod resend;
 
 /// What this process keeps beside the database, whatever the backend.
 #[derive(Debug, Default)]

@@ -7,9 +7,9 @@ use super::model::{AttemptHistoryRow, CountsRow, DeliveryRow, millis};
 use super::{Result, StoreError};
 use crate::api::{Attempt, CodeClass, Delivery, DeliveryQuery};
 
-/// The filters, keyset and limit of a page of deliveries, after `WHERE 1 = 1`: the same
-/// SQL on both backends, bound by each one's builder.
-fn push_delivery_filters<DB>(sql: &mut QueryBuilder<DB>, query: &DeliveryQuery, limit: u32)
+/// The filters and keyset of a page of deliveries, after `WHERE 1 = 1`: the same SQL on
+/// both backends, bound by each one's builder.
+fn push_delivery_conditions<DB>(sql: &mut QueryBuilder<DB>, query: &DeliveryQuery)
 where
     DB: sqlx::Database,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -53,8 +53,18 @@ where
     if let Some(cursor) = &query.cursor {
         sql.push(" AND id < ").push_bind(cursor.clone());
     }
-    sql.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+}
+
+/// [`push_delivery_conditions`], newest first, `limit` rows.
+fn push_delivery_page<DB>(sql: &mut QueryBuilder<DB>, query: &DeliveryQuery, limit: i64)
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    push_delivery_conditions(sql, query);
+    sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
 }
 
 /// The hourly counts summed per bucket of `width`, after `SELECT (hour_start / `.
@@ -140,7 +150,7 @@ where
     Ok((delivery, data, attempts))
 }
 
-/// A page of deliveries, newest first (see [`push_delivery_filters`]).
+/// A page of deliveries, newest first, and one more (see [`push_delivery_conditions`]).
 pub(super) async fn deliveries<DB>(
     pool: &sqlx::Pool<DB>,
     query: &DeliveryQuery,
@@ -160,7 +170,7 @@ where
         delivery_columns!(),
         " FROM deliveries WHERE 1 = 1"
     ));
-    push_delivery_filters(&mut sql, query, limit);
+    push_delivery_page(&mut sql, query, i64::from(limit) + 1);
     let rows: Vec<DeliveryRow> = sql.build_query_as().fetch_all(pool).await?;
     rows.into_iter().map(Delivery::try_from).collect()
 }
@@ -183,4 +193,98 @@ where
     let mut sql: QueryBuilder<DB> = QueryBuilder::new("SELECT (hour_start / ");
     push_stats_query(&mut sql, webhook_id, start, width);
     Ok(sql.build_query_as().fetch_all(pool).await?)
+}
+
+/// A delivery as a bulk resend sees it: whether an attempt holds it, and whether its
+/// webhook takes deliveries.
+#[derive(sqlx::FromRow)]
+pub(super) struct ResendCandidate {
+    pub id: String,
+    pub webhook_id: String,
+    pub lease_until: Option<i64>,
+    /// `active`, `inactive` or `gone`.
+    pub webhook_state: String,
+}
+
+/// The columns of a [`ResendCandidate`], from `deliveries`.
+const CANDIDATE_COLUMNS: &str = "SELECT id, webhook_id, lease_until, \
+     COALESCE((SELECT CASE WHEN w.deleted_at IS NOT NULL THEN 'gone' \
+                           WHEN w.is_active THEN 'active' ELSE 'inactive' END \
+               FROM webhooks w WHERE w.id = deliveries.webhook_id), 'gone') AS webhook_state \
+     FROM deliveries WHERE ";
+
+/// Which deliveries a chunk of a bulk resend reads.
+pub(super) enum Candidates<'a> {
+    /// These ids (those not found are not returned).
+    Ids(&'a [String]),
+    /// The next `limit` deliveries `query` lists, after its cursor.
+    Matching {
+        query: &'a DeliveryQuery,
+        limit: i64,
+    },
+}
+
+pub(super) async fn resend_candidates<DB>(
+    pool: &sqlx::Pool<DB>,
+    which: Candidates<'_>,
+) -> Result<Vec<ResendCandidate>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    ResendCandidate: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut sql: QueryBuilder<DB> = QueryBuilder::new(CANDIDATE_COLUMNS);
+    match which {
+        Candidates::Ids([]) => return Ok(Vec::new()),
+        Candidates::Ids(ids) => {
+            sql.push("id IN (");
+            push_list(&mut sql, ids);
+            sql.push(")");
+        }
+        Candidates::Matching { query, limit } => {
+            sql.push("1 = 1");
+            push_delivery_page(&mut sql, query, limit);
+        }
+    }
+    Ok(sql.build_query_as().fetch_all(pool).await?)
+}
+
+/// The UPDATE that queues `ids` again with a fresh retry cycle, where no attempt holds
+/// them and their webhook is active, returning the ids it queued. Ids must not be empty.
+pub(super) fn requeue<DB>(ids: &[String], now: i64) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = QueryBuilder::new(
+        "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END, \
+           retry_step = 0, lease_until = NULL, next_attempt_at = ",
+    );
+    sql.push_bind(now)
+        .push(" WHERE (lease_until IS NULL OR lease_until <= ")
+        .push_bind(now)
+        .push(
+            ") AND webhook_id IN (SELECT w.id FROM webhooks w \
+               WHERE w.is_active AND w.deleted_at IS NULL) AND id IN (",
+        );
+    push_list(&mut sql, ids);
+    sql.push(") RETURNING id");
+    sql
+}
+
+/// `a, b, c` as binds.
+fn push_list<DB>(sql: &mut QueryBuilder<DB>, items: &[String])
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut list = sql.separated(", ");
+    for item in items {
+        list.push_bind(item.clone());
+    }
 }

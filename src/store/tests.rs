@@ -516,3 +516,141 @@ async fn signature_values_of_older_attempts_are_served_redacted_and_scrubbed() {
         })
     );
 }
+
+/// `n` failed deliveries of `webhook_id`, written straight into the file: a history such
+/// as an outage leaves, made in one statement.
+async fn failed_history(store: &Store, webhook_id: &str, n: i64) {
+    let now = model::millis(Utc::now());
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+         INSERT INTO events (id, event_type, data, created_at) \
+         SELECT printf('evt_%08d', i), 'order.created', '{}', ?2 FROM n",
+    )
+    .bind(n)
+    .bind(now)
+    .execute(store.sqlite_pool())
+    .await
+    .expect("events");
+    sqlx::query(
+        "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, status_code, \
+           attempts, retry_step, created_at, last_attempt_at) \
+         SELECT 'dlv_' || substr(id, 5), id, ?1, event_type, 'failed', 500, 3, 3, ?2, ?2 \
+         FROM events",
+    )
+    .bind(webhook_id)
+    .bind(now)
+    .execute(store.sqlite_pool())
+    .await
+    .expect("deliveries");
+}
+
+async fn count_with_status(store: &Store, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = ?")
+        .bind(status)
+        .fetch_one(store.sqlite_pool())
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn a_bulk_resend_by_filter_goes_through_every_chunk_and_skips_what_it_must() {
+    let (_dir, store) = temp_store().await;
+    let hook = webhook(&store, "orders", &["order.created"]).await;
+    failed_history(&store, &hook, 2_500).await;
+    // Two are held by an attempt under way.
+    let lease = model::millis(Utc::now() + TimeDelta::minutes(5));
+    sqlx::query(
+        "UPDATE deliveries SET lease_until = ? WHERE id IN ('dlv_00000007', 'dlv_00002100')",
+    )
+    .bind(lease)
+    .execute(store.sqlite_pool())
+    .await
+    .expect("leased");
+
+    let filter = crate::api::DeliveryFilter {
+        status: Some(crate::api::DeliveryStatus::Failed),
+        webhook_id: Some(hook.clone()),
+        ..Default::default()
+    };
+    let resent = store.resend_matching(&filter, false).await.expect("resent");
+    assert_eq!(resent.queued, 2_498);
+    assert_eq!(resent.skipped_total, 2);
+    let mut skipped: Vec<_> = resent
+        .skipped
+        .iter()
+        .map(|s| (s.id.as_str(), s.reason))
+        .collect();
+    skipped.sort_unstable();
+    assert_eq!(
+        skipped,
+        [
+            ("dlv_00000007", crate::api::SkipReason::InFlight),
+            ("dlv_00002100", crate::api::SkipReason::InFlight),
+        ]
+    );
+    assert_eq!(count_with_status(&store, "retrying").await, 2_498);
+    assert_eq!(count_with_status(&store, "failed").await, 2);
+    let due: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries WHERE next_attempt_at IS NOT NULL AND retry_step = 0 \
+           AND lease_until IS NULL",
+    )
+    .fetch_one(store.sqlite_pool())
+    .await
+    .expect("due");
+    assert_eq!(due, 2_498, "each is due now with a fresh retry cycle");
+
+    // Nothing failed is left to match but the two in flight.
+    let again = store.resend_matching(&filter, false).await.expect("resent");
+    assert_eq!((again.queued, again.skipped_total), (0, 2));
+}
+
+#[tokio::test]
+async fn a_bulk_resend_by_ids_skips_inactive_deleted_and_unknown_ones() {
+    let (_dir, store) = temp_store().await;
+    let active = webhook(&store, "active", &["order.created"]).await;
+    let paused = webhook(&store, "paused", &["order.created"]).await;
+    let gone = webhook(&store, "gone", &["order.created"]).await;
+    let mut ids = Vec::new();
+    for (n, hook) in [&active, &active, &paused, &gone].into_iter().enumerate() {
+        ids.push(
+            store
+                .emit_to_one(hook, event(&format!("evt_{n}"), "order.created"))
+                .await
+                .expect("emitted"),
+        );
+    }
+    store
+        .update_webhook(
+            &paused,
+            WebhookChanges {
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("paused");
+    store.delete_webhook(&gone).await.expect("deleted");
+
+    let mut asked = ids.clone();
+    asked.push(ids[0].clone());
+    asked.push("dlv_00000000000000000000000000".to_owned());
+    asked.push("dlv_\0".to_owned());
+    let resent = store.resend_ids(&asked, false).await.expect("resent");
+    assert_eq!(resent.queued, 2, "an id given twice counts once");
+    let mut reasons: Vec<_> = resent
+        .skipped
+        .iter()
+        .map(|s| (s.id.as_str(), s.reason))
+        .collect();
+    reasons.sort_unstable();
+    use crate::api::SkipReason::*;
+    let mut expected = [
+        ("dlv_\0", NotFound),
+        ("dlv_00000000000000000000000000", NotFound),
+        (ids[2].as_str(), WebhookInactive),
+        (ids[3].as_str(), WebhookGone),
+    ];
+    expected.sort_unstable();
+    assert_eq!(reasons, expected);
+    assert_eq!(resent.skipped_total, 4);
+}

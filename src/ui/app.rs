@@ -540,7 +540,7 @@ impl App {
                     ListTag::All => &mut self.deliveries,
                     ListTag::Failed => &mut self.failed,
                 };
-                if let Err(err) = view.loaded(page, result, &self.remote, commands) {
+                if let Err(err) = view.loaded(page, result, &self.remote) {
                     self.say(format!("Loading deliveries failed: {err}"), true);
                 }
             }
@@ -592,12 +592,25 @@ impl App {
                     self.failed.resent(&delivery, commands);
                 }
                 Err(err) => {
-                    let error = err.to_string();
-                    self.deliveries.resend_failed(&id, &error);
-                    self.failed.resend_failed(&id, &error);
+                    self.deliveries.resend_failed(&id);
+                    self.failed.resend_failed(&id);
                     self.say(format!("Resend of {id} failed: {err}"), true);
                 }
             },
+            Event::ResentMany {
+                list,
+                dry_run,
+                result,
+            } => {
+                match (&result, dry_run) {
+                    (Ok(resent), false) => {
+                        self.say(format!("Queued {} deliveries again", resent.queued), false);
+                    }
+                    (Err(err), _) => self.say(format!("Bulk resend failed: {err}"), true),
+                    (Ok(_), true) => {}
+                }
+                self.list_mut(list).resent_many(dry_run, result, commands);
+            }
             Event::TestEndpointCreated { inbox } => {
                 self.say(
                     format!("Created test endpoint {inbox} and sent it a test event"),

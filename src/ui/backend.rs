@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::requests::RequestKey;
 use crate::api::{
-    Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EventType, Recovered, StatsPoint,
-    StatsQuery, Webhook, WebhookIn, WebhookPatch,
+    BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryList,
+    DeliveryQuery, EventType, Recovered, StatsPoint, StatsQuery, Webhook, WebhookIn, WebhookPatch,
 };
 use crate::client::{Client, ClientError};
 use crate::export::ExportFormat;
@@ -56,6 +56,12 @@ pub enum Command {
     },
     Resend {
         id: String,
+    },
+    /// Queue many deliveries again, by ids (in requests of at most 10 000) or by filter,
+    /// or with `dry_run` ask what that would do.
+    ResendMany {
+        list: ListTag,
+        input: BulkResendIn,
     },
     /// Success and failure counts over time, for the chart.
     LoadStats {
@@ -196,6 +202,11 @@ pub enum Event {
         id: String,
         result: Result<Delivery, ClientError>,
     },
+    ResentMany {
+        list: ListTag,
+        dry_run: bool,
+        result: Result<BulkResent, ClientError>,
+    },
     TestEndpointCreated {
         inbox: String,
     },
@@ -295,6 +306,31 @@ impl Backend {
         let secret = secret.clone();
         self.keychain_call(move |keychain| keychain.set(&account, &secret))
             .await
+    }
+
+    /// One request for a filter or for up to 10 000 ids; more ids go in requests of
+    /// 10 000, one after another, their answers added up.
+    async fn resend_many(&self, input: BulkResendIn) -> Result<BulkResent, ClientError> {
+        let Some(ids) = input
+            .ids
+            .as_ref()
+            .filter(|ids| ids.len() > BULK_RESEND_MAX_IDS)
+        else {
+            return self.client.resend_many(&input).await;
+        };
+        let mut total = BulkResent::default();
+        for chunk in ids.chunks(BULK_RESEND_MAX_IDS) {
+            let part = self
+                .client
+                .resend_many(&BulkResendIn {
+                    ids: Some(chunk.to_vec()),
+                    filter: None,
+                    dry_run: input.dry_run,
+                })
+                .await?;
+            total.add(part);
+        }
+        Ok(total)
     }
 
     /// Fetches every page matching `query` and writes the file; the count written, or
@@ -472,6 +508,15 @@ impl Backend {
             Command::Resend { id } => {
                 let result = self.client.resend(&id).await;
                 Event::Resent { id, result }
+            }
+            Command::ResendMany { list, input } => {
+                let dry_run = input.dry_run;
+                let result = self.resend_many(input).await;
+                Event::ResentMany {
+                    list,
+                    dry_run,
+                    result,
+                }
             }
             Command::CreateTestEndpoint { base_url } => {
                 // The ULID's last 8 characters are random: enough to tell endpoints apart.

@@ -1094,3 +1094,128 @@ on_both_backends! {
         assert_field_error(status, &error, "data");
     }
 }
+
+on_both_backends! {
+    /// `POST /deliveries/resend`: by ids, by filter, and what it skips; the deliveries it
+    /// queues arrive.
+    #[tokio::test]
+    async fn bulk_resend_queues_by_ids_and_by_filter() {
+        let receiver = Receiver::start().await;
+        receiver.set("/a", Behaviour::Status(503));
+        receiver.set("/b", Behaviour::Status(503));
+        let service = TestService::start().await;
+        let (hook_a, _) = webhook_to(&service, &receiver.url("/a"), json!(["order.created"])).await;
+        let (hook_b, _) =
+            webhook_to(&service, &receiver.url("/b"), json!(["payment.received"])).await;
+        let mut a_ids = Vec::new();
+        for n in 0..6 {
+            let emitted = service
+                .emit(json!({"type": "order.created", "data": {"n": n}}))
+                .await;
+            a_ids.push(only_delivery(&service, emitted["event_id"].as_str().expect("id")).await);
+        }
+        let emitted = service
+            .emit(json!({"type": "payment.received", "data": {}}))
+            .await;
+        let b_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+        for id in a_ids.iter().chain([&b_id]) {
+            service.wait_for_delivery(id, "failed").await;
+        }
+        deactivate(&service, &hook_b).await;
+        receiver.set("/a", Behaviour::Status(200));
+
+        // By ids: two of A's, B's (inactive) and one that does not exist.
+        let (status, resent) = service
+            .json(
+                Method::POST,
+                "/deliveries/resend",
+                Some(json!({"ids": [&a_ids[0], &a_ids[1], &b_id, "dlv_01ARZ3NDEKTSV4RRFFQ69G5FAV"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+        assert_eq!(resent["queued"], 2, "{resent}");
+        assert_eq!(resent["skipped_total"], 2, "{resent}");
+        let mut skipped: Vec<(String, String)> = resent["skipped"]
+            .as_array()
+            .expect("skipped")
+            .iter()
+            .map(|s| (s["id"].as_str().unwrap_or("").to_owned(), s["reason"].as_str().unwrap_or("").to_owned()))
+            .collect();
+        skipped.sort();
+        let mut expected = vec![
+            (b_id.clone(), "webhook_inactive".to_owned()),
+            ("dlv_01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned(), "not_found".to_owned()),
+        ];
+        expected.sort();
+        assert_eq!(skipped, expected);
+        for id in &a_ids[..2] {
+            service.wait_for_delivery(id, "succeeded").await;
+        }
+
+        // By filter: the rest of A's failed ones, and nothing of B's. A dry run first
+        // says so and changes nothing.
+        let (status, preview) = service
+            .json(
+                Method::POST,
+                "/deliveries/resend",
+                Some(json!({"filter": {"status": "failed"}, "dry_run": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{preview}");
+        assert_eq!(preview["queued"], 4, "{preview}");
+        assert_eq!(preview["queued_by_webhook"], json!({hook_a.clone(): 4}));
+        assert_eq!(preview["skipped"], json!([{"id": b_id, "reason": "webhook_inactive"}]));
+        let (_, still_failed) = service
+            .json(Method::GET, "/deliveries?status=failed", None)
+            .await;
+        assert_eq!(still_failed["items"].as_array().map(Vec::len), Some(5));
+        let (status, resent) = service
+            .json(
+                Method::POST,
+                "/deliveries/resend",
+                Some(json!({"filter": {"status": "failed", "webhook_id": hook_a}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+        assert_eq!(
+            resent,
+            json!({"queued": 4, "skipped": [], "skipped_total": 0, "queued_by_webhook": {hook_a.clone(): 4}})
+        );
+        for id in &a_ids {
+            service.wait_for_delivery(id, "succeeded").await;
+        }
+        assert_eq!(receiver.received("/a").len(), 6 * 3 + 6, "one more attempt each");
+
+        // An empty window covers nothing.
+        let (status, resent) = service
+            .json(
+                Method::POST,
+                "/deliveries/resend",
+                Some(json!({"filter": {"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+        assert_eq!(resent["queued"], 0);
+
+        // Bad bodies name their field and change nothing.
+        let too_many: Vec<String> = (0..10_001).map(|n| format!("dlv_{n:026}")).collect();
+        for (body, field) in [
+            (json!({}), "ids"),
+            (json!({"ids": []}), "ids"),
+            (json!({"ids": too_many}), "ids"),
+            (json!({"ids": null}), "ids"),
+            (json!({"ids": [&a_ids[0]], "filter": {}}), "filter"),
+            (json!({"filter": {"status": "lost"}}), "filter.status"),
+            (json!({"filter": {"colour": "red"}}), "filter.colour"),
+        ] {
+            let (status, error) = service
+                .json(Method::POST, "/deliveries/resend", Some(body.clone()))
+                .await;
+            assert_field_error(status, &error, field);
+        }
+        let (_, detail) = service
+            .json(Method::GET, &format!("/deliveries/{}", a_ids[0]), None)
+            .await;
+        assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(4));
+    }
+}

@@ -38,6 +38,7 @@ async fn openapi_lists_every_route() {
         ("/v1/admin/deliveries", "get"),
         ("/v1/admin/deliveries/{id}", "get"),
         ("/v1/admin/deliveries/{id}/resend", "post"),
+        ("/v1/admin/deliveries/resend", "post"),
         ("/v1/admin/stats", "get"),
         ("/v1/admin/inbox/{name}", "get"),
         ("/healthz", "get"),

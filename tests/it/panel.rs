@@ -979,8 +979,10 @@ fn scrolling_to_the_end_loads_the_next_page() {
     assert!(panel.harness.query_by_label("Select all (250)").is_some());
 }
 
+/// "Resend all N matching" covers every delivery the filter matches, loaded or not, in
+/// one request, after a confirmation that names how many and of which webhooks.
 #[test]
-fn select_all_picks_every_matching_row_not_only_the_loaded_ones() {
+fn resend_all_matching_covers_rows_not_loaded_after_naming_them() {
     let mut panel = Panel::start();
     let receiver = panel.runtime.block_on(Receiver::start());
     receiver.set("/refuses", Behaviour::Status(422));
@@ -993,24 +995,56 @@ fn select_all_picks_every_matching_row_not_only_the_loaded_ones() {
     panel.harness.state_mut().show_view(View::Failed);
     // Wait for every delivery to have failed: the first page shows 200 of them.
     let client = panel.client();
+    let failed_count = |panel: &Panel| {
+        panel
+            .runtime
+            .block_on(client.deliveries(&DeliveryQuery {
+                status: Some(DeliveryStatus::Failed),
+                limit: Some(500),
+                ..DeliveryQuery::default()
+            }))
+            .map_or(0, |page| page.items.len())
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while panel
-        .runtime
-        .block_on(client.deliveries(&DeliveryQuery {
-            status: Some(DeliveryStatus::Failed),
-            limit: Some(500),
-            ..DeliveryQuery::default()
-        }))
-        .map_or(0, |page| page.items.len())
-        < 250
-    {
+    while failed_count(&panel) < 250 {
         assert!(Instant::now() < deadline, "250 failed deliveries");
         std::thread::sleep(Duration::from_millis(50));
     }
     panel.step_until_label("Select all (200+)");
-    panel.click("Select all (200+)");
-    panel.step_until_label("↻ Resend 250 selected");
-    panel.step_until_label("250 rows · all loaded");
+    receiver.set("/refuses", Behaviour::Status(204));
+    panel.click("↻ Resend all 200+ matching…");
+    panel.step_until_label("↻ Resend 250");
+    assert!(
+        panel
+            .harness
+            .query_by_label(
+                "250 deliveries will be queued again now, each with a fresh retry cycle."
+            )
+            .is_some(),
+        "{}",
+        panel.labels()
+    );
+    assert!(
+        panel
+            .harness
+            .query_by_label("Webhooks: Refusing receiver (250)")
+            .is_some(),
+        "{}",
+        panel.labels()
+    );
+    assert_eq!(
+        failed_count(&panel),
+        250,
+        "the confirmation changes nothing"
+    );
+    panel.click("↻ Resend 250");
+    panel.step_until_label("✔ All 250 queued again");
+    panel.runtime.block_on(crate::support::wait_for(
+        "the 250 resent deliveries to arrive",
+        Duration::from_secs(30),
+        || async { (receiver.received("/refuses").len() == 500).then_some(()) },
+    ));
+    panel.step_until_label("No failed deliveries. All caught up.");
 }
 
 /// A proxy that holds every request for `delay` before passing it to `upstream`, and

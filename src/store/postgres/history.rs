@@ -6,7 +6,7 @@ use sqlx::{Postgres, Transaction};
 use super::Database;
 use crate::api::{Attempt, Delivery, DeliveryQuery};
 use crate::store::model::{CountsRow, millis};
-use crate::store::query;
+use crate::store::query::{self, Candidates, ResendCandidate};
 use crate::store::{Result, StoreError};
 
 /// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
@@ -51,6 +51,27 @@ impl Database {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(in crate::store) async fn resend_candidates(
+        &self,
+        which: Candidates<'_>,
+    ) -> Result<Vec<ResendCandidate>> {
+        query::resend_candidates(&self.pool, which).await
+    }
+
+    /// One chunk of a bulk resend, in a transaction of its own.
+    pub(in crate::store) async fn requeue(&self, ids: &[String], now: i64) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let queued: Vec<String> = query::requeue::<Postgres>(ids, now)
+            .build_query_scalar()
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
     }
 
     pub(in crate::store) async fn recover(

@@ -4,8 +4,10 @@
 //! operator's inbox of failed deliveries across webhooks, with "Recover failed since…".
 //!
 //! Drawing lives in the submodules ([`table`], [`inspector`], [`filter`], [`chart`],
-//! [`tools`]); this module holds the state and turns what the user did into commands.
+//! [`tools`], [`bulk`]); this module holds the state and turns what the user did into
+//! commands.
 
+mod bulk;
 mod chart;
 mod filter;
 mod inspector;
@@ -18,6 +20,7 @@ use std::collections::{BTreeSet, HashSet};
 use chrono::Utc;
 use egui::{RichText, Ui};
 
+use self::bulk::{BulkAsk, BulkResend};
 use self::chart::SuccessChart;
 use self::filter::{Filter, FilterErrors};
 use self::inspector::InspectorAction;
@@ -28,7 +31,8 @@ use super::app::{Commands, Remote};
 use super::backend::{Command, ListTag, PageRequest};
 use super::theme;
 use crate::api::{
-    Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, DeliveryStatus, StatsPoint, StatsQuery,
+    BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryFilter, DeliveryList,
+    DeliveryQuery, DeliveryStatus, StatsPoint, StatsQuery,
 };
 use crate::client::ClientError;
 
@@ -36,9 +40,6 @@ use crate::client::ClientError;
 const PAGE: u32 = 200;
 /// Pages fetched as the user scrolls to the end.
 const MORE_PAGE: u32 = 500;
-/// Most rows "Select all" loads and picks; beyond, "Recover failed since…" works on the
-/// service side.
-const MAX_SELECT_ALL: usize = 10_000;
 
 pub struct DeliveriesView {
     list: ListTag,
@@ -59,8 +60,6 @@ pub struct DeliveriesView {
     /// Display row where a Shift+click range starts, and where the arrow keys move from.
     anchor: Option<usize>,
     bulk: Option<BulkResend>,
-    /// "Select all" is loading the remaining matching rows; it picks them once loaded.
-    selecting_all: bool,
     scroll_offset: f32,
     /// A row's height with the spacing below it, as the table last drew it.
     row_pitch: f32,
@@ -71,19 +70,6 @@ pub struct DeliveriesView {
     chart: Option<SuccessChart>,
     recover: Option<RecoverForm>,
     export: Option<ExportForm>,
-}
-
-/// A bulk resend under way or just finished.
-struct BulkResend {
-    total: usize,
-    waiting: HashSet<String>,
-    refused: Vec<(String, String)>,
-}
-
-impl BulkResend {
-    fn done(&self) -> usize {
-        self.total - self.waiting.len()
-    }
 }
 
 impl DeliveriesView {
@@ -106,7 +92,6 @@ impl DeliveriesView {
             picked: BTreeSet::new(),
             anchor: None,
             bulk: None,
-            selecting_all: false,
             scroll_offset: 0.0,
             row_pitch: ROW_HEIGHT,
             scroll_to: None,
@@ -182,7 +167,6 @@ impl DeliveriesView {
         self.generation += 1;
         self.loaded = false;
         self.loading_more = false;
-        self.selecting_all = false;
         self.rows = Rows::default();
         self.picked.clear();
         self.anchor = None;
@@ -216,7 +200,6 @@ impl DeliveriesView {
         page: PageRequest,
         result: Result<DeliveryList, ClientError>,
         remote: &Remote,
-        commands: &mut Commands,
     ) -> Result<(), ClientError> {
         if page.generation != self.generation {
             return Ok(());
@@ -224,7 +207,7 @@ impl DeliveriesView {
         if page.more {
             self.loading_more = false;
         }
-        let list = result.inspect_err(|_| self.selecting_all = false)?;
+        let list = result?;
         let name_of = |id: &str| remote.webhook_name(id).unwrap_or(id).to_owned();
         if page.more {
             self.rows.append(list, name_of);
@@ -243,22 +226,12 @@ impl DeliveriesView {
             }
         }
         self.loaded = true;
-        if self.selecting_all {
-            self.select_all(commands);
-        }
         Ok(())
     }
 
-    /// Picks every row matching the filter, loading the ones not loaded yet first (up to
-    /// [`MAX_SELECT_ALL`]).
-    fn select_all(&mut self, commands: &mut Commands) {
-        if self.rows.next_cursor().is_some() && self.rows.len() < MAX_SELECT_ALL {
-            self.selecting_all = true;
-            self.load_more(commands);
-        } else {
-            self.selecting_all = false;
-            self.picked = self.rows.iter().map(|d| d.id.clone()).collect();
-        }
+    /// Picks every loaded row ("Resend all matching" covers the rows not loaded too).
+    fn select_all(&mut self) {
+        self.picked = self.rows.iter().map(|d| d.id.clone()).collect();
     }
 
     pub fn inspected(
@@ -292,21 +265,35 @@ impl DeliveriesView {
     /// A resend was accepted: show the row's new state and look again shortly.
     pub fn resent(&mut self, delivery: &Delivery, commands: &mut Commands) {
         self.resending.remove(&delivery.id);
-        if let Some(bulk) = &mut self.bulk {
-            bulk.waiting.remove(&delivery.id);
-        }
         if self.rows.update(delivery) {
             self.refresh(commands);
         }
     }
 
-    pub fn resend_failed(&mut self, id: &str, error: &str) {
+    pub fn resend_failed(&mut self, id: &str) {
         self.resending.remove(id);
-        if let Some(bulk) = &mut self.bulk
-            && bulk.waiting.remove(id)
-        {
-            bulk.refused.push((id.to_owned(), error.to_owned()));
-        }
+    }
+
+    /// The service answered a bulk resend (or its dry run): confirm, or sum up and load
+    /// the list again, once.
+    pub fn resent_many(
+        &mut self,
+        dry_run: bool,
+        result: Result<BulkResent, ClientError>,
+        commands: &mut Commands,
+    ) {
+        self.bulk = match (dry_run, result, self.bulk.take()) {
+            (true, Ok(preview), Some(BulkResend::Previewing { filter })) => {
+                Some(BulkResend::Confirming { filter, preview })
+            }
+            // A preview the user no longer waits for.
+            (true, Ok(_), bulk) => bulk,
+            (false, Ok(resent), _) => {
+                self.filter_changed(commands);
+                Some(BulkResend::Done(resent))
+            }
+            (_, Err(err), _) => Some(BulkResend::Failed(err.to_string())),
+        };
     }
 
     pub fn recovered(&mut self, commands: &mut Commands) {
@@ -332,20 +319,67 @@ impl DeliveriesView {
         }
     }
 
-    /// Resends every picked row, with a progress bar and a summary.
+    fn bulk_busy(&self) -> bool {
+        self.bulk.as_ref().is_some_and(BulkResend::busy)
+    }
+
+    /// Resends every picked row in one request, with a summary from its answer.
     fn resend_picked(&mut self, commands: &mut Commands) {
-        let ids: Vec<String> = std::mem::take(&mut self.picked).into_iter().collect();
-        if ids.is_empty() {
+        if self.picked.is_empty() || self.bulk_busy() {
             return;
         }
-        self.bulk = Some(BulkResend {
-            total: ids.len(),
-            waiting: ids.iter().cloned().collect(),
-            refused: Vec::new(),
+        let ids: Vec<String> = std::mem::take(&mut self.picked).into_iter().collect();
+        self.bulk = Some(BulkResend::Sending {
+            expected: ids.len() as u64,
         });
-        for id in ids {
-            self.resend(id, commands);
+        commands.send(Command::ResendMany {
+            list: self.list,
+            input: BulkResendIn {
+                ids: Some(ids),
+                filter: None,
+                dry_run: false,
+            },
+        });
+    }
+
+    /// Asks the service what resending every delivery matching the filter covers, for
+    /// the confirmation.
+    fn resend_all_matching(&mut self, commands: &mut Commands) {
+        if self.bulk_busy() {
+            return;
         }
+        let Some(query) = self.query(PAGE) else {
+            return;
+        };
+        let filter = DeliveryFilter::of(&query);
+        self.bulk = Some(BulkResend::Previewing {
+            filter: filter.clone(),
+        });
+        commands.send(Command::ResendMany {
+            list: self.list,
+            input: BulkResendIn {
+                ids: None,
+                filter: Some(filter),
+                dry_run: true,
+            },
+        });
+    }
+
+    fn confirm_resend_all(
+        &mut self,
+        filter: DeliveryFilter,
+        expected: u64,
+        commands: &mut Commands,
+    ) {
+        self.bulk = Some(BulkResend::Sending { expected });
+        commands.send(Command::ResendMany {
+            list: self.list,
+            input: BulkResendIn {
+                ids: None,
+                filter: Some(filter),
+                dry_run: false,
+            },
+        });
     }
 
     /// Picks rows as a click with `modifiers` on display row `index` asks.
@@ -513,7 +547,8 @@ impl DeliveriesView {
     /// Selection, bulk resend, and the tools; a progress bar or summary while a bulk
     /// resend runs or has just ended.
     fn actions_ui(&mut self, ui: &mut Ui, remote: &Remote, commands: &mut Commands) {
-        let mut resend_picked = false;
+        let (mut resend_picked, mut resend_all) = (false, false);
+        let busy = self.bulk_busy();
         ui.horizontal(|ui| {
             let more = if self.rows.next_cursor().is_some() {
                 "+"
@@ -521,29 +556,35 @@ impl DeliveriesView {
                 ""
             };
             let select_all = egui::Button::new(format!("Select all ({}{more})", self.rows.len()));
-            if self.selecting_all {
-                ui.spinner();
-                ui.label(format!("Loading every matching row… {}", self.rows.len()));
-            } else if ui
+            if ui
                 .add_enabled(!self.rows.is_empty(), select_all)
-                .on_hover_text(format!(
-                    "Every row matching the filter, up to {MAX_SELECT_ALL}"
-                ))
+                .on_hover_text("Every loaded row; \"Resend all matching\" covers the rest too")
                 .clicked()
             {
-                self.select_all(commands);
+                self.select_all();
             }
             if !self.picked.is_empty() {
                 let label =
                     RichText::new(format!("↻ Resend {} selected", self.picked.len())).strong();
                 let button = egui::Button::new(label).fill(theme::FAILURE.gamma_multiply(0.35));
-                resend_picked = ui.add(button).on_hover_text("R").clicked();
+                resend_picked = ui.add_enabled(!busy, button).on_hover_text("R").clicked();
                 if ui.button("Clear selection").clicked() {
                     self.picked.clear();
                 }
+            } else if !self.rows.is_empty() {
+                let text = format!("↻ Resend all {}{more} matching…", self.rows.len());
+                let label = RichText::new(text).strong();
+                let button = egui::Button::new(label).fill(theme::FAILURE.gamma_multiply(0.35));
+                resend_all = ui
+                    .add_enabled(!busy, button)
+                    .on_hover_text(
+                        "Every delivery matching the filter, loaded or not: \
+                         the service says how many first",
+                    )
+                    .clicked();
             }
             if let Some(bulk) = &self.bulk {
-                bulk_progress_ui(ui, bulk);
+                bulk.status_ui(ui);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui
@@ -571,6 +612,9 @@ impl DeliveriesView {
         });
         if resend_picked {
             self.resend_picked(commands);
+        }
+        if resend_all {
+            self.resend_all_matching(commands);
         }
     }
 
@@ -610,6 +654,21 @@ impl DeliveriesView {
     }
 
     fn tools_windows(&mut self, ctx: &egui::Context, remote: &Remote, commands: &mut Commands) {
+        let bulk_ask = self
+            .bulk
+            .as_ref()
+            .and_then(|bulk| bulk.confirm_window(ctx, remote));
+        match bulk_ask {
+            Some(BulkAsk::Confirm(filter)) => {
+                let expected = match &self.bulk {
+                    Some(BulkResend::Confirming { preview, .. }) => preview.queued,
+                    _ => 0,
+                };
+                self.confirm_resend_all(filter, expected, commands);
+            }
+            Some(BulkAsk::Cancel) => self.bulk = None,
+            None => {}
+        }
         let ask = match (&mut self.recover, &mut self.export) {
             (Some(form), _) => form.window(ctx, remote),
             (None, Some(form)) => form.window(ctx),
@@ -647,31 +706,5 @@ impl DeliveriesView {
             }
             None => {}
         }
-    }
-}
-
-fn bulk_progress_ui(ui: &mut Ui, bulk: &BulkResend) {
-    let done = bulk.done();
-    if done < bulk.total {
-        let fraction = done as f32 / bulk.total.max(1) as f32;
-        ui.add(
-            egui::ProgressBar::new(fraction)
-                .desired_width(220.0)
-                .text(format!("Resending {done} of {}", bulk.total)),
-        );
-    } else if bulk.refused.is_empty() {
-        let text = format!("✔ All {} queued again", bulk.total);
-        ui.label(RichText::new(text).color(theme::SUCCESS));
-    } else {
-        let summary = format!(
-            "{} queued again, {} refused: {}",
-            bulk.total - bulk.refused.len(),
-            bulk.refused.len(),
-            bulk.refused
-                .first()
-                .map(|(_, e)| e.as_str())
-                .unwrap_or_default()
-        );
-        ui.label(RichText::new(summary).color(theme::FAILURE));
     }
 }

@@ -1,0 +1,171 @@
+//! Bulk resend: many deliveries queued again, chunk by chunk, so that no transaction
+//! holds the writer for long and emits and the dispatcher's writes go on between chunks.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+
+use super::model::millis;
+use super::query::{Candidates, ResendCandidate};
+use super::{Result, Store, lookup};
+use crate::api::{
+    BULK_RESEND_MAX_LISTED_SKIPS, BulkResent, DeliveryFilter, SkipReason, SkippedDelivery,
+};
+
+/// Deliveries read and written per transaction: a few milliseconds of the writer's time
+/// each on SQLite, so emits wait little between chunks.
+const CHUNK: usize = 500;
+
+/// What a bulk resend has done so far.
+#[derive(Default)]
+struct Tally(BulkResent);
+
+impl Tally {
+    fn skip(&mut self, id: &str, reason: SkipReason) {
+        self.0.skipped_total += 1;
+        if self.0.skipped.len() < BULK_RESEND_MAX_LISTED_SKIPS {
+            self.0.skipped.push(SkippedDelivery {
+                id: id.to_owned(),
+                reason,
+            });
+        }
+    }
+}
+
+impl Store {
+    /// Queues each of `ids` again now with a fresh retry cycle, like [`Store::resend`],
+    /// skipping those an attempt holds, those whose webhook is inactive or deleted, and
+    /// ids that name no delivery. An id given twice counts once. A `dry_run` changes
+    /// nothing and answers what a resend would do now.
+    pub async fn resend_ids(&self, ids: &[String], dry_run: bool) -> Result<BulkResent> {
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut tally = Tally::default();
+        let mut findable = Vec::with_capacity(ids.len());
+        for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
+            match lookup(id) {
+                Ok(id) => findable.push(id.to_owned()),
+                Err(_) => tally.skip(id, SkipReason::NotFound),
+            }
+        }
+        let mut chunks = findable.chunks(CHUNK);
+        let mut next = chunks.next();
+        let mut writing: Option<Vec<ResendCandidate>> = None;
+        // The next chunk is read while the one before it is written.
+        while next.is_some() || writing.is_some() {
+            let read = async {
+                match next {
+                    Some(chunk) => {
+                        on_backend!(self, db => db.resend_candidates(Candidates::Ids(chunk)).await)
+                    }
+                    None => Ok(Vec::new()),
+                }
+            };
+            let (candidates, ()) = tokio::try_join!(read, async {
+                match writing.take() {
+                    Some(candidates) => self.requeue(candidates, dry_run, &mut tally).await,
+                    None => Ok(()),
+                }
+            })?;
+            if let Some(chunk) = next {
+                let found: HashSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+                for id in chunk.iter().filter(|id| !found.contains(id.as_str())) {
+                    tally.skip(id, SkipReason::NotFound);
+                }
+                writing = Some(candidates);
+            }
+            next = chunks.next();
+        }
+        Ok(tally.0)
+    }
+
+    /// Queues again every delivery `GET /deliveries` lists for `filter`, newest first, a
+    /// chunk at a time, skipping as [`Store::resend_ids`] does.
+    pub async fn resend_matching(
+        &self,
+        filter: &DeliveryFilter,
+        dry_run: bool,
+    ) -> Result<BulkResent> {
+        let mut query = filter.query();
+        let mut tally = Tally::default();
+        let texts = [&query.webhook_id, &query.event_type, &query.q];
+        if texts
+            .iter()
+            .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
+        {
+            return Ok(tally.0);
+        }
+        let limit = i64::try_from(CHUNK).unwrap_or(i64::MAX);
+        let mut writing: Option<Vec<ResendCandidate>> = None;
+        let mut more = true;
+        // Each round moves the cursor past the ids it read, so the rounds end. The next
+        // chunk is read while the one before it is written.
+        while more || writing.is_some() {
+            let read = async {
+                if more {
+                    let which = Candidates::Matching {
+                        query: &query,
+                        limit,
+                    };
+                    on_backend!(self, db => db.resend_candidates(which).await)
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let (candidates, ()) = tokio::try_join!(read, async {
+                match writing.take() {
+                    Some(candidates) => self.requeue(candidates, dry_run, &mut tally).await,
+                    None => Ok(()),
+                }
+            })?;
+            if more {
+                more = candidates.len() == CHUNK;
+                query.cursor = candidates.last().map(|candidate| candidate.id.clone());
+                writing = Some(candidates);
+            }
+        }
+        Ok(tally.0)
+    }
+
+    /// Queues the candidates that may be queued, in one transaction (none for a dry
+    /// run), and tallies the rest.
+    async fn requeue(
+        &self,
+        candidates: Vec<ResendCandidate>,
+        dry_run: bool,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        let now = millis(Utc::now());
+        let mut eligible = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let reason = match candidate.webhook_state.as_str() {
+                _ if candidate.lease_until.is_some_and(|until| until > now) => SkipReason::InFlight,
+                "active" => {
+                    eligible.push((candidate.id, candidate.webhook_id));
+                    continue;
+                }
+                "inactive" => SkipReason::WebhookInactive,
+                _ => SkipReason::WebhookGone,
+            };
+            tally.skip(&candidate.id, reason);
+        }
+        let ids: Vec<String> = eligible.iter().map(|(id, _)| id.clone()).collect();
+        let queued: HashSet<String> = if dry_run {
+            ids.into_iter().collect()
+        } else {
+            on_backend!(self, db => db.requeue(&ids, now).await)?
+                .into_iter()
+                .collect()
+        };
+        for (id, webhook_id) in eligible {
+            if queued.contains(&id) {
+                tally.0.queued += 1;
+                *tally.0.queued_by_webhook.entry(webhook_id).or_default() += 1;
+            } else {
+                // Claimed, deactivated or deleted between the read and the write, which
+                // checked again. A claim is by far the likeliest.
+                tally.skip(&id, SkipReason::InFlight);
+            }
+        }
+        Ok(())
+    }
+}
