@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
-//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|resend
+//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|resend|prune
 //!
 //! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
 //! admin URL: each service gets a database of its own, dropped afterwards) runs the
@@ -1040,6 +1040,134 @@ async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
     }
 }
 
+/// `POST /events` of `payment.received` every 2 ms, one at a time, while `running`:
+/// when each began and how long it took.
+fn emit_beside(
+    client: &reqwest::Client,
+    service: &Arc<Service>,
+    running: &Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(Instant, Duration)>> {
+    let (client, service, running) = (client.clone(), Arc::clone(service), Arc::clone(running));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(2));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut emits = Vec::new();
+        let began = Instant::now();
+        let mut n = 0;
+        while running.load(Ordering::Relaxed) && began.elapsed() < SCENARIO_LIMIT {
+            ticker.tick().await;
+            let started = Instant::now();
+            let took = emit_type(
+                &client,
+                &service,
+                "payment.received",
+                &format!("beside-{n}"),
+            )
+            .await;
+            emits.push((started, took));
+            n += 1;
+        }
+        emits
+    })
+}
+
+/// `rows_total` finished deliveries over the last 7 hours, most older than a 1 h
+/// retention: pruned at start while `POST /events` runs at up to 500 a second beside it.
+async fn prune(rows_total: usize, rows: &mut Vec<Row>) {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let client = reqwest::Client::new();
+    let (addr, _arrivals) = start_receiver().await;
+    let webhooks = {
+        let service = Service::start(&db);
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            ids.push(
+                create_webhook(
+                    &client,
+                    &service,
+                    &format!("Old {n}"),
+                    "http://127.0.0.1:9/",
+                )
+                .await,
+            );
+        }
+        ids
+    };
+    fill(&db, &webhooks, rows_total, 10).await;
+    let cutoff = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let mut reader = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database");
+    let count_old = "SELECT COUNT(*) FROM deliveries WHERE created_at < ?";
+    let before: i64 = sqlx::query_scalar(count_old)
+        .bind(cutoff)
+        .fetch_one(&mut reader)
+        .await
+        .expect("count");
+    let began = Instant::now();
+    let service = Arc::new(Service::start_with(&db, &[("HOOKPANEL_RETENTION", "1h")]));
+    create_webhook_for(
+        &client,
+        &service,
+        "Healthy",
+        &format!("http://{addr}/healthy"),
+        "payment.received",
+    )
+    .await;
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let emitter = emit_beside(&client, &service, &running);
+    // The oldest delivery is past the cutoff once every old one is gone.
+    while began.elapsed() < SCENARIO_LIMIT {
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT created_at FROM deliveries ORDER BY id LIMIT 1")
+                .fetch_optional(&mut reader)
+                .await
+                .expect("oldest");
+        if oldest.is_none_or(|at| at >= cutoff) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pruned_in = began.elapsed();
+    running.store(false, Ordering::Relaxed);
+    let mut during: Vec<Duration> = emitter
+        .await
+        .expect("emitter")
+        .into_iter()
+        .map(|(_, took)| took)
+        .collect();
+    during.sort_unstable();
+    let left: i64 = sqlx::query_scalar(count_old)
+        .bind(cutoff)
+        .fetch_one(&mut reader)
+        .await
+        .expect("count");
+    let file_mib = std::fs::metadata(&db).map_or(0.0, |m| m.len() as f64 / 1_048_576.0);
+    rows.push(Row {
+        what: format!(
+            "Retention 1 h at start: {} of {rows_total} finished deliveries pruned ({left} old left) in",
+            before - left
+        ),
+        figure: format!("{:.1} s from the service's start", pruned_in.as_secs_f64()),
+        target: "",
+    });
+    rows.push(Row {
+        what: format!(
+            "POST /events beside the pruning: p50 / p99 ({} emits)",
+            during.len()
+        ),
+        figure: p50_p99(&during, 2),
+        target: "",
+    });
+    rows.push(Row {
+        what: "… the SQLite file afterwards (freed pages are kept for reuse)".to_owned(),
+        figure: format!("{file_mib:.0} MiB"),
+        target: "",
+    });
+}
+
 /// After an outage: `failed` failed deliveries queued again by one `POST
 /// /deliveries/resend` with a filter, to a receiver that answers 204 again, while `POST
 /// /events` to another webhook runs at 500 a second beside it.
@@ -1074,31 +1202,7 @@ async fn bulk_resend(failed: usize, rows: &mut Vec<Row>) {
         emit_type(&client, &service, "payment.received", &format!("warm-{n}")).await;
     }
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let emitter = {
-        let (client, service, running) =
-            (client.clone(), Arc::clone(&service), Arc::clone(&running));
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_millis(2));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut emits = Vec::new();
-            let began = Instant::now();
-            let mut n = 0;
-            while running.load(Ordering::Relaxed) && began.elapsed() < SCENARIO_LIMIT {
-                ticker.tick().await;
-                let started = Instant::now();
-                let took = emit_type(
-                    &client,
-                    &service,
-                    "payment.received",
-                    &format!("beside-{n}"),
-                )
-                .await;
-                emits.push((started, took));
-                n += 1;
-            }
-            emits
-        })
-    };
+    let emitter = emit_beside(&client, &service, &running);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let asked = Instant::now();
     let resent: Value = client
@@ -1202,6 +1306,7 @@ fn main() {
         "outage-500",
         "neighbour",
         "resend",
+        "prune",
     ];
     let runs = |scenario: &str| {
         only.is_none_or(|o| o == scenario) && !(on_postgres && sqlite_only.contains(&scenario))
@@ -1246,6 +1351,9 @@ fn main() {
         }
         if runs("resend") {
             bulk_resend(sizes.resend_rows, &mut rows).await;
+        }
+        if runs("prune") {
+            prune(sizes.paging_rows, &mut rows).await;
         }
     });
     println!("| measurement | result | target |");

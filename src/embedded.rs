@@ -78,6 +78,7 @@ fn config(
         http: Default::default(),
         wrong_key_burst: server::FAILED_KEYS_BURST,
         loopback_host_only: true,
+        retention: Some(server::DEFAULT_RETENTION),
     }
 }
 

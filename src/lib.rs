@@ -10,6 +10,7 @@
 //! - [`catalog`]: the event types webhooks subscribe to.
 //! - [`validate`]: input checks whose errors name the field.
 //! - [`export`]: deliveries written to CSV or JSON files.
+//! - [`metrics`]: what `GET /metrics` serves.
 //!
 //! With the `panel` feature (on by default): the desktop panel ([`ui`]), its HTTP
 //! [`client`], the [`keychain`], the [`embedded`] service and file [`export`]. Without
@@ -27,6 +28,7 @@ pub mod embedded;
 pub mod export;
 #[cfg(feature = "panel")]
 pub mod keychain;
+pub mod metrics;
 #[cfg(feature = "panel")]
 pub mod paths;
 pub mod server;

@@ -140,6 +140,28 @@ struct ServeArgs {
     #[arg(long, env = "HOOKPANEL_WRONG_KEY_BURST", default_value_t = server::FAILED_KEYS_BURST,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     wrong_key_burst: u32,
+
+    /// Finished deliveries (succeeded or failed) older than this are deleted, with their
+    /// attempts; pending and retrying ones never are. `0` keeps everything.
+    #[arg(long, env = "HOOKPANEL_RETENTION", default_value = "30days", value_parser = parse_retention)]
+    retention: Retention,
+}
+
+/// `--retention`: a duration, or `0` for none.
+#[derive(Clone, Copy, Debug)]
+struct Retention(Option<Duration>);
+
+fn parse_retention(text: &str) -> Result<Retention, String> {
+    if text.trim() == "0" {
+        return Ok(Retention(None));
+    }
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Ok(Retention(None)),
+        Ok(duration) => Ok(Retention(Some(duration))),
+        Err(err) => Err(format!(
+            "{err} (a duration such as 30days or 12h, or 0 to keep everything)"
+        )),
+    }
 }
 
 /// clap needs a named type for a parsed list.
@@ -227,6 +249,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         inbox: false,
         loopback_host_only: false,
         wrong_key_burst: args.wrong_key_burst,
+        retention: args.retention.0,
         http: HttpLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..HttpLimits::default()

@@ -515,7 +515,7 @@ pub struct BulkResendIn {
     /// Every delivery `GET /deliveries` lists with these filters.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "present_object",
         skip_serializing_if = "Option::is_none"
     )]
     pub filter: Option<DeliveryFilter>,
@@ -531,6 +531,32 @@ where
     T: Deserialize<'de>,
 {
     T::deserialize(deserializer).map(Some)
+}
+
+/// A field that, when given, holds a JSON object: a struct's derived `Deserialize` also
+/// reads an array of its fields in order, which the document does not allow.
+fn present_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer
+        .deserialize_map(ObjectOnly(std::marker::PhantomData))
+        .map(Some)
 }
 
 /// Why a bulk resend left a delivery as it was.

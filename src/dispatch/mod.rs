@@ -25,6 +25,7 @@ pub use attempt::{
 use attempt::{Sender, Verdict};
 
 use crate::crypto::{self, SecretCipher};
+use crate::metrics::{Metrics, Outcome};
 use crate::signing;
 use crate::store::{
     AttemptOutcome, AttemptRecord, AttemptSlot, AttemptToRecord, Claimed, DeliveryJob, HandedJob,
@@ -118,11 +119,21 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
 #[derive(Clone, Debug, Default)]
 pub struct DispatchHandle {
     wake: Arc<Notify>,
+    /// The attempt slots (see [`Handoff`]), once started.
+    handoff: Option<Handoff>,
 }
 
 impl DispatchHandle {
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Attempt slots in use and in all.
+    pub fn slots(&self) -> (usize, usize) {
+        self.handoff.as_ref().map_or((0, 0), |handoff| {
+            let total = handoff.slots();
+            (total.saturating_sub(handoff.free_slots()), total)
+        })
     }
 }
 
@@ -137,6 +148,7 @@ pub struct Dispatcher {
 
 struct Context {
     store: Store,
+    metrics: Arc<Metrics>,
     /// Attempts to record, written in batches by [`record_batches`].
     recorder: mpsc::Sender<Recording>,
     cipher: SecretCipher,
@@ -150,8 +162,8 @@ impl Dispatcher {
         store: Store,
         cipher: SecretCipher,
         config: DeliveryConfig,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
-        let handle = DispatchHandle::default();
         let (recorder, queue) = mpsc::channel(RECORD_BATCH * 4);
         let writer = tokio::spawn(record_batches(store.clone(), queue));
         let concurrency = config.concurrency.max(1);
@@ -163,7 +175,12 @@ impl Dispatcher {
             handed_jobs,
             config.lease,
         );
+        let handle = DispatchHandle {
+            wake: Arc::default(),
+            handoff: Some(handoff.clone()),
+        };
         let context = Arc::new(Context {
+            metrics,
             sender: Sender::new(&config)?,
             recorder,
             store: store.clone(),
@@ -577,6 +594,9 @@ async fn deliver(
     slot.release_webhook();
     let (record, outcome, verdict) = match attempted {
         Ok((record, verdict)) => {
+            context
+                .metrics
+                .attempt(record.status_code, record.duration_ms as f64 / 1000.0);
             let outcome = outcome(&context.config, job.retry_step, verdict, record.started_at);
             (record, outcome, Some(verdict))
         }
@@ -606,7 +626,18 @@ async fn deliver(
         ),
     };
     let failing_since = match context.record(job, record, outcome, slot).await {
-        Ok(failing_since) => failing_since,
+        Ok(failing_since) => {
+            match outcome {
+                AttemptOutcome::Succeeded => context
+                    .metrics
+                    .finished(&job.webhook_id, Outcome::succeeded),
+                AttemptOutcome::Failed => {
+                    context.metrics.finished(&job.webhook_id, Outcome::failed)
+                }
+                AttemptOutcome::RetryAt(_) => {}
+            }
+            failing_since
+        }
         Err(err) => {
             // The claim runs out and the delivery is tried again: at-least-once.
             tracing::error!(delivery_id, "recording an attempt failed: {err}");

@@ -58,6 +58,7 @@ pub async fn emit(
         Some(id) => validate::event_id("id", id)?,
         None => store::new_id("msg"),
     };
+    let began = std::time::Instant::now();
     let emitted = state
         .store
         .emit_event(NewEvent {
@@ -66,6 +67,7 @@ pub async fn emit(
             data: input.data.get().to_owned(),
         })
         .await?;
+    state.metrics.emitted(began.elapsed().as_secs_f64());
     // Deliveries handed to the dispatcher as they were written need no wake-up.
     if emitted.unclaimed > 0 {
         state.dispatch.wake();

@@ -12,6 +12,7 @@ mod events;
 pub mod extract;
 pub mod inbox;
 mod listen;
+mod metrics;
 mod stats;
 mod webhooks;
 
@@ -87,7 +88,13 @@ pub struct ServiceConfig {
     /// service on loopback for one user (the embedded one), which a web page in that
     /// user's browser must not reach by DNS rebinding.
     pub loopback_host_only: bool,
+    /// Finished deliveries older than this are pruned (see `store/retention.rs`); `None`
+    /// keeps everything.
+    pub retention: Option<std::time::Duration>,
 }
+
+/// `--retention`'s default.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -152,6 +159,8 @@ pub struct AppState {
     pub failed_keys: Arc<auth::FailedKeyLimiter>,
     /// The only `Host` values answered, when the service is for loopback alone.
     pub allowed_hosts: Option<Arc<[String]>>,
+    /// What `GET /metrics` serves.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(OpenApi)]
@@ -258,6 +267,13 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route(
+            "/metrics",
+            get(metrics::get).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_admin_key,
+            )),
+        )
+        .route(
             "/inbox/{name}",
             axum::routing::post(inbox::receive).layer(DefaultBodyLimit::max(inbox::BODY_MAX_BYTES)),
         )
@@ -361,6 +377,8 @@ pub struct RunningService {
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: Dispatcher,
+    /// Prunes the history, when a retention is set.
+    pruner: Option<JoinHandle<()>>,
     store: Store,
 }
 
@@ -394,6 +412,11 @@ impl RunningService {
             .server
             .await
             .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)));
+        if let Some(pruner) = self.pruner {
+            // A batch cut short is rolled back: nothing is half deleted.
+            pruner.abort();
+            let _ = pruner.await;
+        }
         self.dispatcher.stop().await;
         self.store.close().await;
         served
@@ -422,7 +445,13 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     if released > 0 {
         tracing::info!(released, "released claims left by the previous run");
     }
-    let dispatcher = Dispatcher::start(store.clone(), cipher.clone(), config.delivery.clone())?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let dispatcher = Dispatcher::start(
+        store.clone(),
+        cipher.clone(),
+        config.delivery.clone(),
+        Arc::clone(&metrics),
+    )?;
     let state = AppState {
         store: store.clone(),
         cipher,
@@ -434,6 +463,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         inbox: config.inbox.then(inbox::Inbox::default),
         failed_keys: Arc::new(auth::FailedKeyLimiter::with_burst(config.wrong_key_burst)),
         allowed_hosts: None,
+        metrics,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -463,12 +493,36 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         .await
     });
     tracing::info!(%local_addr, "admin API listening");
+    let pruner = config
+        .retention
+        .map(|retention| tokio::spawn(prune_periodically(store.clone(), retention)));
     Ok(RunningService {
         local_addr,
         generated_admin_key,
         shutdown,
         server,
         dispatcher,
+        pruner,
         store,
     })
+}
+
+/// Prunes the history at start and then every minute, or more often for a retention
+/// shorter than two minutes (half of it, at least a second apart).
+async fn prune_periodically(store: Store, retention: std::time::Duration) {
+    let every = (retention / 2).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.prune(chrono::Utc::now(), retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned finished deliveries past the retention"),
+            // Tried again on the next tick.
+            Err(err) => tracing::warn!("pruning the history failed: {err}"),
+        }
+    }
 }

@@ -123,6 +123,8 @@ pub struct Handoff {
     /// The dispatcher's attempt slots, shared with its own claims: one per attempt in
     /// flight or handed over and about to start.
     slots: Arc<Semaphore>,
+    /// How many slots there are.
+    total: usize,
     in_flight: Arc<InFlight>,
     jobs: mpsc::Sender<HandedJob>,
     lease: Duration,
@@ -155,6 +157,7 @@ impl Handoff {
     ) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(slots)),
+            total: slots,
             in_flight: Arc::new(InFlight {
                 per_webhook: per_webhook.max(1),
                 by_webhook: Mutex::default(),
@@ -172,6 +175,11 @@ impl Handoff {
     }
 
     /// How many attempt slots are free.
+    /// How many attempt slots there are.
+    pub fn slots(&self) -> usize {
+        self.total
+    }
+
     pub fn free_slots(&self) -> usize {
         self.slots.available_permits()
     }

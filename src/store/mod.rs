@@ -35,6 +35,7 @@ pub use model::{
     AttemptOutcome, AttemptRecord, AttemptToRecord, Claimed, DeliveryJob, Emitted, NewEvent,
     NewWebhook, SealedSecret, SecretRotation, WebhookChanges, new_id,
 };
+pub use retention::COUNTS_KEPT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +92,9 @@ impl From<sqlx::Error> for StoreError {
                 false
             }
         });
+        if !matches!(err, sqlx::Error::RowNotFound) {
+            crate::metrics::storage_error();
+        }
         match err {
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
@@ -147,8 +151,9 @@ macro_rules! on_backend {
     };
 }
 
-// Uses `on_backend!`, so declared after it.
+// Use `on_backend!`, so declared after it.
 mod resend;
+mod retention;
 
 /// What this process keeps beside the database, whatever the backend.
 #[derive(Debug, Default)]
@@ -373,6 +378,17 @@ impl Store {
         full: &[String],
     ) -> Result<Option<DateTime<Utc>>> {
         on_backend!(self, db => db.next_due_at(now, full).await)
+    }
+
+    /// How many deliveries are due at `now` and held by no attempt, and when the one due
+    /// longest fell due.
+    pub async fn due_backlog(&self, now: DateTime<Utc>) -> Result<(u64, Option<DateTime<Utc>>)> {
+        let (count, oldest) =
+            on_backend!(self, db => query::due_backlog(db.pool(), model::millis(now)).await)?;
+        Ok((
+            u64::try_from(count).unwrap_or(0),
+            oldest.map(model::from_millis).transpose()?,
+        ))
     }
 
     /// At start: drops the claims a crashed run of this process left, so that they are

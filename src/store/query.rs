@@ -195,6 +195,26 @@ where
     Ok(sql.build_query_as().fetch_all(pool).await?)
 }
 
+/// Deliveries due at `now` that no attempt holds, and the earliest time one fell due.
+pub(super) async fn due_backlog<DB>(pool: &sqlx::Pool<DB>, now: i64) -> Result<(i64, Option<i64>)>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    (i64, Option<i64>): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut sql: QueryBuilder<DB> = QueryBuilder::new(
+        "SELECT CAST(COUNT(*) AS BIGINT), MIN(next_attempt_at) FROM deliveries \
+         WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ",
+    );
+    sql.push_bind(now)
+        .push(" AND (lease_until IS NULL OR lease_until <= ")
+        .push_bind(now)
+        .push(")");
+    Ok(sql.build_query_as().fetch_one(pool).await?)
+}
+
 /// A delivery as a bulk resend sees it: whether an attempt holds it, and whether its
 /// webhook takes deliveries.
 #[derive(sqlx::FromRow)]
@@ -287,4 +307,51 @@ where
     for item in items {
         list.push_bind(item.clone());
     }
+}
+
+/// Up to `limit` finished deliveries that finished before `cutoff`, with their event ids:
+/// a prune batch. `cutoff_id` is the smallest delivery id made at `cutoff`: a delivery
+/// finishes after it is made, so the scan stays in `deliveries_by_status` below it.
+/// `suffix` ends the statement (PostgreSQL locks the rows).
+pub(super) fn prunable<DB>(
+    cutoff: i64,
+    cutoff_id: &str,
+    limit: i64,
+    suffix: &str,
+) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = QueryBuilder::new(
+        "SELECT id, event_id FROM deliveries \
+         WHERE status IN ('succeeded', 'failed') AND next_attempt_at IS NULL AND id < ",
+    );
+    sql.push_bind(cutoff_id.to_owned())
+        .push(" AND COALESCE(last_attempt_at, created_at) < ")
+        .push_bind(cutoff)
+        .push(" LIMIT ")
+        .push_bind(limit)
+        .push(suffix);
+    sql
+}
+
+/// The statements that delete a prune batch's deliveries `ids`, their attempts, and
+/// those of their `events` no delivery is left of, in that order.
+pub(super) fn prune_statements<DB>(ids: &[String], events: &[String]) -> [QueryBuilder<DB>; 3]
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut attempts = QueryBuilder::new("DELETE FROM delivery_attempts WHERE delivery_id IN (");
+    push_list(&mut attempts, ids);
+    attempts.push(")");
+    let mut deliveries = QueryBuilder::new("DELETE FROM deliveries WHERE id IN (");
+    push_list(&mut deliveries, ids);
+    deliveries.push(")");
+    let mut orphans = QueryBuilder::new("DELETE FROM events WHERE id IN (");
+    push_list(&mut orphans, events);
+    orphans.push(") AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
+    [attempts, deliveries, orphans]
 }

@@ -1207,6 +1207,8 @@ on_both_backends! {
             (json!({"ids": [&a_ids[0]], "filter": {}}), "filter"),
             (json!({"filter": {"status": "lost"}}), "filter.status"),
             (json!({"filter": {"colour": "red"}}), "filter.colour"),
+            (json!({"filter": [null, null]}), "filter"),
+            (json!({"filter": null}), "filter"),
         ] {
             let (status, error) = service
                 .json(Method::POST, "/deliveries/resend", Some(body.clone()))
@@ -1217,5 +1219,88 @@ on_both_backends! {
             .json(Method::GET, &format!("/deliveries/{}", a_ids[0]), None)
             .await;
         assert_eq!(detail["attempts"].as_array().map(Vec::len), Some(4));
+    }
+}
+
+on_both_backends! {
+    /// `--retention`: finished deliveries older than it go, with their attempts and the
+    /// events no delivery is left of; a retrying delivery stays however old; the hourly
+    /// counts behind the chart outlive the rows.
+    #[tokio::test]
+    async fn retention_prunes_finished_deliveries_and_keeps_unfinished_ones() {
+        let receiver = Receiver::start().await;
+        receiver.set("/down", Behaviour::Status(503));
+        let service = TestService::start_with(|config| {
+            config.retention = Some(Duration::from_secs(2));
+            config.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_secs(600)];
+        })
+        .await;
+        let (ok_hook, _) = webhook_to(
+            &service,
+            &receiver.url("/ok"),
+            json!(["order.created", "payment.received"]),
+        )
+        .await;
+        webhook_to(&service, &receiver.url("/down"), json!(["payment.received"])).await;
+        service
+            .emit(json!({"type": "order.created", "id": "evt-only-ok", "data": {}}))
+            .await;
+        service
+            .emit(json!({"type": "payment.received", "id": "evt-both", "data": {}}))
+            .await;
+        let only_ok = only_delivery(&service, "evt-only-ok").await;
+        service.wait_for_delivery(&only_ok, "succeeded").await;
+        let both = service.deliveries_of("evt-both").await;
+        assert_eq!(both.len(), 2);
+        let id_of = |hook_is_ok: bool| {
+            both.iter()
+                .find(|d| (d["webhook_id"] == ok_hook.as_str()) == hook_is_ok)
+                .and_then(|d| d["id"].as_str())
+                .expect("a delivery")
+                .to_owned()
+        };
+        let (both_ok, both_down) = (id_of(true), id_of(false));
+        service.wait_for_delivery(&both_ok, "succeeded").await;
+        let retrying = service.wait_for_delivery(&both_down, "retrying").await;
+        assert_eq!(retrying["attempts"].as_array().map(Vec::len), Some(1));
+
+        wait_for("the finished deliveries to be pruned", Duration::from_secs(20), || async {
+            let (status, _) = service
+                .json(Method::GET, &format!("/deliveries/{only_ok}"), None)
+                .await;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        })
+        .await;
+        let (status, _) = service
+            .json(Method::GET, &format!("/deliveries/{both_ok}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let kept = service.wait_for_delivery(&both_down, "retrying").await;
+        assert_eq!(kept["attempts"].as_array().map(Vec::len), Some(1), "its attempts stay");
+
+        // The chart's counts outlive the rows.
+        let (_, stats) = service.json(Method::GET, "/stats", None).await;
+        let succeeded: u64 = stats
+            .as_array()
+            .expect("points")
+            .iter()
+            .filter_map(|p| p["succeeded"].as_u64())
+            .sum();
+        assert_eq!(succeeded, 2, "{stats}");
+
+        // An event no delivery is left of is gone: its id fans out anew. One that kept a
+        // delivery is still there: its id does not.
+        let again = service
+            .emit(json!({"type": "order.created", "id": "evt-only-ok", "data": {}}))
+            .await;
+        assert_eq!(again["deliveries"], 1);
+        let fresh = only_delivery(&service, "evt-only-ok").await;
+        assert_ne!(fresh, only_ok);
+        service
+            .emit(json!({"type": "payment.received", "id": "evt-both", "data": {}}))
+            .await;
+        let left = service.deliveries_of("evt-both").await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0]["id"], both_down.as_str());
     }
 }

@@ -16,6 +16,7 @@ mod embedded;
 mod faults;
 #[cfg(feature = "panel")]
 mod keychain;
+mod metrics;
 #[cfg(feature = "panel")]
 mod migrate;
 mod outage;

@@ -48,6 +48,7 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         http: Default::default(),
         wrong_key_burst: server::FAILED_KEYS_BURST,
         loopback_host_only: false,
+        retention: None,
     }
 }
 

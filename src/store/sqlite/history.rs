@@ -72,6 +72,46 @@ impl Database {
         Ok(queued)
     }
 
+    /// One batch of pruning, in a transaction of its own: the number of deliveries
+    /// deleted.
+    pub(in crate::store) async fn prune_batch(
+        &self,
+        cutoff: i64,
+        cutoff_id: &str,
+        limit: i64,
+    ) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(String, String)> = query::prunable::<Sqlite>(cutoff, cutoff_id, limit, "")
+            .build_query_as()
+            .fetch_all(&mut **tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let (ids, mut events): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+        events.sort_unstable();
+        events.dedup();
+        let [mut attempts, mut deliveries, mut orphans] =
+            query::prune_statements::<Sqlite>(&ids, &events);
+        attempts.build().execute(&mut **tx).await?;
+        let deleted = deliveries.build().execute(&mut **tx).await?.rows_affected();
+        orphans.build().execute(&mut **tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Deletes the hourly counts of hours before `before`.
+    pub(in crate::store) async fn prune_counts(&self, before: i64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM delivery_counts WHERE hour_start < ?")
+            .bind(before)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     pub(in crate::store) async fn recover(
         &self,
         webhook_id: &str,

@@ -1,0 +1,5 @@
+-- Retention prunes finished deliveries, but the hourly counts outlive them: the panel's
+-- success-rate chart and `GET /stats` keep their history past `--retention`. So a
+-- deleted delivery no longer takes its count with it.
+DROP TRIGGER delivery_counts_on_delete;
+
