@@ -66,6 +66,8 @@ click 160 158; shot webhooks             # the list, the failing webhook selecte
 click 880 62; shot new-webhook           # the create dialog
 click 476 627; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected
+click 303 93; sleep 0.5                 # Clear selection
+click 197 93; sleep 2; shot resend-all   # "Resend all N matching": the confirmation names N and the webhooks
 click 238 18; sleep 2; click 60 63; shot deliveries          # every delivery, the success-rate chart open
 click 460 18; sleep 2; shot inbox
 click 1235 18; shot profiles             # the profile manager
