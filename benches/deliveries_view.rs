@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use chrono::{TimeDelta, Utc};
 use egui::{Event, Modifiers, MouseWheelSource, MouseWheelUnit, RawInput, TouchPhase, pos2, vec2};
 use hookpanel::api::{Delivery, DeliveryList, DeliveryStatus, Webhook, WebhookKind};
-use hookpanel::ui::app::{Commands, Remote};
 use hookpanel::ui::backend::PageRequest;
+use hookpanel::ui::commands::Commands;
 use hookpanel::ui::deliveries::DeliveriesView;
+use hookpanel::ui::remote::Remote;
 
 const ROWS: usize = 100_000;
 const WARMUP_FRAMES: usize = 30;

@@ -4,8 +4,10 @@
 //!
 //! Its SQLite file lives in the platform data directory; its admin key and secrets
 //! encryption key live in the OS keychain, so the file alone reveals nothing. Without a
-//! keychain it runs for this session only: a database in a temporary directory, sealed with
-//! a key that exists only in memory, all gone when the panel quits.
+//! keychain it runs for this session only: a database in a directory of the system's
+//! temporary directory named `hookpanel-session-…`, sealed with a key that exists only in
+//! memory. The directory is removed when the panel quits; one a crash left behind (its
+//! key died with it, so nothing in it can be read) is removed at the next start.
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +48,7 @@ pub enum Persistence {
     /// No keychain: a temporary database and in-memory keys, gone at exit.
     SessionOnly {
         reason: KeychainError,
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
     },
 }
 
@@ -126,21 +128,92 @@ pub async fn start(
         }
         Err(reason) if reason.is_unavailable() => {
             tracing::warn!("{reason}; the embedded service keeps data for this session only");
-            let dir = tempfile::tempdir().map_err(|source| EmbeddedError::DataDir {
-                path: std::env::temp_dir().display().to_string(),
-                source,
-            })?;
+            let parent = std::env::temp_dir();
+            remove_abandoned_sessions(&parent);
+            let dir = tempfile::Builder::new()
+                .prefix(SESSION_PREFIX)
+                .tempdir_in(&parent)
+                .map_err(|source| EmbeddedError::DataDir {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
             let admin_key = crypto::generate_admin_key()?;
             let encryption_key = crypto::generate_encryption_key()?;
-            let database = dir.path().join("session.db");
+            let database = dir.path().join(SESSION_DATABASE);
             let service =
                 server::start(config(&database, admin_key.clone(), encryption_key)).await?;
             Ok(Embedded {
                 service,
                 admin_key,
-                persistence: Persistence::SessionOnly { reason, _dir: dir },
+                persistence: Persistence::SessionOnly { reason, dir },
             })
         }
         Err(other) => Err(other.into()),
+    }
+}
+
+/// How the directories of session-only databases start.
+const SESSION_PREFIX: &str = "hookpanel-session-";
+/// The session database's name in its directory.
+const SESSION_DATABASE: &str = "session.db";
+
+/// Removes the session directories in `parent` that no running panel owns: a crash left
+/// them, and the key that sealed them is gone. A directory is owned while its database's
+/// owner lock (`store/sqlite/owner.rs`) is held; one with no lock file yet is left alone,
+/// since a panel starting now may be about to take it.
+fn remove_abandoned_sessions(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_session = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(SESSION_PREFIX));
+        if !is_session || !dir.is_dir() {
+            continue;
+        }
+        let lock = dir.join(format!("{SESSION_DATABASE}-owner"));
+        let Ok(file) = std::fs::File::open(&lock) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            drop(file);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!("removed {}, left by a session that ended", dir.display()),
+                Err(err) => tracing::warn!("cannot remove {}: {err}", dir.display()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandoned_session_directories_go_and_live_ones_stay() {
+        let parent = tempfile::tempdir().expect("temp dir");
+        let session = |name: &str| {
+            let dir = parent.path().join(format!("{SESSION_PREFIX}{name}"));
+            std::fs::create_dir(&dir).expect("dir");
+            std::fs::write(dir.join(SESSION_DATABASE), b"sealed").expect("db");
+            dir
+        };
+        let abandoned = session("crashed");
+        std::fs::write(abandoned.join("session.db-owner"), b"4242").expect("lock file");
+        let live = session("running");
+        let held = std::fs::File::create(live.join("session.db-owner")).expect("lock file");
+        held.lock().expect("locked");
+        let starting = session("starting");
+        let unrelated = parent.path().join("something-else");
+        std::fs::create_dir(&unrelated).expect("dir");
+
+        remove_abandoned_sessions(parent.path());
+        assert!(!abandoned.exists(), "a session no process owns is removed");
+        assert!(live.exists(), "a session a process holds stays");
+        assert!(starting.exists(), "a session without a lock yet stays");
+        assert!(unrelated.exists());
     }
 }

@@ -1,7 +1,6 @@
 //! The panel's `eframe::App`: state, the connection to a service, the loop between UI and
 //! background work, and the frame around the views.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
@@ -10,15 +9,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Backend, Command, Event, ListTag};
+use super::commands::Commands;
 use super::connection::{self, Connected, RemoteProfile};
 use super::deliveries::DeliveriesView;
 use super::inbox::InboxView;
 use super::profiles::{ProfileAction, ProfilesView};
+use super::remote::Remote;
 use super::requests::{REFRESH_EVERY, Requests};
 use super::secret::SecretModal;
 use super::webhooks::WebhooksView;
 use super::{theme, widgets};
-use crate::api::{EventType, Webhook};
 use crate::client::Client;
 use crate::embedded::Embedded;
 use crate::keychain::{Keychain, KeychainError, LOCAL_PROFILE};
@@ -119,37 +119,6 @@ struct Notice {
     text: String,
     is_error: bool,
     at: Instant,
-}
-
-/// Data fetched from the service, shared by the views.
-#[derive(Default)]
-pub struct Remote {
-    pub webhooks: Option<Vec<Webhook>>,
-    pub webhooks_error: Option<String>,
-    pub event_types: Vec<EventType>,
-    /// Webhook id → whether this machine's keychain holds its secret.
-    pub keychain_holds: HashMap<String, bool>,
-    pub keychain_error: Option<String>,
-}
-
-impl Remote {
-    pub fn webhook_name(&self, id: &str) -> Option<&str> {
-        self.webhooks
-            .as_ref()?
-            .iter()
-            .find(|w| w.id == id)
-            .map(|w| w.name.as_str())
-    }
-}
-
-/// Commands the views collected while drawing, run after the frame.
-#[derive(Default)]
-pub struct Commands(Vec<Command>);
-
-impl Commands {
-    pub fn send(&mut self, command: Command) {
-        self.0.push(command);
-    }
 }
 
 pub struct App {
@@ -284,7 +253,7 @@ impl App {
             return;
         };
         let now = Instant::now();
-        for command in commands.0 {
+        for command in commands {
             if let Some(key) = command.request_key() {
                 self.requests.sent(key, now);
             }
@@ -604,7 +573,11 @@ impl App {
             } => {
                 match (&result, dry_run) {
                     (Ok(resent), false) => {
-                        self.say(format!("Queued {} deliveries again", resent.queued), false);
+                        let queued = match resent.queued {
+                            1 => "1 delivery".to_owned(),
+                            n => format!("{n} deliveries"),
+                        };
+                        self.say(format!("Queued {queued} again"), false);
                     }
                     (Err(err), _) => self.say(format!("Bulk resend failed: {err}"), true),
                     (Ok(_), true) => {}
@@ -647,7 +620,7 @@ impl App {
             View::Failed => self.failed.refresh(&mut due),
             View::Inbox => self.inbox.refresh(&mut due),
         }
-        for command in due.0 {
+        for command in due {
             if command
                 .request_key()
                 .is_none_or(|key| !self.requests.is_waiting(key))

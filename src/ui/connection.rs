@@ -59,8 +59,10 @@ pub async fn local(
                 database.display()
             )
         }
-        (Persistence::SessionOnly { reason, .. }, _) => format!(
-            "No OS keychain ({reason}) — this session's data is kept in memory only and is gone when you quit"
+        (Persistence::SessionOnly { reason, dir }, _) => format!(
+            "No OS keychain ({reason}) — this session's data is in {}, sealed with a key held \
+             in memory only: removed when you quit (after a crash, at the next start)",
+            dir.path().display()
         ),
         (Persistence::Kept { .. }, Err(err)) => err.to_string(),
     };

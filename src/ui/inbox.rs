@@ -3,8 +3,9 @@
 
 use egui::{RichText, Ui};
 
-use super::app::{Commands, Remote};
 use super::backend::Command;
+use super::commands::Commands;
+use super::remote::Remote;
 use super::{theme, widgets};
 use crate::client::ClientError;
 use crate::server::inbox::{InboxMessage, InboxMessages};

@@ -2,6 +2,8 @@
 //!
 //! - [`app`]: the `eframe::App`, its state and the command/event loop.
 //! - [`backend`]: background work — commands in, events out, never on the UI thread.
+//! - [`commands`]: what the views ask for while drawing; [`remote`]: what they read of
+//!   the service's data.
 //! - [`connection`]: reaching the embedded service or a remote profile; [`profiles`] edits them.
 //! - [`requests`]: each view's repeating request kept to one in flight, and how slow
 //!   the service answers.
@@ -10,10 +12,12 @@
 
 pub mod app;
 pub mod backend;
+pub mod commands;
 pub mod connection;
 pub mod deliveries;
 pub mod inbox;
 pub mod profiles;
+pub mod remote;
 pub mod requests;
 pub mod secret;
 pub mod theme;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use egui::RichText;
 
-use super::super::app::Remote;
+use super::super::remote::Remote;
 use super::super::theme;
 use crate::api::{BulkResent, DeliveryFilter, SkipReason};
 

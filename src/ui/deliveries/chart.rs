@@ -8,8 +8,9 @@ use chrono::{TimeDelta, Utc};
 use egui::{RichText, Ui};
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::super::app::{Commands, Remote};
 use super::super::backend::Command;
+use super::super::commands::Commands;
+use super::super::remote::Remote;
 use super::super::theme;
 use crate::api::{StatsBucket, StatsPoint, StatsQuery};
 use crate::client::ClientError;

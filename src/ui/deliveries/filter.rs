@@ -5,7 +5,7 @@
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use egui::{RichText, Ui};
 
-use super::super::app::Remote;
+use super::super::remote::Remote;
 use super::super::theme;
 use crate::api::{CodeClass, DeliveryQuery, DeliveryStatus};
 

@@ -4,7 +4,7 @@
 use egui::{RichText, Ui};
 use egui_extras::syntax_highlighting::{CodeTheme, code_view_ui};
 
-use super::super::app::Remote;
+use super::super::remote::Remote;
 use super::super::{theme, widgets};
 use crate::api::{Attempt, DeliveryDetail};
 

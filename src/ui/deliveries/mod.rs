@@ -27,8 +27,9 @@ use self::inspector::InspectorAction;
 use self::rows::{Merged, Rows};
 use self::table::{ROW_HEIGHT, TableState};
 use self::tools::{ExportForm, RecoverForm, ToolAsk};
-use super::app::{Commands, Remote};
 use super::backend::{Command, ListTag, PageRequest};
+use super::commands::Commands;
+use super::remote::Remote;
 use super::theme;
 use crate::api::{
     BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryFilter, DeliveryList,

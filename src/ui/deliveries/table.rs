@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use egui::{RichText, Ui};
 use egui_extras::{Column, TableBuilder};
 
-use super::super::app::Remote;
+use super::super::remote::Remote;
 use super::super::{theme, widgets};
 use super::rows::{Rows, SortColumn};
 use crate::api::DeliveryStatus;

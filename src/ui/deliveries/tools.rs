@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeDelta, Utc};
 use egui::{RichText, Ui};
 
-use super::super::app::Remote;
 use super::super::backend::ListTag;
+use super::super::remote::Remote;
 use super::super::{theme, widgets};
 use crate::export::ExportFormat;
 

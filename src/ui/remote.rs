@@ -1,0 +1,27 @@
+//! What the panel has fetched from the service and every view reads: the webhooks (for
+//! names), the event types, and which secrets this machine's keychain holds.
+
+use std::collections::HashMap;
+
+use crate::api::{EventType, Webhook};
+
+/// Data fetched from the service, shared by the views.
+#[derive(Default)]
+pub struct Remote {
+    pub webhooks: Option<Vec<Webhook>>,
+    pub webhooks_error: Option<String>,
+    pub event_types: Vec<EventType>,
+    /// Webhook id → whether this machine's keychain holds its secret.
+    pub keychain_holds: HashMap<String, bool>,
+    pub keychain_error: Option<String>,
+}
+
+impl Remote {
+    pub fn webhook_name(&self, id: &str) -> Option<&str> {
+        self.webhooks
+            .as_ref()?
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.name.as_str())
+    }
+}

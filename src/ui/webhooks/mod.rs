@@ -1,0 +1,153 @@
+//! The webhooks view: the list with health, a detail panel with actions, the create/edit
+//! form and the confirmations. Draws and emits commands; owns only UI state.
+//!
+//! This module holds the state and lays the view out; drawing lives in the submodules:
+//! [`table`] (the list), [`detail`] (the selected webhook), [`form`] (create and edit),
+//! [`confirm`] (delete and rotate).
+
+mod confirm;
+mod detail;
+mod form;
+mod table;
+
+use egui::{RichText, Ui};
+
+use self::form::WebhookForm;
+use super::backend::Command;
+use super::commands::Commands;
+use super::remote::Remote;
+use super::theme;
+use crate::api::Webhook;
+use crate::client::ClientError;
+
+#[derive(Default)]
+pub struct WebhooksView {
+    search: String,
+    selected: Option<String>,
+    form: Option<WebhookForm>,
+    confirm: Option<Confirm>,
+}
+
+enum Confirm {
+    Delete {
+        id: String,
+        name: String,
+    },
+    Rotate {
+        id: String,
+        name: String,
+        grace_hours: u64,
+    },
+}
+
+impl WebhooksView {
+    pub fn form_succeeded(&mut self, id: &str) {
+        if self.form.as_ref().is_some_and(|form| {
+            form.submitting && form.editing.as_deref().is_none_or(|editing| editing == id)
+        }) {
+            self.form = None;
+        }
+        self.selected = Some(id.to_owned());
+    }
+
+    pub fn form_failed(&mut self, error: ClientError) {
+        if let Some(form) = &mut self.form {
+            form.submitting = false;
+            form.error = Some(error);
+        }
+    }
+
+    /// Shows `error` in the edit form of `id`; false when no such form is open.
+    pub fn form_failed_for(&mut self, id: &str, error: ClientError) -> bool {
+        match &mut self.form {
+            Some(form) if form.editing.as_deref() == Some(id) => {
+                form.submitting = false;
+                form.error = Some(error);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn forget(&mut self, id: &str) {
+        if self.selected.as_deref() == Some(id) {
+            self.selected = None;
+        }
+    }
+
+    /// `inbox_base` is the embedded service's URL, which hosts test inboxes; `None` for a
+    /// remote service.
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        remote: &Remote,
+        inbox_base: Option<&str>,
+        commands: &mut Commands,
+    ) {
+        let webhooks: &[Webhook] = remote.webhooks.as_deref().unwrap_or_default();
+        let selected = self
+            .selected
+            .as_ref()
+            .and_then(|id| webhooks.iter().find(|w| &w.id == id));
+        if let Some(webhook) = selected {
+            egui::Panel::right("webhook_detail")
+                .resizable(true)
+                .default_size(360.0)
+                .show(ui, |ui| self.detail_ui(ui, webhook, remote, commands));
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                let label = ui.label("Search");
+                ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("name, URL, event, owner").desired_width(260.0))
+                    .labelled_by(label.id);
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui.button(RichText::new("+ New webhook").strong()).clicked() {
+                        self.form = Some(WebhookForm::create());
+                    }
+                    if let Some(base_url) = inbox_base
+                        && ui
+                            .button("Create a test endpoint")
+                            .on_hover_text("Register a webhook that points at a test inbox of the local service, and send it a test event")
+                            .clicked()
+                    {
+                        commands.send(Command::CreateTestEndpoint { base_url: base_url.to_owned() });
+                    }
+                });
+            });
+            if let Some(error) = &remote.webhooks_error {
+                ui.label(RichText::new(format!("Refreshing failed: {error}")).color(theme::FAILURE));
+            }
+            ui.add_space(4.0);
+            match &remote.webhooks {
+                None => {
+                    ui.spinner();
+                }
+                Some(list) if list.is_empty() => {
+                    ui.add_space(24.0);
+                    ui.vertical_centered(|ui| {
+                        ui.label(RichText::new("No webhooks yet").heading());
+                        ui.label("Register a receiver with “New webhook”, or try one out with “Create a test endpoint”.");
+                    });
+                }
+                Some(list) => self.table_ui(ui, list),
+            }
+        });
+        self.form_ui(ui.ctx(), remote, commands);
+        self.confirm_ui(ui.ctx(), commands);
+    }
+
+    fn matches(&self, webhook: &Webhook) -> bool {
+        let needle = self.search.trim().to_lowercase();
+        needle.is_empty()
+            || webhook.name.to_lowercase().contains(&needle)
+            || webhook.url.to_lowercase().contains(&needle)
+            || webhook
+                .owner
+                .as_deref()
+                .is_some_and(|o| o.to_lowercase().contains(&needle))
+            || webhook
+                .events
+                .iter()
+                .any(|e| e.to_lowercase().contains(&needle))
+    }
+}
