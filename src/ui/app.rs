@@ -596,6 +596,7 @@ impl App {
             }
             Event::Inbox { name, result } => self.inbox.handle(&name, result),
             Event::Failed { what, error } => self.say(format!("{what} failed: {error}"), true),
+            Event::Unchanged(_) => {}
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
@@ -219,6 +219,8 @@ pub enum Event {
         what: String,
         error: String,
     },
+    /// A repeating request answered exactly as it did last time: nothing to redraw.
+    Unchanged(RequestKey),
 }
 
 impl Event {
@@ -230,6 +232,7 @@ impl Event {
             Self::Delivery { list, .. } => Some(RequestKey::Detail(*list)),
             Self::Stats { .. } => Some(RequestKey::Stats),
             Self::Inbox { .. } => Some(RequestKey::Inbox),
+            Self::Unchanged(key) => Some(*key),
             _ => None,
         }
     }
@@ -247,6 +250,8 @@ pub struct Backend {
     profile: String,
     events: mpsc::Sender<Event>,
     repaint: egui::Context,
+    /// A digest of each repeating request's latest answer: see [`Backend::send`].
+    last_answers: Arc<Mutex<HashMap<RequestKey, u64>>>,
 }
 
 impl Backend {
@@ -265,6 +270,7 @@ impl Backend {
             profile,
             events,
             repaint,
+            last_answers: Arc::default(),
         }
     }
 
@@ -272,15 +278,46 @@ impl Backend {
         self.client.base_url()
     }
 
-    /// Runs `command` in the background; its [`Event`] arrives through the channel.
+    /// Runs `command` in the background; its [`Event`] arrives through the channel and
+    /// asks for a frame. A repeating request that answered as it did last time arrives as
+    /// [`Event::Unchanged`] and asks for none: an idle panel then neither redraws nor
+    /// rebuilds its rows every few seconds (the next scheduled frame takes it in).
     pub fn send(&self, command: Command) {
         let backend = self.clone();
         self.runtime.spawn(async move {
             let event = backend.run(command).await;
+            let event = backend.unless_unchanged(event);
+            let changed = !matches!(event, Event::Unchanged(_));
             // The receiver is gone only when the panel is closing.
             let _ = backend.events.send(event);
-            backend.repaint.request_repaint();
+            if changed {
+                backend.repaint.request_repaint();
+            }
         });
+    }
+
+    /// `event`, or [`Event::Unchanged`] when it answers the webhooks list or a list's
+    /// newest page exactly as the previous answer did: the views keep those answers for as
+    /// long as this backend serves them (a new filter is a new generation, so a different
+    /// answer). The inspector and the chart drop theirs when closed or changed, so theirs
+    /// always arrive. Answers are compared by a digest of their `Debug` text, which shows
+    /// every field (and no secret: those types print none).
+    fn unless_unchanged(&self, event: Event) -> Event {
+        use std::hash::{Hash as _, Hasher as _};
+        let Some(key @ (RequestKey::Webhooks | RequestKey::Page(_))) = event.request_key() else {
+            return event;
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{event:?}").hash(&mut hasher);
+        let digest = hasher.finish();
+        let Ok(mut last) = self.last_answers.lock() else {
+            return event;
+        };
+        if last.insert(key, digest) == Some(digest) {
+            Event::Unchanged(key)
+        } else {
+            event
+        }
     }
 
     async fn keychain_call<T: Send + 'static>(
@@ -557,5 +594,76 @@ impl Backend {
                 Event::Inbox { name, result }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhooks(names: &[&str]) -> Event {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        Event::Webhooks(Ok(names
+            .iter()
+            .map(|name| Webhook {
+                id: format!("wh_{name}"),
+                name: (*name).to_owned(),
+                url: "https://example.com/hook".to_owned(),
+                events: vec!["*".to_owned()],
+                kind: crate::api::WebhookKind::Generic,
+                description: None,
+                owner: None,
+                is_active: true,
+                disabled_reason: None,
+                secret_hint: "abcd".to_owned(),
+                created_at: now,
+                updated_at: now,
+                success_24h: 0,
+                failed_24h: 0,
+                last_delivery_at: None,
+                last_status_code: None,
+                last_success_at: None,
+                failing_since: None,
+            })
+            .collect()))
+    }
+
+    #[test]
+    fn an_answer_like_the_last_one_asks_for_no_frame() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let (events, _received) = mpsc::channel();
+        let client =
+            Client::new("http://127.0.0.1:9", Zeroizing::new("hpk_k".to_owned())).expect("client");
+        let backend = Backend::new(
+            runtime.handle().clone(),
+            client,
+            Err(KeychainError::Unavailable {
+                detail: "none in this test".to_owned(),
+            }),
+            "local".to_owned(),
+            events,
+            egui::Context::default(),
+        );
+        let unchanged = |event: &Event| matches!(event, Event::Unchanged(RequestKey::Webhooks));
+        assert!(!unchanged(&backend.unless_unchanged(webhooks(&["a"]))));
+        assert!(unchanged(&backend.unless_unchanged(webhooks(&["a"]))));
+        assert!(
+            !unchanged(&backend.unless_unchanged(webhooks(&["a", "b"]))),
+            "a new webhook"
+        );
+        assert!(unchanged(&backend.unless_unchanged(webhooks(&["a", "b"]))));
+        // The chart's answers always arrive: it may have dropped the last one.
+        let stats = || Event::Stats {
+            query: StatsQuery::default(),
+            result: Ok(Vec::new()),
+        };
+        assert!(matches!(
+            backend.unless_unchanged(stats()),
+            Event::Stats { .. }
+        ));
+        assert!(matches!(
+            backend.unless_unchanged(stats()),
+            Event::Stats { .. }
+        ));
     }
 }
