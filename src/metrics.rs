@@ -162,13 +162,9 @@ impl Metrics {
 
     /// An attempt that got `status_code` (none: no HTTP answer) after `seconds`.
     pub fn attempt(&self, status_code: Option<u16>, seconds: f64) {
-        let class = match status_code {
-            Some(code) => CodeClass::ALL
-                .into_iter()
-                .find(|class| class.codes().is_some_and(|codes| codes.contains(&code)))
-                .map_or_else(|| "other".to_owned(), |class| class.as_str().to_owned()),
-            None => CodeClass::Network.as_str().to_owned(),
-        };
+        let class = CodeClass::of_answer(status_code, true)
+            .map_or("other", CodeClass::as_str)
+            .to_owned();
         self.attempts.get_or_create(&ClassLabels { class }).inc();
         self.attempt_duration.observe(seconds);
     }

@@ -296,11 +296,16 @@ impl CodeClass {
 
     /// The class a delivery's last answer falls in, if it was tried.
     pub fn of(delivery: &Delivery) -> Option<Self> {
-        match delivery.status_code {
+        Self::of_answer(delivery.status_code, delivery.attempts > 0)
+    }
+
+    /// The class of an answer with `status_code` (none: no HTTP answer), if `tried`.
+    pub fn of_answer(status_code: Option<u16>, tried: bool) -> Option<Self> {
+        match status_code {
             Some(code) => Self::ALL
                 .into_iter()
                 .find(|class| class.codes().is_some_and(|codes| codes.contains(&code))),
-            None => (delivery.attempts > 0).then_some(Self::Network),
+            None => tried.then_some(Self::Network),
         }
     }
 }
@@ -606,6 +611,18 @@ pub struct BulkResent {
 }
 
 impl BulkResent {
+    /// Counts a delivery left as it was, listing it among the first
+    /// [`BULK_RESEND_MAX_LISTED_SKIPS`].
+    pub fn skip(&mut self, id: &str, reason: SkipReason) {
+        self.skipped_total += 1;
+        if self.skipped.len() < BULK_RESEND_MAX_LISTED_SKIPS {
+            self.skipped.push(SkippedDelivery {
+                id: id.to_owned(),
+                reason,
+            });
+        }
+    }
+
     /// Adds the answer to another part of the same resend.
     pub fn add(&mut self, other: Self) {
         self.queued += other.queued;

@@ -157,11 +157,8 @@ pub async fn resend_many(
             }
             state.store.resend_ids(&ids, input.dry_run).await?
         }
-        (None, Some(filter)) => match (filter.since, filter.until) {
-            // An `until` at or before `since` is an empty window.
-            (Some(since), Some(until)) if until <= since => BulkResent::default(),
-            _ => state.store.resend_matching(&filter, input.dry_run).await?,
-        },
+        // An `until` at or before `since` matches nothing, as it lists nothing.
+        (None, Some(filter)) => state.store.resend_matching(&filter, input.dry_run).await?,
         (Some(_), Some(_)) => {
             return Err(FieldError::new("filter", "give ids or a filter, not both").into());
         }

@@ -201,6 +201,19 @@ fn lookup(id: &str) -> Result<&str> {
     }
 }
 
+/// Whether `query` names a text no stored row holds (see [`lookup`]), so that it lists
+/// nothing on every backend.
+fn matches_nothing(query: &DeliveryQuery) -> bool {
+    [
+        &query.webhook_id,
+        &query.event_type,
+        &query.q,
+        &query.cursor,
+    ]
+    .iter()
+    .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
+}
+
 impl Store {
     /// Opens the database at `url` (a SQLite file is created if need be) and brings its
     /// schema up to date.
@@ -451,16 +464,7 @@ impl Store {
     /// A page of deliveries, newest first, after `query.cursor` (a delivery id). Fetches
     /// `limit + 1` rows so the caller can tell whether there is a next page.
     pub async fn deliveries(&self, query: &DeliveryQuery, limit: u32) -> Result<Vec<Delivery>> {
-        let texts = [
-            &query.webhook_id,
-            &query.event_type,
-            &query.q,
-            &query.cursor,
-        ];
-        if texts
-            .iter()
-            .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
-        {
+        if matches_nothing(query) {
             return Ok(Vec::new());
         }
         on_backend!(self, db => db.deliveries(query, limit).await)

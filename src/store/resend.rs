@@ -7,30 +7,12 @@ use chrono::Utc;
 
 use super::model::millis;
 use super::query::{Candidates, ResendCandidate};
-use super::{Result, Store, lookup};
-use crate::api::{
-    BULK_RESEND_MAX_LISTED_SKIPS, BulkResent, DeliveryFilter, SkipReason, SkippedDelivery,
-};
+use super::{Result, Store, lookup, matches_nothing};
+use crate::api::{BulkResent, DeliveryFilter, SkipReason};
 
 /// Deliveries read and written per transaction: a few milliseconds of the writer's time
 /// each on SQLite, so emits wait little between chunks.
 const CHUNK: usize = 500;
-
-/// What a bulk resend has done so far.
-#[derive(Default)]
-struct Tally(BulkResent);
-
-impl Tally {
-    fn skip(&mut self, id: &str, reason: SkipReason) {
-        self.0.skipped_total += 1;
-        if self.0.skipped.len() < BULK_RESEND_MAX_LISTED_SKIPS {
-            self.0.skipped.push(SkippedDelivery {
-                id: id.to_owned(),
-                reason,
-            });
-        }
-    }
-}
 
 impl Store {
     /// Queues each of `ids` again now with a fresh retry cycle, like [`Store::resend`],
@@ -39,7 +21,7 @@ impl Store {
     /// nothing and answers what a resend would do now.
     pub async fn resend_ids(&self, ids: &[String], dry_run: bool) -> Result<BulkResent> {
         let mut seen = HashSet::with_capacity(ids.len());
-        let mut tally = Tally::default();
+        let mut tally = BulkResent::default();
         let mut findable = Vec::with_capacity(ids.len());
         for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
             match lookup(id) {
@@ -75,7 +57,7 @@ impl Store {
             }
             next = chunks.next();
         }
-        Ok(tally.0)
+        Ok(tally)
     }
 
     /// Queues again every delivery `GET /deliveries` lists for `filter`, newest first, a
@@ -86,13 +68,9 @@ impl Store {
         dry_run: bool,
     ) -> Result<BulkResent> {
         let mut query = filter.query();
-        let mut tally = Tally::default();
-        let texts = [&query.webhook_id, &query.event_type, &query.q];
-        if texts
-            .iter()
-            .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
-        {
-            return Ok(tally.0);
+        let mut tally = BulkResent::default();
+        if matches_nothing(&query) {
+            return Ok(tally);
         }
         let limit = i64::try_from(CHUNK).unwrap_or(i64::MAX);
         let mut writing: Option<Vec<ResendCandidate>> = None;
@@ -123,7 +101,7 @@ impl Store {
                 writing = Some(candidates);
             }
         }
-        Ok(tally.0)
+        Ok(tally)
     }
 
     /// Queues the candidates that may be queued, in one transaction (none for a dry
@@ -132,7 +110,7 @@ impl Store {
         &self,
         candidates: Vec<ResendCandidate>,
         dry_run: bool,
-        tally: &mut Tally,
+        tally: &mut BulkResent,
     ) -> Result<()> {
         let now = millis(Utc::now());
         let mut eligible = Vec::with_capacity(candidates.len());
@@ -158,8 +136,8 @@ impl Store {
         };
         for (id, webhook_id) in eligible {
             if queued.contains(&id) {
-                tally.0.queued += 1;
-                *tally.0.queued_by_webhook.entry(webhook_id).or_default() += 1;
+                tally.queued += 1;
+                *tally.queued_by_webhook.entry(webhook_id).or_default() += 1;
             } else {
                 // Claimed, deactivated or deleted between the read and the write, which
                 // checked again. A claim is by far the likeliest.

@@ -573,10 +573,7 @@ impl App {
             } => {
                 match (&result, dry_run) {
                     (Ok(resent), false) => {
-                        let queued = match resent.queued {
-                            1 => "1 delivery".to_owned(),
-                            n => format!("{n} deliveries"),
-                        };
+                        let queued = widgets::deliveries(resent.queued);
                         self.say(format!("Queued {queued} again"), false);
                     }
                     (Err(err), _) => self.say(format!("Bulk resend failed: {err}"), true),

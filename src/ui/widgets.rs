@@ -65,3 +65,12 @@ pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
         local.format("%Y-%m-%d %H:%M").to_string()
     }
 }
+
+/// "1 delivery", "250 deliveries".
+pub fn deliveries(n: u64) -> String {
+    if n == 1 {
+        "1 delivery".to_owned()
+    } else {
+        format!("{n} deliveries")
+    }
+}

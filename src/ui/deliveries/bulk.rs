@@ -9,6 +9,7 @@ use egui::RichText;
 
 use super::super::remote::Remote;
 use super::super::theme;
+use super::super::widgets::deliveries;
 use crate::api::{BulkResent, DeliveryFilter, SkipReason};
 
 /// A bulk resend being confirmed, under way, or just finished.
@@ -32,7 +33,11 @@ pub enum BulkResend {
 
 /// What the confirmation window asks for.
 pub enum BulkAsk {
-    Confirm(DeliveryFilter),
+    /// Resend every delivery matching `filter`: about `expected` of them.
+    Confirm {
+        filter: DeliveryFilter,
+        expected: u64,
+    },
     Cancel,
 }
 
@@ -90,7 +95,10 @@ impl BulkResend {
                     let label = RichText::new(format!("↻ Resend {}", preview.queued)).strong();
                     let button = egui::Button::new(label).fill(theme::FAILURE.gamma_multiply(0.35));
                     if ui.add_enabled(preview.queued > 0, button).clicked() {
-                        ask = Some(BulkAsk::Confirm(filter.clone()));
+                        ask = Some(BulkAsk::Confirm {
+                            filter: filter.clone(),
+                            expected: preview.queued,
+                        });
                     }
                     if ui.button("Cancel").clicked() {
                         ask = Some(BulkAsk::Cancel);
@@ -132,15 +140,6 @@ impl BulkResend {
                 ui.label(RichText::new(format!("Resend failed: {error}")).color(theme::FAILURE));
             }
         }
-    }
-}
-
-/// "1 delivery", "2 500 deliveries".
-fn deliveries(n: u64) -> String {
-    if n == 1 {
-        "1 delivery".to_owned()
-    } else {
-        format!("{n} deliveries")
     }
 }
 

@@ -660,11 +660,7 @@ impl DeliveriesView {
             .as_ref()
             .and_then(|bulk| bulk.confirm_window(ctx, remote));
         match bulk_ask {
-            Some(BulkAsk::Confirm(filter)) => {
-                let expected = match &self.bulk {
-                    Some(BulkResend::Confirming { preview, .. }) => preview.queued,
-                    _ => 0,
-                };
+            Some(BulkAsk::Confirm { filter, expected }) => {
                 self.confirm_resend_all(filter, expected, commands);
             }
             Some(BulkAsk::Cancel) => self.bulk = None,
