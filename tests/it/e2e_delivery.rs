@@ -391,9 +391,15 @@ on_both_backends! {
                 "{detail}"
             );
         }
-        let (_, gone) = service
-            .json(Method::GET, &format!("/webhooks/{gone_id}"), None)
-            .await;
+        // The webhook is deactivated just after its attempt is recorded: wait (bounded)
+        // for it rather than race it.
+        let gone = wait_for("the 410 webhook to be deactivated", Duration::from_secs(10), || async {
+            let (_, gone) = service
+                .json(Method::GET, &format!("/webhooks/{gone_id}"), None)
+                .await;
+            (gone["is_active"] == false).then_some(gone)
+        })
+        .await;
         assert_eq!(gone["is_active"], false);
         assert!(
             gone["disabled_reason"]
