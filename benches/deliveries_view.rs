@@ -61,6 +61,7 @@ fn remote() -> Remote {
             description: None,
             owner: None,
             is_active: true,
+            rate_limit: None,
             disabled_reason: None,
             secret_hint: "abcd".to_owned(),
             created_at: now,

@@ -12,6 +12,9 @@ pub const DESCRIPTION_MAX_CHARS: usize = 1000;
 pub const OWNER_MAX_CHARS: usize = 200;
 pub const URL_MAX_CHARS: usize = 2048;
 pub const EVENTS_MAX: usize = 200;
+/// The smallest and largest per-webhook rate limits, in deliveries per second.
+pub const RATE_LIMIT_MIN: u32 = 1;
+pub const RATE_LIMIT_MAX: u32 = 10_000;
 
 /// A request field that is not acceptable, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -249,6 +252,40 @@ pub fn name(field: &str, text: &str) -> Result<String, FieldError> {
     }
     no_control_characters(field, trimmed)?;
     Ok(trimmed.to_owned())
+}
+
+/// A rate limit in deliveries per second: [`RATE_LIMIT_MIN`]..=[`RATE_LIMIT_MAX`].
+pub fn rate_limit(field: &str, value: i64) -> Result<u32, FieldError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|rate| (RATE_LIMIT_MIN..=RATE_LIMIT_MAX).contains(rate))
+        .ok_or_else(|| {
+            FieldError::new(
+                field,
+                format!(
+                    "{value} is not a rate limit: give {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX} \
+                     deliveries per second, or null for none"
+                ),
+            )
+        })
+}
+
+/// A rate limit as typed in the panel: empty for none, else as [`rate_limit`] takes it.
+pub fn rate_limit_text(field: &str, text: &str) -> Result<Option<u32>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let value = text.parse::<i64>().map_err(|_| {
+        FieldError::new(
+            field,
+            format!(
+                "{text:?} is not a whole number: give {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX} \
+                 deliveries per second, or leave it empty for none"
+            ),
+        )
+    })?;
+    rate_limit(field, value).map(Some)
 }
 
 /// An optional free text: empty means none.

@@ -51,6 +51,11 @@ pub struct WebhookIn {
     pub description: Option<String>,
     #[serde(default)]
     pub owner: Option<String>,
+    /// Deliveries per second at most, 1–10 000; absent or null for no limit. First
+    /// attempts, retries and resends alike wait their turn, still due.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<i64>,
 }
 
 /// `PATCH /webhooks/{id}` body: every field is optional; the secret is not touched.
@@ -70,6 +75,14 @@ pub struct WebhookPatch {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Deliveries per second at most, 1–10 000; null removes the limit.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<Option<i64>>,
 }
 
 /// A webhook as the API shows it: never its secret, only `secret_hint`.
@@ -83,6 +96,9 @@ pub struct Webhook {
     pub description: Option<String>,
     pub owner: Option<String>,
     pub is_active: bool,
+    /// Deliveries per second at most; null for no limit.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
     /// Why the service deactivated this webhook, when it did.
     pub disabled_reason: Option<String>,
     /// The last 4 characters of the current signing secret.

@@ -59,6 +59,10 @@ pub async fn create(
         DESCRIPTION_MAX_CHARS,
     )?;
     let owner = validate::optional_text("owner", input.owner.as_deref(), OWNER_MAX_CHARS)?;
+    let rate_limit = input
+        .rate_limit
+        .map(|rate| validate::rate_limit("rate_limit", rate))
+        .transpose()?;
 
     let id = store::new_id("wh");
     let secret = crypto::generate_signing_secret()?;
@@ -73,6 +77,7 @@ pub async fn create(
             kind: input.kind,
             description,
             owner,
+            rate_limit,
             secret_hint: crypto::secret_hint(&secret),
             sealed_secret,
         })
@@ -111,7 +116,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
     Ok(Json(webhook))
 }
 
-/// Change a webhook's name, URL, events, active state, description or owner.
+/// Change a webhook's name, URL, events, active state, description, owner or rate limit.
 /// The secret stays as it is.
 #[utoipa::path(
     patch, path = "/webhooks/{id}", tag = "webhooks",
@@ -154,6 +159,13 @@ pub async fn update(
             .owner
             .as_deref()
             .map(|text| validate::optional_text("owner", Some(text), OWNER_MAX_CHARS))
+            .transpose()?,
+        rate_limit: patch
+            .rate_limit
+            .map(|rate| {
+                rate.map(|rate| validate::rate_limit("rate_limit", rate))
+                    .transpose()
+            })
             .transpose()?,
     };
     let webhook = state

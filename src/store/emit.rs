@@ -77,8 +77,10 @@ pub(super) async fn emit_batch(
         for delivery in created.get(event.id.as_str()).into_iter().flatten() {
             // One whose webhook's kind is unreadable is left to a claim, which reports it.
             let kind = WebhookKind::parse(&delivery.webhook.kind);
+            // One whose webhook is rate-limited was written unclaimed: a claim keeps to
+            // its pace.
             let claim = match (handoff, kind) {
-                (Some(handoff), Some(kind)) => handoff
+                (Some(handoff), Some(kind)) if !delivery.webhook.paced => handoff
                     .take_slot(&delivery.webhook.id)
                     .map(|slot| (slot, kind)),
                 _ => Err(Refused::NoSlot),
@@ -89,7 +91,7 @@ pub(super) async fn emit_batch(
                     slot,
                 }),
                 Err(refused) => {
-                    if lease_until.is_some() {
+                    if lease_until.is_some() && !delivery.webhook.paced {
                         released.push(delivery.delivery_id.clone());
                     }
                     // A webhook with its whole share under way: the dispatcher claims

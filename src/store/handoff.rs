@@ -113,6 +113,17 @@ impl ClaimLimits {
             ..Self::default()
         }
     }
+
+    /// How many deliveries of `webhook_id` the claim may take.
+    pub fn room_for(&self, webhook_id: &str) -> usize {
+        if self.full.iter().any(|id| id == webhook_id) {
+            return 0;
+        }
+        self.room
+            .iter()
+            .find(|(id, _)| id == webhook_id)
+            .map_or(self.per_webhook, |(_, room)| *room)
+    }
 }
 
 /// The dispatcher's side of the handoff, registered with [`Store::hand_new_deliveries_to`].
@@ -257,12 +268,7 @@ impl Handoff {
             if limits.full.contains(webhook_id) {
                 return true;
             }
-            let room = limits
-                .room
-                .iter()
-                .find(|(id, _)| id == webhook_id)
-                .map_or(limits.per_webhook, |(_, room)| *room);
-            taken.get(webhook_id.as_str()).copied().unwrap_or(0) >= room
+            taken.get(webhook_id.as_str()).copied().unwrap_or(0) >= limits.room_for(webhook_id)
         });
     }
 

@@ -23,6 +23,7 @@ use crate::api::{Attempt, Delivery, DeliveryQuery, StatsBucket, StatsPoint, Webh
 mod model;
 mod emit;
 mod handoff;
+mod pace;
 mod postgres;
 mod query;
 mod sqlite;

@@ -35,6 +35,7 @@ async fn webhook(store: &Store, name: &str, events: &[&str]) -> String {
             kind: WebhookKind::Generic,
             description: None,
             owner: None,
+            rate_limit: None,
             secret_hint: "abcd".to_owned(),
             sealed_secret: vec![0; 8],
         })

@@ -31,9 +31,10 @@ pub struct TableCount {
 }
 
 /// The tables copied, in an order that keeps every reference valid.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "meta",
     "webhooks",
+    "webhook_pace",
     "webhook_events",
     "webhook_secrets",
     "events",
@@ -190,7 +191,7 @@ async fn copy_batch(
             let rows: Vec<WebhookRow> = page(
                 source,
                 "id, name, url, kind, description, owner, is_active, disabled_reason, \
-                 secret_hint, created_at, updated_at, deleted_at",
+                 secret_hint, created_at, updated_at, deleted_at, rate_limit",
                 table,
                 "id",
                 after,
@@ -200,10 +201,11 @@ async fn copy_batch(
             let n = rows.len() as u64;
             sqlx::query(
                 "INSERT INTO webhooks (id, name, url, kind, description, owner, is_active, \
-                   disabled_reason, secret_hint, created_at, updated_at, deleted_at) \
+                   disabled_reason, secret_hint, created_at, updated_at, deleted_at, \
+                   rate_limit) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
                    $5::text[], $6::text[], $7::boolean[], $8::text[], $9::text[], \
-                   $10::bigint[], $11::bigint[], $12::bigint[])",
+                   $10::bigint[], $11::bigint[], $12::bigint[], $13::integer[])",
             )
             .bind(column(&rows, |r| r.id.clone()))
             .bind(column(&rows, |r| r.name.clone()))
@@ -217,9 +219,25 @@ async fn copy_batch(
             .bind(column(&rows, |r| r.created_at))
             .bind(column(&rows, |r| r.updated_at))
             .bind(column(&rows, |r| r.deleted_at))
+            .bind(column(&rows, |r| r.rate_limit))
             .execute(&mut **tx)
             .await?;
             Ok((n, last))
+        }
+        "webhook_pace" => {
+            let rows: Vec<(String, i64)> =
+                page(source, "webhook_id, next_at_us", table, "webhook_id", after).await?;
+            let last = rows.last().map(|r| r.0.clone());
+            let (ids, next_at): (Vec<String>, Vec<i64>) = rows.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO webhook_pace (webhook_id, next_at_us) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+            )
+            .bind(&ids)
+            .bind(next_at)
+            .execute(&mut **tx)
+            .await?;
+            Ok((ids.len() as u64, last))
         }
         "webhook_events" => {
             // Keyed by (webhook_id, event_type): keyset on their concatenation.
@@ -461,6 +479,7 @@ struct WebhookRow {
     created_at: i64,
     updated_at: i64,
     deleted_at: Option<i64>,
+    rate_limit: Option<i32>,
 }
 
 #[derive(FromRow)]

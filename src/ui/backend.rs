@@ -568,6 +568,7 @@ impl Backend {
                         "A local test receiver hosted by the embedded service".to_owned(),
                     ),
                     owner: None,
+                    rate_limit: None,
                 };
                 match self.client.create_webhook(&input).await {
                     Ok(created) => {
@@ -614,6 +615,7 @@ mod tests {
                 description: None,
                 owner: None,
                 is_active: true,
+                rate_limit: None,
                 disabled_reason: None,
                 secret_hint: "abcd".to_owned(),
                 created_at: now,

@@ -23,6 +23,7 @@ mod outage;
 #[cfg(feature = "panel")]
 mod panel;
 mod postgres;
+mod rate_limits;
 mod receiver;
 mod replicas;
 mod support;

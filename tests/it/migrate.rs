@@ -62,6 +62,8 @@ async fn a_migrated_database_serves_the_same_history_and_signs_with_the_same_sec
                 kind: Default::default(),
                 description: None,
                 owner: None,
+                // A rate limit and its pace move too.
+                rate_limit: (name == "fine").then_some(1_000),
             })
             .await
             .expect("created");

@@ -149,6 +149,20 @@ impl Panel {
         self.harness.step();
     }
 
+    /// Steps until the node labelled `label` stands still: a modal is placed by its size
+    /// in the frame before, so it settles a few frames after it opens.
+    fn wait_until_still(&mut self, label: &str) {
+        let mut rect = egui::Rect::NOTHING;
+        for _ in 0..60 {
+            let now = self.harness.get_by_label(label).rect();
+            if now == rect {
+                return;
+            }
+            rect = now;
+            self.harness.step();
+        }
+    }
+
     /// Opens the combo box labelled `combo` and picks `option` in it.
     fn choose(&mut self, combo: &str, option: &str) {
         self.harness
@@ -198,6 +212,7 @@ impl Panel {
             kind: hookpanel::api::WebhookKind::Generic,
             description: None,
             owner: None,
+            rate_limit: None,
         };
         self.runtime
             .block_on(self.client().create_webhook(&webhook))
@@ -261,6 +276,7 @@ impl Panel {
 
     fn create_webhook(&mut self, name: &str, url: &str, event_label: &str) {
         self.click("+ New webhook");
+        self.wait_until_still("Name");
         self.type_into("Name", name);
         self.type_into("URL", url);
         self.click(event_label);
@@ -405,6 +421,87 @@ fn a_bad_url_shows_the_server_message_beside_the_url_field_and_keeps_the_form() 
         Some("ftp://billing.example.com/in")
     );
     assert!(panel.webhook("Billing").is_none());
+}
+
+#[test]
+fn a_rate_limit_is_checked_beside_its_field_set_shown_and_lifted() {
+    let mut panel = Panel::start();
+    panel.step_until("the event catalog", |app| {
+        !app.remote().event_types.is_empty()
+    });
+    panel.click("+ New webhook");
+    panel.wait_until_still("Name");
+    panel.type_into("Name", "Recovering");
+    panel.type_into("URL", "http://127.0.0.1:9/hooks");
+    panel.click("order.created");
+    panel.type_into("Rate limit", "25000");
+    panel.step_until_label_contains("25000 is not a rate limit");
+    let error = panel
+        .harness
+        .get_by_label_contains("25000 is not a rate limit")
+        .rect();
+    let field = panel.harness.get_by_label("Rate limit").rect();
+    assert!(
+        error.top() >= field.bottom() - 1.0 && error.top() - field.bottom() < 30.0,
+        "the message sits right under the field: {error:?} vs {field:?}"
+    );
+    // Nothing is sent while it stands.
+    panel.click("Create webhook");
+    assert!(panel.webhook("Recovering").is_none());
+    panel.harness.get_by_label("Rate limit").click();
+    panel.harness.step();
+    panel.harness.key_press(egui::Key::End);
+    for _ in 0..3 {
+        panel.harness.key_press(egui::Key::Backspace);
+        panel.harness.step();
+    }
+    assert_eq!(
+        panel.harness.get_by_label("Rate limit").value().as_deref(),
+        Some("25")
+    );
+    assert!(
+        panel
+            .harness
+            .query_all_by_label_contains("is not a rate limit")
+            .next()
+            .is_none()
+    );
+    panel.click("Create webhook");
+    panel.shown_secret();
+    panel.click("Close");
+    panel.step_until("the new webhook in the list", |app| {
+        app.remote()
+            .webhooks
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|w| w.name == "Recovering"))
+    });
+    assert_eq!(
+        panel.webhook("Recovering").and_then(|w| w.rate_limit),
+        Some(25)
+    );
+    panel.step_until_label("25 deliveries per second at most");
+
+    // Emptied, the field lifts the limit.
+    panel.click("Edit");
+    panel.step_until_label("Edit webhook");
+    // The form's field, not the detail's row of the same name behind it.
+    panel
+        .harness
+        .get_by_role_and_label(Role::TextInput, "Rate limit")
+        .click();
+    panel.harness.step();
+    panel.harness.key_press(egui::Key::End);
+    for _ in 0..2 {
+        panel.harness.key_press(egui::Key::Backspace);
+        panel.harness.step();
+    }
+    panel.click("Save");
+    panel.step_until("the limit to be lifted", |app| {
+        app.remote().webhooks.as_ref().is_some_and(|list| {
+            list.iter()
+                .any(|w| w.name == "Recovering" && w.rate_limit.is_none())
+        })
+    });
 }
 
 #[test]

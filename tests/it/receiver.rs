@@ -33,6 +33,8 @@ pub enum Behaviour {
 
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// When the request arrived (its body read).
+    pub arrived: std::time::Instant,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -102,6 +104,7 @@ async fn answer(
     let behaviour = {
         let mut shared = shared.lock().expect("lock");
         shared.received.push(Received {
+            arrived: std::time::Instant::now(),
             path: path.clone(),
             headers,
             body,

@@ -194,7 +194,7 @@ async fn three_replicas_share_a_burst_and_one_killed_mid_burst_loses_and_doubles
     let migrations: Vec<(i64, bool)> = db
         .rows("SELECT version, success FROM _sqlx_migrations ORDER BY version")
         .await;
-    assert_eq!(migrations, [(1, true), (2, true), (3, true)]);
+    assert_eq!(migrations, [(1, true), (2, true), (3, true), (4, true)]);
     let settled = wait_for("every delivery settled and no claim left", Duration::from_secs(60), || async {
         let mut db = RawConnection::open(database.url()).await;
         let open = count(&mut db, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded' OR lease_until IS NOT NULL").await;
@@ -359,4 +359,40 @@ async fn the_same_event_id_sent_to_two_replicas_at_once_fans_out_once() {
         .await;
         assert_eq!(received(&receiver, path).1, EVENTS, "{path}: each once");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_one_webhooks_rate_limit() {
+    let receiver = Receiver::start().await;
+    let database = PostgresDatabase::create().await;
+    let replicas = replicas(&database, 2, "60s");
+    let client = reqwest::Client::new();
+    let (status, created) = post(
+        &client,
+        &replicas[0].1,
+        "/webhooks",
+        json!({"name": "paced", "url": receiver.url("/paced"), "events": ["*"], "rate_limit": 50}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    // Both replicas take emits, and both dispatchers claim: each alone would allow 50
+    // a second.
+    for n in 0..300 {
+        let (status, body) = post(
+            &client,
+            &replicas[n % 2].1,
+            "/events",
+            json!({"type": "order.created", "id": format!("shared-{n}"), "data": {}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let requests = wait_for("300 deliveries", Duration::from_secs(60), || async {
+        let requests = receiver.received("/paced");
+        (requests.len() >= 300).then_some(requests)
+    })
+    .await;
+    assert_eq!(crate::rate_limits::event_ids(&requests).len(), 300);
+    let most = crate::rate_limits::most_in_any_second(&requests);
+    assert!(most <= 60, "{most} requests arrived within one second");
 }

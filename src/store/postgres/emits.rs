@@ -20,6 +20,7 @@ struct FanOutRow {
     webhook_id: Option<String>,
     url: Option<String>,
     kind: Option<String>,
+    paced: Option<bool>,
 }
 
 impl EmitSql for PgConnection {
@@ -55,7 +56,7 @@ impl EmitSql for PgConnection {
                RETURNING id, event_type), \
              fan_out AS ( \
                SELECT DISTINCT ON (e.id, w.id) e.id AS event_id, e.event_type, \
-                 w.id AS webhook_id, w.url, w.kind, \
+                 w.id AS webhook_id, w.url, w.kind, w.rate_limit IS NOT NULL AS paced, \
                  'dlv_' || $5 || upper(substr(md5(random()::text || e.id || w.id), 1, 16)) \
                    AS delivery_id \
                FROM new_events e \
@@ -65,9 +66,10 @@ impl EmitSql for PgConnection {
              inserted AS ( \
                INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, \
                  created_at, next_attempt_at, lease_until) \
-               SELECT delivery_id, event_id, webhook_id, event_type, 'pending', $4, $4, $7 \
+               SELECT delivery_id, event_id, webhook_id, event_type, 'pending', $4, $4, \
+                 CASE WHEN paced THEN NULL ELSE $7 END \
                FROM fan_out) \
-             SELECT e.id AS event_id, f.delivery_id, f.webhook_id, f.url, f.kind \
+             SELECT e.id AS event_id, f.delivery_id, f.webhook_id, f.url, f.kind, f.paced \
              FROM new_events e LEFT JOIN fan_out f ON f.event_id = e.id",
         )
         .bind(ids)
@@ -87,7 +89,12 @@ impl EmitSql for PgConnection {
             {
                 deliveries.push(FannedOut {
                     delivery_id,
-                    webhook: Subscriber { id, url, kind },
+                    webhook: Subscriber {
+                        id,
+                        url,
+                        kind,
+                        paced: row.paced.unwrap_or(false),
+                    },
                 });
             }
         }

@@ -17,7 +17,8 @@ impl Database {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO webhooks (id, name, url, kind, description, owner, is_active, \
-             secret_hint, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $8)",
+             rate_limit, secret_hint, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9)",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -25,10 +26,14 @@ impl Database {
         .bind(new.kind.as_str())
         .bind(&new.description)
         .bind(&new.owner)
+        .bind(new.rate_limit.map(stored_rate))
         .bind(&new.secret_hint)
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if new.rate_limit.is_some() {
+            add_pace(&mut tx, &new.id).await?;
+        }
         replace_events(&mut tx, &new.id, &new.events).await?;
         sqlx::query(
             "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES ($1, $2, $3)",
@@ -97,8 +102,9 @@ impl Database {
                disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END, \
                description = CASE WHEN $5 THEN $6 ELSE description END, \
                owner = CASE WHEN $7 THEN $8 ELSE owner END, \
-               updated_at = $9 \
-             WHERE id = $10 AND deleted_at IS NULL",
+               rate_limit = CASE WHEN $9 THEN $10 ELSE rate_limit END, \
+               updated_at = $11 \
+             WHERE id = $12 AND deleted_at IS NULL",
         )
         .bind(changes.name)
         .bind(changes.url)
@@ -108,12 +114,17 @@ impl Database {
         .bind(changes.description.flatten())
         .bind(changes.owner.is_some())
         .bind(changes.owner.flatten())
+        .bind(changes.rate_limit.is_some())
+        .bind(changes.rate_limit.flatten().map(stored_rate))
         .bind(millis(Utc::now()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
+        }
+        if matches!(changes.rate_limit, Some(Some(_))) {
+            add_pace(&mut tx, id).await?;
         }
         if let Some(events) = &changes.events {
             replace_events(&mut tx, id, events).await?;
@@ -214,6 +225,25 @@ impl Database {
         .await?;
         rows.into_iter().map(SealedSecret::try_from).collect()
     }
+}
+
+/// A rate limit as its `INTEGER` column holds it (at most 10 000, as validated).
+fn stored_rate(rate: u32) -> i32 {
+    i32::try_from(rate).unwrap_or(i32::MAX)
+}
+
+/// Gives a rate-limited webhook its pace, unless it has one: the row every replica's
+/// claim locks (a pace outlives its limit being lifted, harmlessly: only limited webhooks
+/// are paced).
+async fn add_pace(tx: &mut Transaction<'_, Postgres>, webhook_id: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_pace (webhook_id, next_at_us) VALUES ($1, 0) \
+         ON CONFLICT (webhook_id) DO NOTHING",
+    )
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn replace_events(

@@ -2,23 +2,47 @@
 
 use chrono::{DateTime, Utc};
 
+use sqlx::SqliteConnection;
+
 use super::Database;
-use crate::store::model::{JobRow, claimed, from_millis, millis};
+use crate::store::model::{JobRow, claimed, from_millis, micros, millis};
+use crate::store::pace::{self, PacedDue, PacedRow};
 use crate::store::{ClaimLimits, Claimed, Result, StoreError};
 
 /// How many due deliveries a claim looks at per delivery it may take, so that webhooks
 /// at their share's end do not make it look at every due delivery.
 const CLAIM_CANDIDATES_PER_SLOT: i64 = 4;
 
+/// What a claim returns of each delivery it takes: its job (a literal for `concat!`).
+macro_rules! job_columns {
+    () => {
+        "id, event_id, event_type, retry_step, webhook_id, next_attempt_at, \
+         (SELECT e.data FROM events e WHERE e.id = deliveries.event_id) AS data, \
+         (SELECT e.created_at FROM events e WHERE e.id = deliveries.event_id) \
+           AS event_created_at, \
+         (SELECT w.url FROM webhooks w WHERE w.id = deliveries.webhook_id) AS url, \
+         (SELECT w.kind FROM webhooks w WHERE w.id = deliveries.webhook_id) AS kind, \
+         (SELECT w.deleted_at FROM webhooks w WHERE w.id = deliveries.webhook_id) \
+           AS deleted_at"
+    };
+}
+
+/// The webhooks a claim paces, as a subquery: rate-limited and not deleted (a deleted
+/// webhook's deliveries fail without a request).
+macro_rules! paced_webhooks {
+    () => {
+        "SELECT id FROM webhooks WHERE rate_limit IS NOT NULL AND deleted_at IS NULL"
+    };
+}
+
 impl Database {
-    /// One statement, run in the write turn without BEGIN and COMMIT around it (a single
-    /// statement is atomic by itself): with sqlx every statement is a round trip to a
-    /// worker thread, and a claim with its transaction and a second query for the jobs
-    /// took four.
+    /// Claims in the write turn, so that no other claim moves a pace in between.
     ///
-    /// The due deliveries of full webhooks are passed over in the index alone
-    /// (`deliveries_due` holds the webhook); the share is applied to the first
-    /// [`CLAIM_CANDIDATES_PER_SLOT`] × `limit` due deliveries of the others.
+    /// Without rate-limited webhooks due, one statement, run without BEGIN and COMMIT
+    /// around it (a single statement is atomic by itself): with sqlx every statement is a
+    /// round trip to a worker thread, and a claim with its transaction and a second query
+    /// for the jobs took four. With some, one transaction: what each one's pace allows
+    /// (`pace.rs`), the pace moved on, then the rest.
     pub(in crate::store) async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -26,53 +50,65 @@ impl Database {
         limit: u32,
         limits: &ClaimLimits,
     ) -> Result<Claimed> {
-        let full = serde_json::to_string(&limits.full)
-            .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
-        let room: serde_json::Map<String, serde_json::Value> = limits
-            .room
-            .iter()
-            .map(|(webhook_id, room)| (webhook_id.clone(), (*room).into()))
-            .collect();
-        let room = serde_json::Value::Object(room).to_string();
         let turn = self.write_turn().await?;
-        let mut writer = self.writer.acquire().await?;
-        let rows: Vec<JobRow> = sqlx::query_as(
-            "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
-               SELECT id FROM ( \
-                 SELECT id, next_attempt_at, \
-                   ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS nth, \
-                   COALESCE(json_extract(?4, '$.\"' || webhook_id || '\"'), ?5) AS room \
-                 FROM ( \
-                   SELECT id, webhook_id, next_attempt_at FROM deliveries \
-                   WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 \
-                     AND webhook_id NOT IN (SELECT value FROM json_each(?3)) \
-                     AND (lease_until IS NULL OR lease_until <= ?2) \
-                   ORDER BY next_attempt_at LIMIT ?6)) \
-               WHERE nth <= room ORDER BY next_attempt_at LIMIT ?7) \
-             RETURNING id, event_id, event_type, retry_step, webhook_id, next_attempt_at, \
-               (SELECT e.data FROM events e WHERE e.id = deliveries.event_id) AS data, \
-               (SELECT e.created_at FROM events e WHERE e.id = deliveries.event_id) \
-                 AS event_created_at, \
-               (SELECT w.url FROM webhooks w WHERE w.id = deliveries.webhook_id) AS url, \
-               (SELECT w.kind FROM webhooks w WHERE w.id = deliveries.webhook_id) AS kind, \
-               (SELECT w.deleted_at FROM webhooks w WHERE w.id = deliveries.webhook_id) \
-                 AS deleted_at",
+        let paced: Vec<PacedRow> = sqlx::query_as(
+            "SELECT w.id AS webhook_id, w.rate_limit, p.next_at_us, EXISTS ( \
+               SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id \
+                 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?1 \
+                 AND (d.lease_until IS NULL OR d.lease_until <= ?1)) AS due \
+             FROM webhooks w JOIN webhook_pace p ON p.webhook_id = w.id \
+             WHERE w.rate_limit IS NOT NULL AND w.deleted_at IS NULL",
         )
-        .bind(millis(lease_until))
         .bind(millis(now))
-        .bind(full)
-        .bind(room)
-        .bind(i64::try_from(limits.per_webhook).unwrap_or(i64::MAX))
-        .bind(i64::from(limit).saturating_mul(CLAIM_CANDIDATES_PER_SLOT))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *writer)
+        .fetch_all(&self.pool)
         .await?;
-        drop(writer);
-        drop(turn);
-        if !rows.is_empty() {
-            self.written.notify_one();
-        }
-        claimed(rows)
+        let planned = pace::plan(&paced, limits, limit as usize, micros(now));
+        let (paced_rows, rows) = if planned.is_empty() {
+            let mut writer = self.writer.acquire().await?;
+            let rows = claim_unpaced(&mut writer, now, lease_until, limit, limits).await?;
+            drop(writer);
+            drop(turn);
+            if !rows.is_empty() {
+                self.written.notify_one();
+            }
+            (Vec::new(), rows)
+        } else {
+            let mut tx = self.begin_in_turn(turn).await?;
+            let mut paced_rows = Vec::new();
+            for planned in planned {
+                let rows: Vec<JobRow> = sqlx::query_as(concat!(
+                    "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
+                       SELECT id FROM deliveries WHERE webhook_id = ?2 \
+                         AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?3 \
+                         AND (lease_until IS NULL OR lease_until <= ?3) \
+                       ORDER BY next_attempt_at LIMIT ?4) \
+                     RETURNING ",
+                    job_columns!()
+                ))
+                .bind(millis(lease_until))
+                .bind(&planned.webhook_id)
+                .bind(millis(now))
+                .bind(i64::try_from(planned.take).unwrap_or(i64::MAX))
+                .fetch_all(&mut **tx)
+                .await?;
+                let pace = planned.pace.after(micros(now), rows.len());
+                sqlx::query("UPDATE webhook_pace SET next_at_us = ? WHERE webhook_id = ?")
+                    .bind(pace.next_at_us)
+                    .bind(&planned.webhook_id)
+                    .execute(&mut **tx)
+                    .await?;
+                paced_rows.extend(rows);
+            }
+            let left = limit.saturating_sub(u32::try_from(paced_rows.len()).unwrap_or(u32::MAX));
+            let rows = if left > 0 {
+                claim_unpaced(&mut tx, now, lease_until, left, limits).await?
+            } else {
+                Vec::new()
+            };
+            tx.commit().await?;
+            (paced_rows, rows)
+        };
+        claimed(paced_rows, rows)
     }
 
     pub(in crate::store) async fn next_due_at(
@@ -80,18 +116,35 @@ impl Database {
         now: DateTime<Utc>,
         full: &[String],
     ) -> Result<Option<DateTime<Utc>>> {
-        let full = serde_json::to_string(full)
+        let full_json = serde_json::to_string(full)
             .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
-        let at: Option<i64> = sqlx::query_scalar(
+        let unpaced: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT MIN(next_attempt_at) FROM deliveries \
              WHERE next_attempt_at IS NOT NULL \
                AND webhook_id NOT IN (SELECT value FROM json_each(?)) \
-               AND (lease_until IS NULL OR lease_until <= ?)",
-        )
-        .bind(full)
+               AND webhook_id NOT IN (",
+            paced_webhooks!(),
+            ") AND (lease_until IS NULL OR lease_until <= ?)"
+        ))
+        .bind(full_json)
         .bind(millis(now))
         .fetch_one(&self.pool)
         .await?;
+        let paced: Vec<PacedDue> = sqlx::query_as(
+            "SELECT w.id AS webhook_id, w.rate_limit, p.next_at_us, ( \
+               SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.webhook_id = w.id \
+                 AND d.next_attempt_at IS NOT NULL \
+                 AND (d.lease_until IS NULL OR d.lease_until <= ?)) AS due_at \
+             FROM webhooks w JOIN webhook_pace p ON p.webhook_id = w.id \
+             WHERE w.rate_limit IS NOT NULL AND w.deleted_at IS NULL",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        let at = unpaced
+            .into_iter()
+            .chain(pace::next_start(&paced, full))
+            .min();
         at.map(from_millis).transpose()
     }
 
@@ -123,4 +176,53 @@ impl Database {
         tx.commit().await?;
         Ok(released.rows_affected())
     }
+}
+
+/// Claims due deliveries of webhooks that are not rate-limited, within `limits`: one
+/// statement. The due deliveries of full and rate-limited webhooks are passed over in the
+/// index alone (`deliveries_due` holds the webhook); the share is applied to the first
+/// [`CLAIM_CANDIDATES_PER_SLOT`] × `limit` due deliveries of the others.
+async fn claim_unpaced(
+    connection: &mut SqliteConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+    limits: &ClaimLimits,
+) -> Result<Vec<JobRow>> {
+    let full = serde_json::to_string(&limits.full)
+        .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
+    let room: serde_json::Map<String, serde_json::Value> = limits
+        .room
+        .iter()
+        .map(|(webhook_id, room)| (webhook_id.clone(), (*room).into()))
+        .collect();
+    let room = serde_json::Value::Object(room).to_string();
+    let rows = sqlx::query_as(concat!(
+        "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
+           SELECT id FROM ( \
+             SELECT id, next_attempt_at, \
+               ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS nth, \
+               COALESCE(json_extract(?4, '$.\"' || webhook_id || '\"'), ?5) AS room \
+             FROM ( \
+               SELECT id, webhook_id, next_attempt_at FROM deliveries \
+               WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?2 \
+                 AND webhook_id NOT IN (SELECT value FROM json_each(?3)) \
+                 AND webhook_id NOT IN (",
+        paced_webhooks!(),
+        ") AND (lease_until IS NULL OR lease_until <= ?2) \
+               ORDER BY next_attempt_at LIMIT ?6)) \
+           WHERE nth <= room ORDER BY next_attempt_at LIMIT ?7) \
+         RETURNING ",
+        job_columns!()
+    ))
+    .bind(millis(lease_until))
+    .bind(millis(now))
+    .bind(full)
+    .bind(room)
+    .bind(i64::try_from(limits.per_webhook).unwrap_or(i64::MAX))
+    .bind(i64::from(limit).saturating_mul(CLAIM_CANDIDATES_PER_SLOT))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *connection)
+    .await?;
+    Ok(rows)
 }

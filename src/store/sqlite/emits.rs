@@ -50,7 +50,7 @@ impl EmitSql for Transaction<'_, Sqlite> {
             .map(|(event, subscriber)| NewDelivery {
                 event,
                 webhook_id: &subscriber.id,
-                lease_until,
+                lease_until: lease_until.filter(|_| !subscriber.paced),
             })
             .collect();
         let ids = insert_deliveries(self, &new_deliveries, now).await?;
@@ -120,7 +120,8 @@ async fn insert_events(
         });
         insert.push(
             " ON CONFLICT (id) DO NOTHING RETURNING id, \
-             (SELECT json_group_array(json_object('id', w.id, 'url', w.url, 'kind', w.kind)) \
+             (SELECT json_group_array(json_object('id', w.id, 'url', w.url, 'kind', w.kind, \
+                'paced', json(CASE WHEN w.rate_limit IS NULL THEN 'false' ELSE 'true' END))) \
               FROM webhooks w \
               WHERE w.is_active AND w.deleted_at IS NULL AND w.id IN ( \
                 SELECT s.webhook_id FROM webhook_events s \

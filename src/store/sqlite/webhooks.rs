@@ -16,7 +16,8 @@ impl Database {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO webhooks (id, name, url, kind, description, owner, is_active, \
-             secret_hint, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, TRUE, ?, ?, ?)",
+             rate_limit, secret_hint, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, TRUE, ?, ?, ?, ?)",
         )
         .bind(&new.id)
         .bind(&new.name)
@@ -24,11 +25,15 @@ impl Database {
         .bind(new.kind.as_str())
         .bind(&new.description)
         .bind(&new.owner)
+        .bind(new.rate_limit)
         .bind(&new.secret_hint)
         .bind(now)
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        if new.rate_limit.is_some() {
+            add_pace(&mut tx, &new.id).await?;
+        }
         replace_events(&mut tx, &new.id, &new.events).await?;
         sqlx::query(
             "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES (?, ?, ?)",
@@ -104,6 +109,7 @@ impl Database {
                disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
                description = CASE WHEN ? THEN ? ELSE description END, \
                owner = CASE WHEN ? THEN ? ELSE owner END, \
+               rate_limit = CASE WHEN ? THEN ? ELSE rate_limit END, \
                updated_at = ? \
              WHERE id = ?",
         )
@@ -115,10 +121,15 @@ impl Database {
         .bind(changes.description.flatten())
         .bind(changes.owner.is_some())
         .bind(changes.owner.flatten())
+        .bind(changes.rate_limit.is_some())
+        .bind(changes.rate_limit.flatten())
         .bind(millis(Utc::now()))
         .bind(id)
         .execute(&mut **tx)
         .await?;
+        if matches!(changes.rate_limit, Some(Some(_))) {
+            add_pace(&mut tx, id).await?;
+        }
         if let Some(events) = &changes.events {
             replace_events(&mut tx, id, events).await?;
         }
@@ -212,6 +223,19 @@ impl Database {
         .await?;
         rows.into_iter().map(SealedSecret::try_from).collect()
     }
+}
+
+/// Gives a rate-limited webhook its pace, unless it has one (a pace outlives its limit
+/// being lifted, harmlessly: only limited webhooks are paced).
+async fn add_pace(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, webhook_id: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_pace (webhook_id, next_at_us) VALUES (?, 0) \
+         ON CONFLICT (webhook_id) DO NOTHING",
+    )
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn replace_events(

@@ -47,6 +47,9 @@ impl WebhooksView {
                 ui.label("Owner");
                 ui.label(webhook.owner.as_deref().unwrap_or("—"));
                 ui.end_row();
+                ui.label("Rate limit");
+                ui.label(rate_limit_text(webhook.rate_limit));
+                ui.end_row();
                 ui.label("Secret");
                 ui.label(RichText::new(format!("…{}", webhook.secret_hint)).monospace());
                 ui.end_row();
@@ -139,5 +142,13 @@ impl WebhooksView {
                 });
             }
         });
+    }
+}
+
+/// A webhook's rate limit as the detail shows it.
+pub(super) fn rate_limit_text(rate_limit: Option<u32>) -> String {
+    match rate_limit {
+        Some(rate) => format!("{rate} deliveries per second at most"),
+        None => "none".to_owned(),
     }
 }

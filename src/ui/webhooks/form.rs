@@ -11,6 +11,7 @@ use super::super::{theme, widgets};
 use super::WebhooksView;
 use crate::api::{Webhook, WebhookIn, WebhookKind, WebhookPatch};
 use crate::client::ClientError;
+use crate::validate;
 
 /// The create/edit dialog's state.
 pub(super) struct WebhookForm {
@@ -22,6 +23,8 @@ pub(super) struct WebhookForm {
     pub(super) kind: WebhookKind,
     pub(super) description: String,
     pub(super) owner: String,
+    /// Deliveries per second, as typed; empty for none.
+    pub(super) rate_limit: String,
     pub(super) event_search: String,
     pub(super) submitting: bool,
     pub(super) error: Option<ClientError>,
@@ -37,6 +40,7 @@ impl WebhookForm {
             kind: WebhookKind::Generic,
             description: String::new(),
             owner: String::new(),
+            rate_limit: String::new(),
             event_search: String::new(),
             submitting: false,
             error: None,
@@ -52,10 +56,19 @@ impl WebhookForm {
             kind: webhook.kind,
             description: webhook.description.clone().unwrap_or_default(),
             owner: webhook.owner.clone().unwrap_or_default(),
+            rate_limit: webhook
+                .rate_limit
+                .map(|rate| rate.to_string())
+                .unwrap_or_default(),
             event_search: String::new(),
             submitting: false,
             error: None,
         }
+    }
+
+    /// The rate limit as typed, or why it is not one.
+    fn rate_limit(&self) -> Result<Option<u32>, String> {
+        validate::rate_limit_text("rate_limit", &self.rate_limit).map_err(|err| err.message)
     }
 
     /// The server's message for `field`, to show beside it.
@@ -69,15 +82,19 @@ impl WebhookForm {
     fn general_error(&self) -> Option<String> {
         let error = self.error.as_ref()?;
         match error.field() {
-            Some("name" | "url" | "events" | "kind" | "description" | "owner") => None,
+            Some("name" | "url" | "events" | "kind" | "description" | "owner" | "rate_limit") => {
+                None
+            }
             Some(field) if field.starts_with("events[") => None,
             _ => Some(error.to_string()),
         }
     }
 
-    fn command(&self) -> Command {
+    /// What submitting the form sends, or `None` while a field is not acceptable as typed.
+    fn command(&self) -> Option<Command> {
+        let rate_limit = self.rate_limit().ok()?.map(i64::from);
         let events: Vec<String> = self.events.iter().cloned().collect();
-        match &self.editing {
+        Some(match &self.editing {
             None => Command::CreateWebhook(WebhookIn {
                 name: self.name.clone(),
                 url: self.url.clone(),
@@ -85,6 +102,7 @@ impl WebhookForm {
                 kind: self.kind,
                 description: Some(self.description.clone()).filter(|d| !d.trim().is_empty()),
                 owner: Some(self.owner.clone()).filter(|o| !o.trim().is_empty()),
+                rate_limit,
             }),
             Some(id) => Command::UpdateWebhook {
                 id: id.clone(),
@@ -95,9 +113,10 @@ impl WebhookForm {
                     is_active: None,
                     description: Some(self.description.clone()),
                     owner: Some(self.owner.clone()),
+                    rate_limit: Some(rate_limit),
                 },
             },
-        }
+        })
     }
 }
 
@@ -202,6 +221,25 @@ impl WebhooksView {
                         widgets::field_error_ui(ui, form.error_for("owner").as_deref());
                     });
                     ui.end_row();
+
+                    let label = ui.label("Rate limit");
+                    ui.vertical(|ui| {
+                        ui.horizontal(|ui| {
+                            ui.add(
+                                egui::TextEdit::singleline(&mut form.rate_limit)
+                                    .hint_text("none")
+                                    .desired_width(80.0),
+                            )
+                            .labelled_by(label.id);
+                            ui.label(RichText::new("deliveries per second, 1–10 000").weak());
+                        });
+                        let typed = form.rate_limit().err();
+                        widgets::field_error_ui(
+                            ui,
+                            typed.or_else(|| form.error_for("rate_limit")).as_deref(),
+                        );
+                    });
+                    ui.end_row();
                 });
             ui.add_space(6.0);
             ui.horizontal(|ui| {
@@ -246,16 +284,18 @@ impl WebhooksView {
                 } else {
                     "Create webhook"
                 };
+                let command = form.command();
                 if ui
                     .add_enabled(
-                        !form.submitting,
+                        !form.submitting && command.is_some(),
                         egui::Button::new(RichText::new(submit).strong()),
                     )
                     .clicked()
+                    && let Some(command) = command
                 {
                     form.submitting = true;
                     form.error = None;
-                    commands.send(form.command());
+                    commands.send(command);
                 }
                 if ui.button("Cancel").clicked() {
                     close = true;
