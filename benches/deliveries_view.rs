@@ -68,6 +68,7 @@ fn remote() -> Remote {
             updated_at: now,
             success_24h: 0,
             failed_24h: 0,
+            failed_total: 0,
             last_delivery_at: None,
             last_status_code: None,
             last_success_at: None,

@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
-//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|resend|prune
+//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|paced|resend|prune
 //!
 //! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
 //! admin URL: each service gets a database of its own, dropped afterwards) runs the
@@ -824,11 +824,28 @@ async fn outage(
 /// answers are sent first, so that its attempts hold their slots and the rest wait for
 /// them; also returns the service's CPU seconds meanwhile and how many requests reached
 /// the hanging receiver.
-async fn healthy_beside(events: usize, with_hanging: bool) -> (Duration, f64, usize) {
+/// What shares the service with the healthy webhook in [`healthy_beside`].
+#[derive(Clone, Copy, PartialEq)]
+enum Neighbour {
+    None,
+    /// A webhook whose receiver never answers, with a backlog.
+    Hanging,
+    /// A webhook limited to this many deliveries a second, with a backlog.
+    Paced(u32),
+}
+
+/// Sends `events` events to a healthy webhook beside `neighbour` (given as many first);
+/// returns how long they took to arrive, the service's CPU seconds meanwhile, and how
+/// many requests reached the neighbour's receiver meanwhile.
+async fn healthy_beside(events: usize, neighbour: Neighbour) -> (Duration, f64, usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let service = Service::start(&dir.path().join("bench.db"));
     let (healthy_addr, healthy) = start_receiver().await;
-    let (hanging_addr, hanging) = start_receiver_answering(Answer::Hang).await;
+    let (hanging_addr, hanging) = if matches!(neighbour, Neighbour::Paced(_)) {
+        start_receiver().await
+    } else {
+        start_receiver_answering(Answer::Hang).await
+    };
     let client = reqwest::Client::new();
     create_webhook_for(
         &client,
@@ -847,20 +864,30 @@ async fn healthy_beside(events: usize, with_hanging: bool) -> (Duration, f64, us
             .buffer_unordered(CONCURRENCY)
             .for_each(|_| async {})
     };
-    if with_hanging {
-        create_webhook_for(
-            &client,
-            &service,
-            "Hanging",
-            &format!("http://{hanging_addr}/in"),
-            "order.cancelled",
-        )
-        .await;
-        send("order.cancelled", "hanging").await;
+    if neighbour != Neighbour::None {
+        let rate_limit = match neighbour {
+            Neighbour::Paced(rate) => json!(rate),
+            _ => Value::Null,
+        };
+        client
+            .post(service.url("/webhooks"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({
+                "name": "Neighbour",
+                "url": format!("http://{hanging_addr}/in"),
+                "events": ["order.cancelled"],
+                "rate_limit": rate_limit,
+            }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("webhook created");
+        send("order.cancelled", "neighbour").await;
         // Measure while they wait, not while the burst that queued them is written.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let cpu_before = service.cpu_seconds();
+    let neighbour_before = hanging.count.load(Ordering::Relaxed);
     let began = Instant::now();
     let arrived = async {
         while healthy.count.load(Ordering::Relaxed) < events && began.elapsed() < SCENARIO_LIMIT {
@@ -871,7 +898,7 @@ async fn healthy_beside(events: usize, with_hanging: bool) -> (Duration, f64, us
     (
         began.elapsed(),
         service.cpu_seconds() - cpu_before,
-        hanging.count.load(Ordering::Relaxed),
+        hanging.count.load(Ordering::Relaxed) - neighbour_before,
     )
 }
 
@@ -883,8 +910,8 @@ async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
     let mut rounds = Vec::new();
     let mut hanging_requests = 0;
     for _ in 0..3 {
-        let (solo, solo_cpu, _) = healthy_beside(events, false).await;
-        let (beside, beside_cpu, hanging) = healthy_beside(events, true).await;
+        let (solo, solo_cpu, _) = healthy_beside(events, Neighbour::None).await;
+        let (beside, beside_cpu, hanging) = healthy_beside(events, Neighbour::Hanging).await;
         hanging_requests = hanging;
         let solo_rate = events as f64 / solo.as_secs_f64();
         let beside_rate = events as f64 / beside.as_secs_f64();
@@ -909,6 +936,40 @@ async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
             ratios[1] * 100.0
         ),
         target: "≥ 80 %",
+    });
+}
+
+/// A healthy webhook's pace alone, and while a rate-limited webhook (100/s) has a
+/// backlog of as many deliveries waiting their turn: rate-limited deliveries stay due, and
+/// a claim for the others passes over them. Three rounds, alternating.
+async fn paced_neighbour(events: usize, rows: &mut Vec<Row>) {
+    const RATE: u32 = 100;
+    let mut ratios = Vec::new();
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (solo, solo_cpu, _) = healthy_beside(events, Neighbour::None).await;
+        let (beside, beside_cpu, paced) = healthy_beside(events, Neighbour::Paced(RATE)).await;
+        let solo_rate = events as f64 / solo.as_secs_f64();
+        let beside_rate = events as f64 / beside.as_secs_f64();
+        ratios.push(beside_rate / solo_rate);
+        rounds.push(format!(
+            "{solo_rate:.0} / {beside_rate:.0} ({:.0} %; CPU {:.3} / {:.3} ms each; the \
+             limited webhook got {:.0}/s meanwhile)",
+            beside_rate / solo_rate * 100.0,
+            solo_cpu * 1000.0 / events as f64,
+            beside_cpu * 1000.0 / events as f64,
+            paced as f64 / beside.as_secs_f64(),
+        ));
+    }
+    ratios.sort_by(f64::total_cmp);
+    rows.push(Row {
+        what: format!(
+            "rate-limited neighbour, {events} events to a healthy webhook: deliveries/s alone \
+             / while {events} deliveries wait their turn on a webhook limited to {RATE}/s, \
+             three rounds"
+        ),
+        figure: format!("{}; median {:.0} %", rounds.join(", "), ratios[1] * 100.0),
+        target: "≥ 80 %, the limited webhook at its rate",
     });
 }
 
@@ -1305,6 +1366,7 @@ fn main() {
         "outage-422",
         "outage-500",
         "neighbour",
+        "paced",
         "resend",
         "prune",
     ];
@@ -1348,6 +1410,9 @@ fn main() {
         }
         if runs("neighbour") {
             noisy_neighbour(sizes.neighbour_events, &mut rows).await;
+        }
+        if runs("paced") {
+            paced_neighbour(sizes.neighbour_events, &mut rows).await;
         }
         if runs("resend") {
             bulk_resend(sizes.resend_rows, &mut rows).await;

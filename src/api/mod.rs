@@ -110,6 +110,10 @@ pub struct Webhook {
     pub success_24h: u64,
     /// Deliveries that failed for good in the same window.
     pub failed_24h: u64,
+    /// Deliveries that failed for good, ever: a count that only grows (a resend does not
+    /// take one back), for telling new failures from those seen before.
+    #[serde(default)]
+    pub failed_total: u64,
     /// When its latest attempt started.
     pub last_delivery_at: Option<DateTime<Utc>>,
     /// That attempt's HTTP status code, if it got an answer.

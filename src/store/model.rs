@@ -243,6 +243,8 @@ pub(super) struct HealthChange {
     /// The first failed attempt after the batch's last success (or in the batch, when it
     /// has none).
     pub failing_since: Option<i64>,
+    /// Deliveries that failed for good in the batch.
+    pub failed: i64,
 }
 
 /// Folds a batch of attempts into one change per webhook, in the order they started.
@@ -261,6 +263,9 @@ pub(super) fn health_changes<'a>(attempts: &[AttemptToRecord<'a>]) -> Vec<(&'a s
         } else if change.failing_since.is_none() {
             change.failing_since = Some(at);
         }
+        if attempt.outcome == AttemptOutcome::Failed {
+            change.failed += 1;
+        }
     }
     // In key order: concurrent writers (replicas) then lock the health rows in one order.
     let mut changes: Vec<(&str, HealthChange)> = changes.into_iter().collect();
@@ -276,7 +281,7 @@ macro_rules! webhook_columns {
             "id, name, url, kind, description, owner, is_active, rate_limit, \
              disabled_reason, secret_hint, created_at, updated_at, \
              h.last_attempt_at AS last_delivery_at, h.last_status_code, h.last_success_at, \
-             h.failing_since, \
+             h.failing_since, COALESCE(h.failed_total, 0) AS failed_total, \
              (SELECT CAST(COALESCE(SUM(c.succeeded), 0) AS BIGINT) FROM delivery_counts c \
                 WHERE c.webhook_id = webhooks.id AND c.hour_start >= ",
             $since,
@@ -309,6 +314,7 @@ pub(super) struct WebhookRow {
     last_status_code: Option<i64>,
     last_success_at: Option<i64>,
     failing_since: Option<i64>,
+    failed_total: i64,
     success_24h: i64,
     failed_24h: i64,
 }
@@ -335,6 +341,7 @@ impl WebhookRow {
             updated_at: from_millis(self.updated_at)?,
             success_24h: u64::try_from(self.success_24h).unwrap_or(0),
             failed_24h: u64::try_from(self.failed_24h).unwrap_or(0),
+            failed_total: u64::try_from(self.failed_total).unwrap_or(0),
             last_delivery_at: optional_time(self.last_delivery_at)?,
             last_success_at: optional_time(self.last_success_at)?,
             failing_since: optional_time(self.failing_since)?,

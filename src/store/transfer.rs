@@ -381,7 +381,8 @@ async fn copy_batch(
         "webhook_health" => {
             let rows: Vec<HealthRow> = page(
                 source,
-                "webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since",
+                "webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since, \
+                 failed_total",
                 table,
                 "webhook_id",
                 after,
@@ -391,15 +392,16 @@ async fn copy_batch(
             let n = rows.len() as u64;
             sqlx::query(
                 "INSERT INTO webhook_health (webhook_id, last_attempt_at, last_status_code, \
-                   last_success_at, failing_since) \
+                   last_success_at, failing_since, failed_total) \
                  SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
-                   $5::bigint[])",
+                   $5::bigint[], $6::bigint[])",
             )
             .bind(column(&rows, |r| r.0.clone()))
             .bind(column(&rows, |r| r.1))
             .bind(column(&rows, |r| r.2))
             .bind(column(&rows, |r| r.3))
             .bind(column(&rows, |r| r.4))
+            .bind(column(&rows, |r| r.5))
             .execute(&mut **tx)
             .await?;
             Ok((n, last))
@@ -463,7 +465,14 @@ where
 type SecretRow = (i64, String, Vec<u8>, i64, Option<i64>);
 
 /// webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since.
-type HealthRow = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+type HealthRow = (
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
 
 #[derive(FromRow)]
 struct WebhookRow {

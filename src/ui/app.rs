@@ -13,6 +13,7 @@ use super::commands::Commands;
 use super::connection::{self, Connected, RemoteProfile};
 use super::deliveries::DeliveriesView;
 use super::inbox::InboxView;
+use super::notifications::FailureWatch;
 use super::profiles::{ProfileAction, ProfilesView};
 use super::remote::Remote;
 use super::requests::{REFRESH_EVERY, Requests};
@@ -32,6 +33,16 @@ pub struct PersistedState {
     pub profiles: Vec<RemoteProfile>,
     /// The remote profile in use; `None` for the embedded service.
     pub active_profile: Option<String>,
+    /// Whether deliveries that fail for good raise a desktop notification.
+    pub notifications: Notifications,
+}
+
+/// The settings menu's switch for desktop notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notifications {
+    #[default]
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +154,8 @@ pub struct App {
     last_refresh: Option<Instant>,
     /// Each view's repeating requests under way, and how slow the answers are.
     requests: Requests,
+    /// Deliveries newly failed for good, to notify.
+    failures: FailureWatch,
 }
 
 impl App {
@@ -190,6 +203,7 @@ impl App {
             notice: None,
             last_refresh: None,
             requests: Requests::default(),
+            failures: FailureWatch::default(),
         };
         app.connect(target);
         app
@@ -269,6 +283,7 @@ impl App {
         self.inbox = InboxView::default();
         self.last_refresh = None;
         self.requests.clear();
+        self.failures = FailureWatch::default();
     }
 
     /// Switches to `target`: at once for an embedded service already running, otherwise in
@@ -455,11 +470,17 @@ impl App {
                         commands.send(Command::CheckKeychain {
                             ids: webhooks.iter().map(|w| w.id.clone()).collect(),
                         });
+                        self.failures.observe(&webhooks);
                         self.remote.webhooks = Some(webhooks);
                         self.remote.webhooks_error = None;
                     }
                     // The previous list stays on screen.
                     Err(err) => self.remote.webhooks_error = Some(err.to_string()),
+                }
+            }
+            Event::Notified(result) => {
+                if let Err(err) = result {
+                    self.say(format!("A desktop notification failed: {err}"), true);
                 }
             }
             Event::EventTypes(result) => match result {
@@ -628,6 +649,39 @@ impl App {
         }
     }
 
+    /// Tells of deliveries newly failed for good, at most once a minute, unless the
+    /// settings turned that off.
+    fn notify_failures(&mut self, commands: &mut Commands) {
+        match self.state.notifications {
+            Notifications::On => {
+                if let Some(note) = self.failures.due(Instant::now()) {
+                    commands.send(Command::Notify(note));
+                }
+            }
+            Notifications::Off => self.failures.drop_pending(),
+        }
+    }
+
+    fn settings_ui(&mut self, ui: &mut egui::Ui) {
+        ui.menu_button("Settings", |ui| {
+            let mut on = self.state.notifications == Notifications::On;
+            if ui
+                .checkbox(&mut on, "Notify me when deliveries fail")
+                .on_hover_text(
+                    "A desktop notification when deliveries fail for good while the panel \
+                     runs: at most one a minute, naming how many and for which webhooks",
+                )
+                .changed()
+            {
+                self.state.notifications = if on {
+                    Notifications::On
+                } else {
+                    Notifications::Off
+                };
+            }
+        });
+    }
+
     fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.heading(egui::RichText::new("Hookpanel").strong());
@@ -660,6 +714,7 @@ impl App {
                 {
                     self.profiles.open();
                 }
+                self.settings_ui(ui);
                 let current = self.connection.target().clone();
                 let mut chosen = None;
                 egui::ComboBox::from_id_salt("connection_target")
@@ -755,6 +810,7 @@ impl App {
             self.handle(event, &mut commands);
         }
         self.refresh_if_due(&mut commands);
+        self.notify_failures(&mut commands);
         self.run(commands);
         // Keep live views live even when nothing else asks for a frame.
         self.ctx.request_repaint_after(REFRESH_EVERY);

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
+use super::notifications::{self, FailureNote};
 use super::requests::RequestKey;
 use crate::api::{
     BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryList,
@@ -92,6 +93,8 @@ pub enum Command {
     LoadInbox {
         name: String,
     },
+    /// Show a desktop notification.
+    Notify(FailureNote),
 }
 
 impl Command {
@@ -221,6 +224,8 @@ pub enum Event {
     },
     /// A repeating request answered exactly as it did last time: nothing to redraw.
     Unchanged(RequestKey),
+    /// A desktop notification was shown, or why not.
+    Notified(Result<(), String>),
 }
 
 impl Event {
@@ -594,6 +599,11 @@ impl Backend {
                 let result = self.client.inbox(&name).await;
                 Event::Inbox { name, result }
             }
+            Command::Notify(note) => Event::Notified(
+                tokio::task::spawn_blocking(move || notifications::show(&note))
+                    .await
+                    .unwrap_or_else(|err| Err(format!("the notification task failed: {err}"))),
+            ),
         }
     }
 }
@@ -622,6 +632,7 @@ mod tests {
                 updated_at: now,
                 success_24h: 0,
                 failed_24h: 0,
+                failed_total: 0,
                 last_delivery_at: None,
                 last_status_code: None,
                 last_success_at: None,

@@ -9,6 +9,7 @@
 //!   the service answers.
 //! - one module per view: [`webhooks`], [`deliveries`], [`inbox`]; the secret-once modal in
 //!   [`secret`]; shared [`widgets`] and [`theme`].
+//! - [`notifications`]: desktop notifications when deliveries fail for good.
 
 pub mod app;
 pub mod backend;
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod connection;
 pub mod deliveries;
 pub mod inbox;
+pub mod notifications;
 pub mod profiles;
 pub mod remote;
 pub mod requests;

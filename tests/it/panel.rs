@@ -3,6 +3,8 @@
 //! `HOOKPANEL_REQUIRE_KEYCHAIN` is set (CI), otherwise an in-memory store — this machine's
 //! own keychain is never touched by a plain `cargo test`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
@@ -12,6 +14,7 @@ use egui_kittest::kittest::Queryable as _;
 use hookpanel::api::{DeliveryQuery, DeliveryStatus, EventIn, Webhook};
 use hookpanel::client::Client;
 use hookpanel::keychain::{Account, Keychain, LOCAL_PROFILE};
+use hookpanel::ui::app::Notifications;
 use hookpanel::ui::{App, Startup, View};
 use serde_json::json;
 
@@ -1281,4 +1284,190 @@ fn a_slow_service_gets_one_request_per_view_at_a_time_and_the_panel_says_it_is_s
         .runtime
         .block_on(remote.shutdown())
         .expect("remote stops");
+}
+
+/// Serves `org.freedesktop.Notifications` on the session bus, as a desktop's notification
+/// daemon does, and keeps each notification's summary and body.
+struct NotificationServer {
+    shown: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl NotificationServer {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        _actions: Vec<String>,
+        _hints: HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut shown = self.shown.lock().expect("lock");
+        shown.push((summary, body));
+        u32::try_from(shown.len()).unwrap_or(u32::MAX)
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".to_owned()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "hookpanel-test".to_owned(),
+            "hookpanel".to_owned(),
+            "1".to_owned(),
+            "1.2".to_owned(),
+        )
+    }
+
+    fn close_notification(&self, _id: u32) {}
+}
+
+impl Panel {
+    /// Steps until the panel has seen `webhook` at `failed_total` failures.
+    fn step_until_failed_total(&mut self, webhook: &str, failed_total: u64) {
+        self.step_until(&format!("{webhook} at {failed_total} failures"), |app| {
+            app.remote().webhooks.as_ref().is_some_and(|list| {
+                list.iter()
+                    .any(|w| w.name == webhook && w.failed_total == failed_total)
+            })
+        });
+    }
+
+    fn toggle_notifications(&mut self) {
+        self.click("Settings");
+        self.click("Notify me when deliveries fail");
+        // Close the menu.
+        self.harness.key_press(egui::Key::Escape);
+        self.harness.step();
+    }
+}
+
+/// Run by `failures_raise_one_desktop_notification_a_minute_on_the_session_bus` in a
+/// private D-Bus session (`dbus-run-session`), where it serves the notification service
+/// itself.
+#[test]
+#[ignore = "run in a private D-Bus session by failures_raise_one_desktop_notification_a_minute_on_the_session_bus"]
+fn child_notifications_on_a_private_session_bus() {
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let _daemon = zbus::blocking::connection::Builder::session()
+        .expect("a session bus")
+        .name("org.freedesktop.Notifications")
+        .expect("the name")
+        .serve_at(
+            "/org/freedesktop/Notifications",
+            NotificationServer {
+                shown: Arc::clone(&shown),
+            },
+        )
+        .expect("served")
+        .build()
+        .expect("on the bus");
+    let mut panel = Panel::start();
+    let receiver = panel.runtime.block_on(Receiver::start());
+    // A 4xx fails a delivery for good at its first attempt.
+    receiver.set("/refuse", Behaviour::Status(422));
+    panel.api_webhook(
+        "Refusing receiver",
+        receiver.url("/refuse"),
+        &["order.created"],
+    );
+    panel.step_until_failed_total("Refusing receiver", 0);
+
+    // Off in the settings: failures go by untold.
+    panel.toggle_notifications();
+    assert_eq!(
+        panel.harness.state().persisted_state().notifications,
+        Notifications::Off
+    );
+    panel.emit_orders(2);
+    panel.step_until_failed_total("Refusing receiver", 2);
+    for _ in 0..10 {
+        panel.harness.step();
+    }
+    assert_eq!(*shown.lock().expect("lock"), [], "notifications are off");
+
+    // On again: the next failures are told, once, with their count and webhook.
+    panel.toggle_notifications();
+    assert_eq!(
+        panel.harness.state().persisted_state().notifications,
+        Notifications::On
+    );
+    panel.emit_orders(3);
+    panel.step_until_failed_total("Refusing receiver", 5);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shown.lock().expect("lock").is_empty() && Instant::now() < deadline {
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        *shown.lock().expect("lock"),
+        [(
+            "3 deliveries failed for good".to_owned(),
+            "Refusing receiver (3)".to_owned()
+        )]
+    );
+
+    // Within the minute, another failure waits for the next one.
+    panel.emit_orders(1);
+    panel.step_until_failed_total("Refusing receiver", 6);
+    for _ in 0..10 {
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        shown.lock().expect("lock").len(),
+        1,
+        "one notification a minute"
+    );
+    println!("notifications: ok");
+}
+
+#[test]
+fn failures_raise_one_desktop_notification_a_minute_on_the_session_bus() {
+    let Ok(dbus_run_session) = which("dbus-run-session") else {
+        assert!(
+            std::env::var_os("HOOKPANEL_REQUIRE_KEYCHAIN").is_none(),
+            "HOOKPANEL_REQUIRE_KEYCHAIN is set but dbus-run-session is not installed"
+        );
+        eprintln!(
+            "notification test: NOT run here — dbus-run-session is not installed; .ci/run installs it"
+        );
+        return;
+    };
+    let output = std::process::Command::new(dbus_run_session)
+        .arg("--")
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([
+            "--ignored",
+            "--exact",
+            "panel::child_notifications_on_a_private_session_bus",
+            "--nocapture",
+        ])
+        .output()
+        .expect("dbus-run-session runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("notifications: ok"),
+        "the child test did not run: {stdout}"
+    );
+}
+
+/// Where `program` is on the PATH.
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .ok_or(())
 }

@@ -194,7 +194,10 @@ async fn three_replicas_share_a_burst_and_one_killed_mid_burst_loses_and_doubles
     let migrations: Vec<(i64, bool)> = db
         .rows("SELECT version, success FROM _sqlx_migrations ORDER BY version")
         .await;
-    assert_eq!(migrations, [(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        migrations,
+        [(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     let settled = wait_for("every delivery settled and no claim left", Duration::from_secs(60), || async {
         let mut db = RawConnection::open(database.url()).await;
         let open = count(&mut db, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded' OR lease_until IS NOT NULL").await;

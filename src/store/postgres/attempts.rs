@@ -46,6 +46,7 @@ impl Database {
             changes.iter().map(|(_, c)| c.last_success_at).collect();
         let failing_since: Vec<Option<i64>> =
             changes.iter().map(|(_, c)| c.failing_since).collect();
+        let failed: Vec<i64> = changes.iter().map(|(_, c)| c.failed).collect();
 
         // A delivery that was cancelled while its attempt was under way (its webhook
         // deactivated or deleted: it is `failed` already) keeps its cancellation unless
@@ -76,9 +77,9 @@ impl Database {
                    error) \
                WHERE d.id = v.id) \
              INSERT INTO webhook_health AS h (webhook_id, last_attempt_at, last_status_code, \
-               last_success_at, failing_since) \
+               last_success_at, failing_since, failed_total) \
              SELECT * FROM UNNEST($11::text[], $12::bigint[], $13::bigint[], $14::bigint[], \
-               $15::bigint[]) \
+               $15::bigint[], $16::bigint[]) \
              ON CONFLICT (webhook_id) DO UPDATE SET \
                last_status_code = CASE \
                  WHEN excluded.last_attempt_at >= COALESCE(h.last_attempt_at, 0) \
@@ -87,7 +88,8 @@ impl Database {
                last_success_at = GREATEST(h.last_success_at, excluded.last_success_at), \
                failing_since = CASE WHEN excluded.last_success_at IS NOT NULL \
                  THEN excluded.failing_since \
-                 ELSE COALESCE(h.failing_since, excluded.failing_since) END \
+                 ELSE COALESCE(h.failing_since, excluded.failing_since) END, \
+               failed_total = h.failed_total + excluded.failed_total \
              RETURNING webhook_id, failing_since",
         )
         .bind(&delivery_ids)
@@ -105,6 +107,7 @@ impl Database {
         .bind(last_status_codes)
         .bind(last_success_at)
         .bind(failing_since)
+        .bind(failed)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()

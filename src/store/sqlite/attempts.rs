@@ -85,7 +85,7 @@ async fn update_health(
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO webhook_health (webhook_id, last_attempt_at, last_status_code, \
-             last_success_at, failing_since) ",
+             last_success_at, failing_since, failed_total) ",
         );
         upsert.push_values(chunk, |mut values, (webhook_id, change)| {
             values
@@ -93,7 +93,8 @@ async fn update_health(
                 .push_bind(change.last_attempt_at)
                 .push_bind(change.last_status_code)
                 .push_bind(change.last_success_at)
-                .push_bind(change.failing_since);
+                .push_bind(change.failing_since)
+                .push_bind(change.failed);
         });
         // SQLite's two-argument MAX is NULL when either is: hence the COALESCEs.
         upsert.push(
@@ -108,7 +109,8 @@ async fn update_health(
                  excluded.last_success_at), \
                failing_since = CASE WHEN excluded.last_success_at IS NOT NULL \
                  THEN excluded.failing_since \
-                 ELSE COALESCE(webhook_health.failing_since, excluded.failing_since) END \
+                 ELSE COALESCE(webhook_health.failing_since, excluded.failing_since) END, \
+               failed_total = webhook_health.failed_total + excluded.failed_total \
              RETURNING webhook_id, failing_since",
         );
         let rows: Vec<(String, Option<i64>)> = upsert.build_query_as().fetch_all(&mut **tx).await?;
