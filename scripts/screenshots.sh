@@ -44,11 +44,11 @@ hp="http://127.0.0.1:$port/v1/admin"
 key=$(secret-tool lookup service hookpanel username local/admin-key)
 
 api() { curl -sf -H "Authorization: Bearer $key" -H "content-type: application/json" "$@" >/dev/null; }
-webhook() { api -X POST "$hp/webhooks" -d "{\"name\": \"$1\", \"url\": \"$2\", \"events\": $3, \"owner\": \"$4\"}"; }
+webhook() { api -X POST "$hp/webhooks" -d "{\"name\": \"$1\", \"url\": \"$2\", \"events\": $3, \"owner\": \"$4\", \"rate_limit\": ${5:-null}}"; }
 emit() { api -X POST "$hp/events" -d "$1"; }
 
 webhook "ERP sync" "http://127.0.0.1:9000/ok" '["order.created", "order.cancelled", "payment.received"]' team-orders
-webhook "Shipping partner" "http://127.0.0.1:9000/broken" '["order.fulfilled", "shipment.delivered"]' logistics
+webhook "Shipping partner" "http://127.0.0.1:9000/broken" '["order.fulfilled", "shipment.delivered"]' logistics 20
 webhook "Billing" "http://127.0.0.1:9000/flaky" '["payment.received"]' finance
 webhook "Test endpoint" "http://127.0.0.1:$port/inbox/demo" '["*"]' me
 for n in $(seq 1 12); do
@@ -62,7 +62,7 @@ window=$(xdotool search --name '^Hookpanel$' | head -1)
 shot() { sleep 1.5; import -window "$window" "$OUT/$1.png"; }
 click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
 
-click 160 158; shot webhooks             # the list, the failing webhook selected
+click 160 158; shot webhooks             # the list, the failing webhook selected, with its rate limit
 click 880 62; shot new-webhook           # the create dialog
 click 476 627; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected

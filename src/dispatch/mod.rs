@@ -28,8 +28,8 @@ use crate::crypto::{self, SecretCipher};
 use crate::metrics::{Metrics, Outcome};
 use crate::signing;
 use crate::store::{
-    AttemptOutcome, AttemptRecord, AttemptSlot, AttemptToRecord, Claimed, DeliveryJob, HandedJob,
-    Handoff, NewEvent, SealedSecret, Store,
+    AttemptOutcome, AttemptRecord, AttemptSlot, AttemptToRecord, ClaimScope, Claimed, DeliveryJob,
+    HandedJob, Handoff, NewEvent, SealedSecret, Store,
 };
 
 /// The event emitted when the service deactivates a failing webhook.
@@ -342,6 +342,11 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
     // queued unclaimed) and when the time comes that the last look said.
     let mut look = true;
     let mut look_again_at = tokio::time::Instant::now();
+    // What the next look covers: every webhook, or (when only a rate-limited webhook's
+    // turn has come) those alone; and when a look must cover every webhook again (it
+    // learns of retries scheduled since the last one).
+    let mut scope = ClaimScope::All;
+    let mut full_look_at = tokio::time::Instant::now();
     // Whether the last claim found deliveries that had waited (at start: a crashed run's
     // may), and since when a look has waited for slots to claim with.
     let mut backlog = true;
@@ -369,27 +374,42 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
                 waiting_since = None;
                 let wanted = slots.len();
                 let looked_at = Utc::now();
-                match claim(&context, &work.handoff, slots, &mut in_flight).await {
+                match claim(&context, &work.handoff, slots, scope, &mut in_flight).await {
                     // A claim that filled every slot taken may have left more due work:
                     // new deliveries keep waiting behind it while it is older than what
                     // arrives now. What fell due only just now is new deliveries that
                     // met a closed handoff; those may go straight to the dispatcher again.
                     Some((claimed, oldest_due_at)) if claimed >= wanted => {
-                        backlog = oldest_due_at.is_some_and(|due| {
-                            looked_at - due > TimeDelta::from_std(BACKLOG_AFTER).unwrap_or_default()
-                        });
-                        work.handoff.set_open(!backlog);
+                        if scope == ClaimScope::All {
+                            backlog = oldest_due_at.is_some_and(|due| {
+                                looked_at - due
+                                    > TimeDelta::from_std(BACKLOG_AFTER).unwrap_or_default()
+                            });
+                            work.handoff.set_open(!backlog);
+                        }
                         continue;
                     }
                     Some(_) => {
-                        backlog = false;
+                        let now = tokio::time::Instant::now();
+                        let next = next_look(&context, &work.handoff, scope).await;
+                        if scope == ClaimScope::All {
+                            backlog = false;
+                            work.handoff.set_open(true);
+                            full_look_at = now + next.unpaced.unwrap_or(IDLE_POLL);
+                        }
                         look = false;
-                        work.handoff.set_open(true);
-                        look_again_at =
-                            tokio::time::Instant::now() + next_look(&context, &work.handoff).await;
+                        look_again_at = next
+                            .paced
+                            .map_or(full_look_at, |paced| full_look_at.min(now + paced));
+                        scope = if look_again_at < full_look_at {
+                            ClaimScope::Paced
+                        } else {
+                            ClaimScope::All
+                        };
                     }
                     None => {
                         look = false;
+                        scope = ClaimScope::All;
                         look_again_at = tokio::time::Instant::now() + IDLE_POLL;
                     }
                 }
@@ -405,6 +425,7 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
                     tokio::time::sleep(CLAIM_GATHER).await;
                 }
                 look = true;
+                scope = ClaimScope::All;
             }
             received = work.handed.recv_many(&mut handed, CLAIM_BATCH) => {
                 if received == 0 {
@@ -415,7 +436,11 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             // A webhook that had its whole share under way has room: its due
             // deliveries were left out of the last claim.
-            () = work.handoff.webhook_room() => look = true,
+            () = work.handoff.webhook_room() => {
+                look = true;
+                scope = ClaimScope::All;
+            }
+            // The scope the last look chose: every webhook, or a rate-limited one's turn.
             () = tokio::time::sleep_until(look_again_at), if !look => look = true,
         }
     }
@@ -444,6 +469,7 @@ async fn claim(
     context: &Arc<Context>,
     handoff: &Handoff,
     slots: Vec<OwnedSemaphorePermit>,
+    scope: ClaimScope,
     in_flight: &mut JoinSet<()>,
 ) -> Option<(usize, Option<DateTime<Utc>>)> {
     let now = Utc::now();
@@ -452,7 +478,7 @@ async fn claim(
     let limits = handoff.claim_limits();
     match context
         .store
-        .claim_due(now, lease_until, limit, &limits)
+        .claim_due(now, lease_until, limit, &limits, scope)
         .await
     {
         Ok(Claimed {
@@ -477,21 +503,31 @@ async fn claim(
     }
 }
 
-/// How long until the next unclaimed delivery that may be claimed falls due, at most
-/// [`IDLE_POLL`].
-async fn next_look(context: &Context, handoff: &Handoff) -> Duration {
+/// How long until the next look: at the next due delivery of a webhook without a rate
+/// limit (not looked for with [`ClaimScope::Paced`]), and at a rate-limited webhook's next
+/// turn with a delivery due by then; each at most [`IDLE_POLL`] away.
+async fn next_look(context: &Context, handoff: &Handoff, scope: ClaimScope) -> NextLook {
     let full = handoff.claim_limits().full;
-    match context.store.next_due_at(Utc::now(), &full).await {
-        Ok(Some(at)) => (at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(IDLE_POLL),
-        Ok(None) => IDLE_POLL,
+    let now = Utc::now();
+    let until = |at: DateTime<Utc>| (at - now).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL);
+    match context.store.next_due_at(now, &full, scope).await {
+        Ok(next) => NextLook {
+            unpaced: next.unpaced.map(until),
+            paced: next.paced.map(until),
+        },
         Err(err) => {
             tracing::warn!("looking for due deliveries failed: {err}");
-            IDLE_POLL
+            NextLook::default()
         }
     }
+}
+
+/// When to look again, from now: `None` for nothing known to fall due (at most
+/// [`IDLE_POLL`] then).
+#[derive(Debug, Default)]
+struct NextLook {
+    unpaced: Option<Duration>,
+    paced: Option<Duration>,
 }
 
 /// Starts the attempts of jobs handed over by emits, each in the slot it brought.

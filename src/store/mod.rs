@@ -36,6 +36,7 @@ pub use model::{
     AttemptOutcome, AttemptRecord, AttemptToRecord, Claimed, DeliveryJob, Emitted, NewEvent,
     NewWebhook, SealedSecret, SecretRotation, WebhookChanges, new_id,
 };
+pub use pace::{ClaimScope, NextDue};
 pub use retention::COUNTS_KEPT;
 
 #[derive(Debug, thiserror::Error)]
@@ -372,26 +373,33 @@ impl Store {
 
     /// Claims up to `limit` due deliveries, the oldest due first, until `lease_until` and
     /// returns their jobs, keeping to `limits`: nothing of a webhook that has its whole
-    /// share of attempts under way, and no more of any other than its room. A delivery
-    /// claimed by any process is taken by no other until its lease runs out.
+    /// share of attempts under way, and no more of any other than its room; of a
+    /// rate-limited webhook no more than its pace allows now (`pace.rs`). A delivery
+    /// claimed by any process is taken by no other until its lease runs out. With
+    /// [`ClaimScope::Paced`], only rate-limited webhooks' deliveries are looked at: the
+    /// cheap look the dispatcher makes when one of them has its next turn.
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
         limits: &ClaimLimits,
+        scope: ClaimScope,
     ) -> Result<Claimed> {
-        on_backend!(self, db => db.claim_due(now, lease_until, limit, limits).await)
+        on_backend!(self, db => db.claim_due(now, lease_until, limit, limits, scope).await)
     }
 
     /// When the next unclaimed delivery of a webhook not in `full` falls due, if any is
-    /// waiting (those of full webhooks are looked at again when one has room).
+    /// waiting (those of full webhooks are looked at again when one has room): of the
+    /// webhooks without a rate limit (not looked at with [`ClaimScope::Paced`]), and of
+    /// those with one, whose deliveries wait for their turn as well.
     pub async fn next_due_at(
         &self,
         now: DateTime<Utc>,
         full: &[String],
-    ) -> Result<Option<DateTime<Utc>>> {
-        on_backend!(self, db => db.next_due_at(now, full).await)
+        scope: ClaimScope,
+    ) -> Result<NextDue> {
+        on_backend!(self, db => db.next_due_at(now, full, scope).await)
     }
 
     /// How many deliveries are due at `now` and held by no attempt, and when the one due

@@ -25,6 +25,29 @@ pub fn burst(rate: u32) -> u32 {
     (rate / 20).max(1)
 }
 
+/// What a claim looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimScope {
+    /// Every webhook's due deliveries.
+    All,
+    /// Rate-limited webhooks' alone. Their deliveries waiting for a turn stay due, and a
+    /// look at every webhook passes over them in the due index: when only a turn has
+    /// come, this look costs nothing of the kind.
+    Paced,
+}
+
+/// When the dispatcher should look again, as [`Store::next_due_at`] says.
+///
+/// [`Store::next_due_at`]: super::Store::next_due_at
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NextDue {
+    /// The next due delivery of a webhook without a rate limit (not looked for with
+    /// [`ClaimScope::Paced`]).
+    pub unpaced: Option<chrono::DateTime<chrono::Utc>>,
+    /// The next turn of a rate-limited webhook that has a delivery due by then.
+    pub paced: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A rate-limited webhook's pace, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {

@@ -118,17 +118,35 @@ async fn a_claim_returns_each_due_job_once_with_its_event_and_webhook() {
     let lease_until = now + TimeDelta::seconds(60);
 
     let first = store
-        .claim_due(now, lease_until, 2, &ClaimLimits::unlimited())
+        .claim_due(
+            now,
+            lease_until,
+            2,
+            &ClaimLimits::unlimited(),
+            ClaimScope::All,
+        )
         .await
         .expect("claim")
         .jobs;
     let second = store
-        .claim_due(now, lease_until, 10, &ClaimLimits::unlimited())
+        .claim_due(
+            now,
+            lease_until,
+            10,
+            &ClaimLimits::unlimited(),
+            ClaimScope::All,
+        )
         .await
         .expect("claim")
         .jobs;
     let third = store
-        .claim_due(now, lease_until, 10, &ClaimLimits::unlimited())
+        .claim_due(
+            now,
+            lease_until,
+            10,
+            &ClaimLimits::unlimited(),
+            ClaimScope::All,
+        )
         .await
         .expect("claim")
         .jobs;
@@ -171,6 +189,7 @@ async fn a_claim_returns_each_due_job_once_with_its_event_and_webhook() {
             later + TimeDelta::seconds(60),
             10,
             &ClaimLimits::unlimited(),
+            ClaimScope::All,
         )
         .await
         .expect("claim")
@@ -246,6 +265,7 @@ async fn new_deliveries_that_find_a_free_slot_are_handed_over_claimed() {
             now + TimeDelta::seconds(60),
             10,
             &ClaimLimits::unlimited(),
+            ClaimScope::All,
         )
         .await
         .expect("claim")
@@ -310,6 +330,7 @@ async fn a_closed_or_full_handoff_leaves_new_deliveries_for_a_claim() {
             now + TimeDelta::seconds(60),
             100,
             &ClaimLimits::unlimited(),
+            ClaimScope::All,
         )
         .await
         .expect("claim")

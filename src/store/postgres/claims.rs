@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::Database;
 use crate::store::model::{JobRow, claimed, from_millis, micros, millis};
 use crate::store::pace::{self, PacedDue, PacedRow};
-use crate::store::{ClaimLimits, Claimed, Result};
+use crate::store::{ClaimLimits, ClaimScope, Claimed, NextDue, Result};
 
 /// How many due deliveries a claim looks at per delivery it may take, so that webhooks
 /// at their share's end do not make it look at every due delivery.
@@ -39,6 +39,7 @@ impl Database {
         lease_until: DateTime<Utc>,
         limit: u32,
         limits: &ClaimLimits,
+        scope: ClaimScope,
     ) -> Result<Claimed> {
         let paced: Vec<PacedRow> = sqlx::query_as(
             "SELECT w.id AS webhook_id, w.rate_limit::bigint AS rate_limit, p.next_at_us, \
@@ -100,7 +101,7 @@ impl Database {
             tx.commit().await?;
         }
         let left = limit.saturating_sub(u32::try_from(paced_rows.len()).unwrap_or(u32::MAX));
-        let rows = if left > 0 {
+        let rows = if left > 0 && scope == ClaimScope::All {
             self.claim_unpaced(now, lease_until, left, limits).await?
         } else {
             Vec::new()
@@ -171,18 +172,24 @@ impl Database {
         &self,
         now: DateTime<Utc>,
         full: &[String],
-    ) -> Result<Option<DateTime<Utc>>> {
-        let unpaced: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT MIN(next_attempt_at) FROM deliveries \
-             WHERE next_attempt_at IS NOT NULL AND webhook_id <> ALL($1::text[]) \
-               AND webhook_id NOT IN (",
-            paced_webhooks!(),
-            ") AND (lease_until IS NULL OR lease_until <= $2)"
-        ))
-        .bind(full)
-        .bind(millis(now))
-        .fetch_one(&self.pool)
-        .await?;
+        scope: ClaimScope,
+    ) -> Result<NextDue> {
+        let unpaced: Option<i64> = match scope {
+            ClaimScope::Paced => None,
+            ClaimScope::All => {
+                sqlx::query_scalar(concat!(
+                    "SELECT MIN(next_attempt_at) FROM deliveries \
+                     WHERE next_attempt_at IS NOT NULL AND webhook_id <> ALL($1::text[]) \
+                       AND webhook_id NOT IN (",
+                    paced_webhooks!(),
+                    ") AND (lease_until IS NULL OR lease_until <= $2)"
+                ))
+                .bind(full)
+                .bind(millis(now))
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
         let paced: Vec<PacedDue> = sqlx::query_as(
             "SELECT w.id AS webhook_id, w.rate_limit::bigint AS rate_limit, p.next_at_us, ( \
                SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.webhook_id = w.id \
@@ -194,11 +201,12 @@ impl Database {
         .bind(millis(now))
         .fetch_all(&self.pool)
         .await?;
-        let at = unpaced
-            .into_iter()
-            .chain(pace::next_start(&paced, full))
-            .min();
-        at.map(from_millis).transpose()
+        Ok(NextDue {
+            unpaced: unpaced.map(from_millis).transpose()?,
+            paced: pace::next_start(&paced, full)
+                .map(from_millis)
+                .transpose()?,
+        })
     }
 
     pub(in crate::store) async fn postpone(

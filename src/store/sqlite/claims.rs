@@ -7,7 +7,7 @@ use sqlx::SqliteConnection;
 use super::Database;
 use crate::store::model::{JobRow, claimed, from_millis, micros, millis};
 use crate::store::pace::{self, PacedDue, PacedRow};
-use crate::store::{ClaimLimits, Claimed, Result, StoreError};
+use crate::store::{ClaimLimits, ClaimScope, Claimed, NextDue, Result, StoreError};
 
 /// How many due deliveries a claim looks at per delivery it may take, so that webhooks
 /// at their share's end do not make it look at every due delivery.
@@ -49,6 +49,7 @@ impl Database {
         lease_until: DateTime<Utc>,
         limit: u32,
         limits: &ClaimLimits,
+        scope: ClaimScope,
     ) -> Result<Claimed> {
         let turn = self.write_turn().await?;
         let paced: Vec<PacedRow> = sqlx::query_as(
@@ -63,6 +64,9 @@ impl Database {
         .fetch_all(&self.pool)
         .await?;
         let planned = pace::plan(&paced, limits, limit as usize, micros(now));
+        if planned.is_empty() && scope == ClaimScope::Paced {
+            return Ok(Claimed::default());
+        }
         let (paced_rows, rows) = if planned.is_empty() {
             let mut writer = self.writer.acquire().await?;
             let rows = claim_unpaced(&mut writer, now, lease_until, limit, limits).await?;
@@ -100,7 +104,7 @@ impl Database {
                 paced_rows.extend(rows);
             }
             let left = limit.saturating_sub(u32::try_from(paced_rows.len()).unwrap_or(u32::MAX));
-            let rows = if left > 0 {
+            let rows = if left > 0 && scope == ClaimScope::All {
                 claim_unpaced(&mut tx, now, lease_until, left, limits).await?
             } else {
                 Vec::new()
@@ -115,7 +119,36 @@ impl Database {
         &self,
         now: DateTime<Utc>,
         full: &[String],
-    ) -> Result<Option<DateTime<Utc>>> {
+        scope: ClaimScope,
+    ) -> Result<NextDue> {
+        let unpaced = match scope {
+            ClaimScope::All => self.next_unpaced_due_at(now, full).await?,
+            ClaimScope::Paced => None,
+        };
+        let paced: Vec<PacedDue> = sqlx::query_as(
+            "SELECT w.id AS webhook_id, w.rate_limit, p.next_at_us, ( \
+               SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.webhook_id = w.id \
+                 AND d.next_attempt_at IS NOT NULL \
+                 AND (d.lease_until IS NULL OR d.lease_until <= ?)) AS due_at \
+             FROM webhooks w JOIN webhook_pace p ON p.webhook_id = w.id \
+             WHERE w.rate_limit IS NOT NULL AND w.deleted_at IS NULL",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(NextDue {
+            unpaced: unpaced.map(from_millis).transpose()?,
+            paced: pace::next_start(&paced, full)
+                .map(from_millis)
+                .transpose()?,
+        })
+    }
+
+    async fn next_unpaced_due_at(
+        &self,
+        now: DateTime<Utc>,
+        full: &[String],
+    ) -> Result<Option<i64>> {
         let full_json = serde_json::to_string(full)
             .map_err(|err| StoreError::Internal(format!("claim limits: {err}")))?;
         let unpaced: Option<i64> = sqlx::query_scalar(concat!(
@@ -130,22 +163,7 @@ impl Database {
         .bind(millis(now))
         .fetch_one(&self.pool)
         .await?;
-        let paced: Vec<PacedDue> = sqlx::query_as(
-            "SELECT w.id AS webhook_id, w.rate_limit, p.next_at_us, ( \
-               SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.webhook_id = w.id \
-                 AND d.next_attempt_at IS NOT NULL \
-                 AND (d.lease_until IS NULL OR d.lease_until <= ?)) AS due_at \
-             FROM webhooks w JOIN webhook_pace p ON p.webhook_id = w.id \
-             WHERE w.rate_limit IS NOT NULL AND w.deleted_at IS NULL",
-        )
-        .bind(millis(now))
-        .fetch_all(&self.pool)
-        .await?;
-        let at = unpaced
-            .into_iter()
-            .chain(pace::next_start(&paced, full))
-            .min();
-        at.map(from_millis).transpose()
+        Ok(unpaced)
     }
 
     pub(in crate::store) async fn postpone(
