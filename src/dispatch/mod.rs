@@ -355,12 +355,20 @@ async fn run(context: Arc<Context>, mut work: Work, mut stopped: oneshot::Receiv
         while in_flight.try_join_next().is_some() {}
         if look {
             let free = work.handoff.free_slots().min(CLAIM_BATCH);
-            let slots = if free > 0 && (free >= claim_at || in_flight.is_empty()) {
+            // A rate-limited webhook's turn takes a few slots at most: it does not wait
+            // for a batch's worth, and waiting for a slot says nothing of a backlog.
+            let enough = match scope {
+                ClaimScope::All => free >= claim_at || in_flight.is_empty(),
+                ClaimScope::Paced => true,
+            };
+            let slots = if free > 0 && enough {
                 work.handoff.slots_for_claim(free)
             } else {
                 Vec::new()
             };
-            if slots.is_empty() {
+            if slots.is_empty() && scope == ClaimScope::Paced {
+                // Looked at again when an attempt ends.
+            } else if slots.is_empty() {
                 // Too few slots are free for a claim. Behind a backlog, or once this has
                 // lasted a while, new deliveries wait their turn while attempts finish,
                 // rather than take each slot as it frees. (Closing it at once would send
@@ -486,7 +494,10 @@ async fn claim(
             oldest_due_at,
         }) => {
             let claimed = jobs.len();
-            handoff.claimed(&limits, slots.len(), &jobs);
+            // A look at rate-limited webhooks alone says nothing of the others' queues.
+            if scope == ClaimScope::All {
+                handoff.claimed(&limits, slots.len(), &jobs);
+            }
             // Slots left over are freed here.
             let slots = jobs
                 .iter()
