@@ -64,7 +64,7 @@ click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
 
 click 160 158; shot webhooks             # the list, the failing webhook selected, with its rate limit
 click 880 62; shot new-webhook           # the create dialog
-click 476 627; sleep 0.5                # Cancel
+click 476 642; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected
 click 303 93; sleep 0.5                 # Clear selection
 click 197 93; sleep 2; shot resend-all   # "Resend all N matching": the confirmation names N and the webhooks

@@ -156,6 +156,9 @@ pub struct App {
     requests: Requests,
     /// Deliveries newly failed for good, to notify.
     failures: FailureWatch,
+    /// Why the platform showed no notification, once it refused one: none is tried again
+    /// until the setting is switched.
+    notifications_unavailable: Option<String>,
 }
 
 impl App {
@@ -204,6 +207,7 @@ impl App {
             last_refresh: None,
             requests: Requests::default(),
             failures: FailureWatch::default(),
+            notifications_unavailable: None,
         };
         app.connect(target);
         app
@@ -479,8 +483,16 @@ impl App {
                 }
             }
             Event::Notified(result) => {
-                if let Err(err) = result {
-                    self.say(format!("A desktop notification failed: {err}"), true);
+                if let Err(err) = result
+                    && self.notifications_unavailable.is_none()
+                {
+                    // Said once, not every minute: a desktop without a notification
+                    // service is how this machine is, not an error of the moment.
+                    self.say(
+                        "Desktop notifications are unavailable here: none is shown this session",
+                        false,
+                    );
+                    self.notifications_unavailable = Some(err);
                 }
             }
             Event::EventTypes(result) => match result {
@@ -653,26 +665,31 @@ impl App {
     /// settings turned that off.
     fn notify_failures(&mut self, commands: &mut Commands) {
         match self.state.notifications {
-            Notifications::On => {
+            Notifications::On if self.notifications_unavailable.is_none() => {
                 if let Some(note) = self.failures.due(Instant::now()) {
                     commands.send(Command::Notify(note));
                 }
             }
-            Notifications::Off => self.failures.drop_pending(),
+            Notifications::On | Notifications::Off => self.failures.drop_pending(),
         }
     }
 
     fn settings_ui(&mut self, ui: &mut egui::Ui) {
         ui.menu_button("Settings", |ui| {
             let mut on = self.state.notifications == Notifications::On;
+            let hover = match &self.notifications_unavailable {
+                None => "A desktop notification when deliveries fail for good while the \
+                         panel runs: at most one a minute, naming how many and for which \
+                         webhooks"
+                    .to_owned(),
+                Some(err) => format!("The platform refused the last notification: {err}"),
+            };
             if ui
                 .checkbox(&mut on, "Notify me when deliveries fail")
-                .on_hover_text(
-                    "A desktop notification when deliveries fail for good while the panel \
-                     runs: at most one a minute, naming how many and for which webhooks",
-                )
+                .on_hover_text(hover)
                 .changed()
             {
+                self.notifications_unavailable = None;
                 self.state.notifications = if on {
                     Notifications::On
                 } else {
