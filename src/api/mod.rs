@@ -53,7 +53,7 @@ pub struct WebhookIn {
     pub owner: Option<String>,
     /// Deliveries per second at most, 1–10 000; absent or null for no limit. First
     /// attempts, retries and resends alike wait their turn, still due.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<i64>,
 }
@@ -78,7 +78,7 @@ pub struct WebhookPatch {
     /// Deliveries per second at most, 1–10 000; null removes the limit.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "present_integer",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
@@ -148,6 +148,33 @@ pub struct RotateSecretIn {
     /// How long the previous secret keeps signing: default 86400, at most 604800 (7 days).
     #[serde(default, deserialize_with = "whole_number")]
     pub grace_seconds: Option<u64>,
+}
+
+/// An integer as JSON Schema counts one: `50`, or `50.0`.
+fn integral(number: &serde_json::Number) -> Option<i64> {
+    number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (-9.2e18..9.2e18).contains(f))
+            .and_then(|f| format!("{f:.0}").parse().ok())
+    })
+}
+
+/// An optional integer, as [`integral`] reads it; null is none.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    integral(&number)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
+}
+
+/// A field of a PATCH that, when given, holds an integer or null (`Some(None)`).
+fn present_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    integer(deserializer).map(Some)
 }
 
 /// A non-negative integer as JSON Schema counts one: `600`, or `600.0`.
