@@ -127,6 +127,35 @@ pub struct Webhook {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+#[cfg(all(test, feature = "panel"))]
+impl Webhook {
+    /// A webhook as unit tests need one: active, every event type, no history.
+    pub(crate) fn sample(id: &str, name: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            url: "https://example.com/hook".to_owned(),
+            events: vec!["*".to_owned()],
+            kind: WebhookKind::Generic,
+            description: None,
+            owner: None,
+            is_active: true,
+            rate_limit: None,
+            disabled_reason: None,
+            secret_hint: "abcd".to_owned(),
+            created_at: at,
+            updated_at: at,
+            success_24h: 0,
+            failed_24h: 0,
+            failed_total: 0,
+            last_delivery_at: None,
+            last_status_code: None,
+            last_success_at: None,
+            failing_since: None,
+        }
+    }
+}
+
 /// `POST /webhooks` answer: the webhook plus its signing secret, shown this once.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedWebhook {

@@ -111,19 +111,15 @@ pub(super) struct PacedRow {
     pub due: bool,
 }
 
-impl PacedRow {
-    fn pace(&self) -> Pace {
-        Pace {
-            rate: rate(self.rate_limit),
-            next_at_us: self.next_at_us,
+impl Pace {
+    /// A pace as its columns store it: `webhooks.rate_limit` and `webhook_pace.next_at_us`.
+    fn stored(rate_limit: i64, next_at_us: i64) -> Self {
+        let rate = rate_limit.clamp(i64::from(RATE_LIMIT_MIN), i64::from(RATE_LIMIT_MAX));
+        Self {
+            rate: u32::try_from(rate).unwrap_or(RATE_LIMIT_MAX),
+            next_at_us,
         }
     }
-}
-
-/// A stored rate limit as a rate.
-fn rate(stored: i64) -> u32 {
-    u32::try_from(stored.clamp(i64::from(RATE_LIMIT_MIN), i64::from(RATE_LIMIT_MAX)))
-        .unwrap_or(RATE_LIMIT_MAX)
 }
 
 /// What a claim takes of one rate-limited webhook.
@@ -148,7 +144,7 @@ pub(super) fn plan(
     let mut left = limit;
     let mut planned = Vec::new();
     for row in paced.iter().filter(|row| row.due) {
-        let pace = row.pace();
+        let pace = Pace::stored(row.rate_limit, row.next_at_us);
         let take = pace.allowed(now_us, limits.room_for(&row.webhook_id).min(left));
         if take > 0 {
             left -= take;
@@ -183,10 +179,7 @@ pub(super) fn next_start(paced: &[PacedDue], full: &[String]) -> Option<i64> {
         .iter()
         .filter(|row| !full.contains(&row.webhook_id))
         .filter_map(|row| {
-            let pace = Pace {
-                rate: rate(row.rate_limit),
-                next_at_us: row.next_at_us,
-            };
+            let pace = Pace::stored(row.rate_limit, row.next_at_us);
             let allowed_ms = pace.whole_burst_at_us().div_euclid(1_000) + 1;
             row.due_at.map(|due_at| due_at.max(allowed_ms))
         })

@@ -616,28 +616,7 @@ mod tests {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         Event::Webhooks(Ok(names
             .iter()
-            .map(|name| Webhook {
-                id: format!("wh_{name}"),
-                name: (*name).to_owned(),
-                url: "https://example.com/hook".to_owned(),
-                events: vec!["*".to_owned()],
-                kind: crate::api::WebhookKind::Generic,
-                description: None,
-                owner: None,
-                is_active: true,
-                rate_limit: None,
-                disabled_reason: None,
-                secret_hint: "abcd".to_owned(),
-                created_at: now,
-                updated_at: now,
-                success_24h: 0,
-                failed_24h: 0,
-                failed_total: 0,
-                last_delivery_at: None,
-                last_status_code: None,
-                last_success_at: None,
-                failing_since: None,
-            })
+            .map(|name| Webhook::sample(&format!("wh_{name}"), name, now))
             .collect()))
     }
 

@@ -115,28 +115,9 @@ mod tests {
     use super::*;
 
     fn webhook(id: &str, name: &str, failed_total: u64) -> Webhook {
-        let now = chrono::Utc::now();
         Webhook {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            url: "https://example.com/hook".to_owned(),
-            events: vec!["*".to_owned()],
-            kind: crate::api::WebhookKind::Generic,
-            description: None,
-            owner: None,
-            is_active: true,
-            rate_limit: None,
-            disabled_reason: None,
-            secret_hint: "abcd".to_owned(),
-            created_at: now,
-            updated_at: now,
-            success_24h: 0,
-            failed_24h: 0,
             failed_total,
-            last_delivery_at: None,
-            last_status_code: None,
-            last_success_at: None,
-            failing_since: None,
+            ..Webhook::sample(id, name, chrono::Utc::now())
         }
     }
 
