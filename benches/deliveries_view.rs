@@ -64,6 +64,8 @@ fn remote() -> Remote {
             rate_limit: None,
             disabled_reason: None,
             secret_hint: "abcd".to_owned(),
+            secret_created_at: now,
+            previous_secrets: Vec::new(),
             created_at: now,
             updated_at: now,
             success_24h: 0,

@@ -195,6 +195,21 @@ impl Client {
         .await
     }
 
+    pub async fn webhook(&self, id: &str) -> Result<Webhook> {
+        self.get(&format!("/v1/admin/webhooks/{id}")).await
+    }
+
+    /// Ends the grace period of every previous secret of a webhook now.
+    pub async fn expire_previous_secrets(&self, id: &str) -> Result<()> {
+        self.call::<serde_json::Value>(
+            Method::POST,
+            &format!("/v1/admin/webhooks/{id}/expire-previous-secrets"),
+            None::<&()>,
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn send_test(&self, id: &str) -> Result<QueuedDelivery> {
         self.call(
             Method::POST,

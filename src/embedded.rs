@@ -81,6 +81,7 @@ fn config(
         wrong_key_burst: server::FAILED_KEYS_BURST,
         loopback_host_only: true,
         retention: Some(server::DEFAULT_RETENTION),
+        audit_retention: Some(server::DEFAULT_AUDIT_RETENTION),
     }
 }
 

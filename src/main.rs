@@ -145,6 +145,10 @@ struct ServeArgs {
     /// attempts; pending and retrying ones never are. `0` keeps everything.
     #[arg(long, env = "HOOKPANEL_RETENTION", default_value = "30days", value_parser = parse_retention)]
     retention: Retention,
+
+    /// Audit log entries older than this are deleted. `0` keeps them all.
+    #[arg(long, env = "HOOKPANEL_AUDIT_RETENTION", default_value = "365days", value_parser = parse_retention)]
+    audit_retention: Retention,
 }
 
 /// `--retention`: a duration, or `0` for none.
@@ -250,6 +254,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         loopback_host_only: false,
         wrong_key_burst: args.wrong_key_burst,
         retention: args.retention.0,
+        audit_retention: args.audit_retention.0,
         http: HttpLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..HttpLimits::default()

@@ -7,6 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod access;
+
+pub use access::{
+    AdminKey, AdminKeyIn, AdminKeyList, AuditAction, AuditEntry, AuditPage, AuditQuery,
+    CreatedAdminKey, Role,
+};
+
 /// The shape of a webhook's request body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +110,12 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// The last 4 characters of the current signing secret.
     pub secret_hint: String,
+    /// When the current signing secret was issued (created or rotated in).
+    pub secret_created_at: DateTime<Utc>,
+    /// Secrets rotated out that still sign, beside the current one, until they expire:
+    /// soonest to expire first.
+    #[serde(default)]
+    pub previous_secrets: Vec<PreviousSecret>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Deliveries that succeeded in the last 24 hours (the current UTC hour and the 23
@@ -127,6 +140,14 @@ pub struct Webhook {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+/// A secret rotated out that still signs, beside the current one, until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PreviousSecret {
+    /// Its last 4 characters; none for a secret rotated out before the service kept hints of previous secrets.
+    pub hint: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[cfg(all(test, feature = "panel"))]
 impl Webhook {
     /// A webhook as unit tests need one: active, every event type, no history.
@@ -143,6 +164,8 @@ impl Webhook {
             rate_limit: None,
             disabled_reason: None,
             secret_hint: "abcd".to_owned(),
+            secret_created_at: at,
+            previous_secrets: Vec::new(),
             created_at: at,
             updated_at: at,
             success_24h: 0,

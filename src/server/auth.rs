@@ -6,15 +6,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, HOST, RETRY_AFTER};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::api::{AuditAction, Role};
 use crate::crypto;
+use crate::store::{Audit, KeyHolder};
 
 /// Refuses a request whose `Host` is not one this service answers to (see
 /// `ServiceConfig::loopback_host_only`), before anything else looks at it.
@@ -45,9 +47,47 @@ pub async fn require_allowed_host(
     .into_response()
 }
 
+/// The holder of the key a request presented, as [`require_admin_key`] found it: what
+/// the audit log names as the actor of what the request changes.
+#[derive(Clone, Debug)]
+pub struct Caller(pub KeyHolder);
+
+impl Caller {
+    /// An audit entry of `action` on `target_id` by this caller.
+    pub fn audit(&self, action: AuditAction, target_id: Option<&str>) -> Audit {
+        Audit::new(&self.0.name, action, target_id)
+    }
+}
+
+/// The role a request needs: any key reads, resends and sends tests; everything else
+/// takes an admin key. `path` is the route's pattern, e.g. `/v1/admin/webhooks/{id}`.
+pub fn role_needed(method: &Method, path: &str) -> Role {
+    const OPERATOR_POSTS: [&str; 4] = [
+        "/v1/admin/deliveries/{id}/resend",
+        "/v1/admin/deliveries/resend",
+        "/v1/admin/webhooks/{id}/recover",
+        "/v1/admin/webhooks/{id}/test",
+    ];
+    if *method == Method::GET
+        || *method == Method::HEAD
+        || (*method == Method::POST && OPERATOR_POSTS.contains(&path))
+    {
+        Role::Operator
+    } else {
+        Role::Admin
+    }
+}
+
+/// Whether a key of role `held` may do what takes `needed`.
+fn allows(held: Role, needed: Role) -> bool {
+    held == Role::Admin || needed == Role::Operator
+}
+
+/// Lets through a request that presents a key of this service whose role may take its
+/// route, with the key's [`Caller`] in its extensions.
 pub async fn require_admin_key(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let presented = req
@@ -58,10 +98,36 @@ pub async fn require_admin_key(
             let (scheme, key) = value.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
         });
-    if let Some(key) = presented
-        && crypto::admin_key_matches(key, &state.admin_key_digest)
-    {
+    // Looked up by its SHA-256: a lookup's timing could tell only about a hash, and
+    // knowing a key's hash does not give the key.
+    let holder = match presented {
+        Some(key) if !key.is_empty() => {
+            match state.store.key_holder(&crypto::admin_key_digest(key)).await {
+                Ok(holder) => holder,
+                Err(err) => return ApiError::from(err).into_response(),
+            }
+        }
+        _ => None,
+    };
+    if let Some(holder) = holder {
         // A valid key is never slowed, whatever others at its address tried.
+        let needed = role_needed(
+            req.method(),
+            req.extensions()
+                .get::<MatchedPath>()
+                .map_or_else(|| req.uri().path(), MatchedPath::as_str),
+        );
+        if !allows(holder.role, needed) {
+            return ApiError::forbidden(needed).into_response();
+        }
+        let store = state.store.clone();
+        let used = holder.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.key_used(&used).await {
+                tracing::warn!("could not note the use of key {}: {err}", used.id);
+            }
+        });
+        req.extensions_mut().insert(Caller(holder));
         return next.run(req).await;
     }
     let client = req

@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api::Role;
 use crate::catalog::{Catalog, WILDCARD};
 use crate::validate::{
     self, DESCRIPTION_MAX_CHARS, EVENT_ID_MAX_CHARS, EVENTS_MAX, HttpPolicy, NAME_MAX_CHARS,
@@ -52,7 +53,11 @@ fn add_responses(doc: &mut Value, config: &Configuration<'_>) {
         let Some(operations) = item.as_object_mut() else {
             continue;
         };
-        for operation in operations.values_mut() {
+        for (method, operation) in operations.iter_mut() {
+            let needs_admin = method
+                .to_uppercase()
+                .parse()
+                .is_ok_and(|method| super::auth::role_needed(&method, path) == Role::Admin);
             // A body whose fields are all optional may be left out (read as `{}`).
             if let Some(body) = operation.get_mut("requestBody") {
                 let schema = body
@@ -97,6 +102,12 @@ fn add_responses(doc: &mut Value, config: &Configuration<'_>) {
                     }
                 });
                 add("429", limited);
+                if needs_admin {
+                    add(
+                        "403",
+                        error_response("The key's role is operator; this takes an admin key"),
+                    );
+                }
                 add(
                     "503",
                     error_response("The database cannot be used right now; nothing was changed"),
@@ -154,6 +165,8 @@ pub fn text_pattern() -> String {
 pub const EVENT_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,100}$";
 /// A page cursor: the id of the last delivery of the previous page.
 pub const CURSOR_PATTERN: &str = "^dlv_[A-Za-z0-9]{26}$";
+/// A page cursor of the audit log: the id of the last entry of the previous page.
+pub const AUDIT_CURSOR_PATTERN: &str = "^aud_[A-Za-z0-9]{26}$";
 /// A test inbox's name.
 pub const INBOX_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 
@@ -201,6 +214,13 @@ fn constrain_schemas(doc: &mut Value, config: &Configuration<'_>) {
             &text(DESCRIPTION_MAX_CHARS),
         );
         merge(properties.get_mut("owner"), &text(OWNER_MAX_CHARS));
+    }
+    if let Some(properties) = schemas
+        .get_mut("AdminKeyIn")
+        .and_then(|s| s.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+    {
+        merge(properties.get_mut("name"), &name);
     }
     if let Some(properties) = schemas
         .get_mut("EventIn")
@@ -262,7 +282,8 @@ fn constrain_parameters(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    for item in paths.values_mut() {
+    for (path, item) in paths.iter_mut() {
+        let audit = path == "/v1/admin/audit";
         let Some(operations) = item.as_object_mut() else {
             continue;
         };
@@ -287,7 +308,13 @@ fn constrain_parameters(doc: &mut Value) {
                         "enum": crate::api::CodeClass::ALL.map(|c| c.as_str()),
                     }),
                     (Some("query"), Some("bucket")) => json!({"enum": ["hour", "day"]}),
+                    (Some("query"), Some("cursor")) if audit => {
+                        json!({"pattern": AUDIT_CURSOR_PATTERN})
+                    }
                     (Some("query"), Some("cursor")) => json!({"pattern": CURSOR_PATTERN}),
+                    (Some("query"), Some("action")) => json!({
+                        "enum": crate::api::AuditAction::ALL.map(|a| a.as_str()),
+                    }),
                     (Some("path"), Some("name")) => json!({"pattern": INBOX_NAME_PATTERN}),
                     _ => continue,
                 };

@@ -1,15 +1,17 @@
 //! `/v1/admin/deliveries`: delivery history, every attempt, and Resend.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde_json::json;
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, OrNotFound as _, Result};
 use super::extract::{ApiJson, ApiQuery};
 use crate::api::{
-    BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryList,
-    DeliveryQuery, ErrorBody,
+    AuditAction, BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail,
+    DeliveryList, DeliveryQuery, ErrorBody,
 };
 use crate::store::StoreError;
 use crate::validate::FieldError;
@@ -111,9 +113,11 @@ pub async fn get(
 )]
 pub async fn resend(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Delivery>)> {
-    let delivery = match state.store.resend(&id).await {
+    let audit = caller.audit(AuditAction::DeliveryResend, Some(&id));
+    let delivery = match state.store.resend(&id, &audit).await {
         Err(StoreError::Busy) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -141,8 +145,13 @@ pub async fn resend(
 )]
 pub async fn resend_many(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(input): ApiJson<BulkResendIn, BULK_BODY_LIMIT_BYTES>,
 ) -> Result<(StatusCode, Json<BulkResent>)> {
+    let asked = match (&input.ids, &input.filter) {
+        (Some(ids), _) => json!({ "ids": ids.len() }),
+        (None, filter) => json!({ "filter": filter }),
+    };
     let resent = match (input.ids, input.filter) {
         (Some(ids), None) => {
             if ids.is_empty() || ids.len() > BULK_RESEND_MAX_IDS {
@@ -172,6 +181,19 @@ pub async fn resend_many(
     };
     if resent.queued > 0 && !input.dry_run {
         state.dispatch.wake();
+    }
+    if !input.dry_run {
+        // Written once every chunk is: a resend of many is many transactions. Should the
+        // entry fail to be written, the resend stands and the answer says what it did.
+        let mut detail = asked;
+        detail["queued"] = resent.queued.into();
+        detail["skipped"] = resent.skipped_total.into();
+        let audit = caller
+            .audit(AuditAction::DeliveriesResendBulk, None)
+            .with_detail(detail);
+        if let Err(err) = state.store.record_audit(&audit).await {
+            tracing::error!("the audit entry of a bulk resend was not written: {err}");
+        }
     }
     Ok((StatusCode::ACCEPTED, Json(resent)))
 }

@@ -45,6 +45,18 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// A valid key whose role may not do this.
+    pub fn forbidden(needed: crate::api::Role) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this key's role may not do this: it needs the {} role",
+                needed.as_str()
+            ),
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +81,17 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::not_found("not found"),
+            StoreError::NameTaken => Self::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                "another key has this name; names say who holds a key, so each is unique",
+            )
+            .with_field("name"),
+            StoreError::LastAdminKey => Self::new(
+                StatusCode::CONFLICT,
+                "last_admin_key",
+                "this is the only admin key left: create another admin key before revoking it",
+            ),
             StoreError::Unavailable(_) => {
                 tracing::error!("storage unavailable: {err}");
                 Self::new(

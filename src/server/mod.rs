@@ -3,6 +3,7 @@
 //! [`start`] is the one way to run it — `hookpanel serve`, the panel's embedded service
 //! and the tests all go through it.
 
+mod access;
 mod auth;
 pub mod contract;
 mod deliveries;
@@ -91,7 +92,13 @@ pub struct ServiceConfig {
     /// Finished deliveries older than this are pruned (see `store/retention.rs`); `None`
     /// keeps everything.
     pub retention: Option<std::time::Duration>,
+    /// Audit entries older than this are pruned; `None` keeps them all.
+    pub audit_retention: Option<std::time::Duration>,
 }
+
+/// `--audit-retention`'s default: a year.
+pub const DEFAULT_AUDIT_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(365 * 86_400);
 
 /// `--retention`'s default.
 pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
@@ -150,8 +157,6 @@ pub struct AppState {
     pub http_policy: HttpPolicy,
     /// Whether webhook URLs may name loopback and private addresses.
     pub allow_private_destinations: bool,
-    /// SHA-256 of the admin key, hex; the key itself is kept nowhere.
-    pub admin_key_digest: Arc<str>,
     pub dispatch: DispatchHandle,
     /// Test receivers, when this service hosts them.
     pub inbox: Option<inbox::Inbox>,
@@ -177,6 +182,7 @@ pub struct AppState {
         (name = "event-types", description = "The catalog of event types"),
         (name = "events", description = "Emit events to subscribed webhooks"),
         (name = "deliveries", description = "Delivery history, attempts and resends"),
+        (name = "keys", description = "Admin keys, their roles, and the audit log of what each changed"),
         (name = "inbox", description = "Test receivers hosted by the embedded service"),
         (name = "service", description = "Liveness"),
     )
@@ -220,6 +226,10 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::send_test))
         .routes(routes!(webhooks::recover))
+        .routes(routes!(webhooks::expire_previous_secrets))
+        .routes(routes!(access::list, access::create))
+        .routes(routes!(access::delete))
+        .routes(routes!(access::audit))
         .routes(routes!(event_types::list))
         .routes(routes!(events::emit))
         .routes(routes!(deliveries::list))
@@ -293,8 +303,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-const META_ADMIN_KEY_DIGEST: &str = "admin_key_sha256";
-
 /// The shortest admin key an operator may choose; a generated one is `hpk_` and 43 more.
 pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 const META_SECRETS_AT_REST: &str = "secrets_at_rest";
@@ -342,11 +350,13 @@ async fn secret_cipher(store: &Store, config: &SecretsAtRest) -> Result<SecretCi
     Ok(cipher)
 }
 
-/// The admin key's digest, and the key itself when it was generated just now.
-async fn admin_key(
+/// Makes sure the service has a key to be reached with: the configured one becomes the
+/// admin key named `bootstrap`; with none configured, a service without any key generates
+/// one and returns it, to be shown once.
+async fn bootstrap_key(
     store: &Store,
     configured: Option<&Zeroizing<String>>,
-) -> Result<(String, Option<Zeroizing<String>>), StartError> {
+) -> Result<Option<Zeroizing<String>>, StartError> {
     if let Some(key) = configured {
         let length = key.trim().chars().count();
         if length == 0 {
@@ -355,19 +365,15 @@ async fn admin_key(
         if length < MIN_ADMIN_KEY_CHARS {
             return Err(StartError::ShortAdminKey(length));
         }
-        return Ok((crypto::admin_key_digest(key.trim()), None));
-    }
-    if let Some(digest) = store.meta(META_ADMIN_KEY_DIGEST).await? {
-        return Ok((digest, None));
+        store
+            .set_bootstrap_key(&crypto::admin_key_digest(key.trim()))
+            .await?;
+        return Ok(None);
     }
     let key = crypto::generate_admin_key()?;
-    let digest = crypto::admin_key_digest(&key);
-    let stored = store.set_meta_once(META_ADMIN_KEY_DIGEST, &digest).await?;
-    if stored != digest {
-        // Another replica, starting at the same moment, generated the key that counts.
-        return Ok((stored, None));
-    }
-    Ok((digest, Some(key)))
+    // Another replica, starting at the same moment, may store the key that counts.
+    let added = store.add_first_key(&crypto::admin_key_digest(&key)).await?;
+    Ok(added.then_some(key))
 }
 
 /// A service answering on [`Self::local_addr`] until [`Self::shutdown`].
@@ -378,7 +384,8 @@ pub struct RunningService {
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: Dispatcher,
     /// Prunes the history, when a retention is set.
-    pruner: Option<JoinHandle<()>>,
+    /// Prune the history and the audit log, where retentions are set.
+    pruners: Vec<JoinHandle<()>>,
     store: Store,
 }
 
@@ -412,7 +419,7 @@ impl RunningService {
             .server
             .await
             .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)));
-        if let Some(pruner) = self.pruner {
+        for pruner in self.pruners {
             // A batch cut short is rolled back: nothing is half deleted.
             pruner.abort();
             let _ = pruner.await;
@@ -437,8 +444,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     };
     let store = Store::connect_with(&config.database_url, &config.database).await?;
     let cipher = secret_cipher(&store, &config.secrets_at_rest).await?;
-    let (admin_key_digest, generated_admin_key) =
-        admin_key(&store, config.admin_key.as_ref()).await?;
+    let generated_admin_key = bootstrap_key(&store, config.admin_key.as_ref()).await?;
     // On SQLite, claims left by a crashed run of this process are released now rather than
     // when their lease runs out (see `Store::release_claims_at_start`).
     let released = store.release_claims_at_start().await?;
@@ -458,7 +464,6 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         catalog: Arc::new(catalog),
         http_policy: config.http_policy,
         allow_private_destinations: config.delivery.allow_private_destinations,
-        admin_key_digest: admin_key_digest.into(),
         dispatch: dispatcher.handle(),
         inbox: config.inbox.then(inbox::Inbox::default),
         failed_keys: Arc::new(auth::FailedKeyLimiter::with_burst(config.wrong_key_burst)),
@@ -493,23 +498,44 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         .await
     });
     tracing::info!(%local_addr, "admin API listening");
-    let pruner = config
-        .retention
-        .map(|retention| tokio::spawn(prune_periodically(store.clone(), retention)));
+    let pruners = [
+        config.retention.map(|retention| {
+            tokio::spawn(prune_periodically(
+                store.clone(),
+                retention,
+                Pruned::History,
+            ))
+        }),
+        config.audit_retention.map(|retention| {
+            tokio::spawn(prune_periodically(store.clone(), retention, Pruned::Audit))
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     Ok(RunningService {
         local_addr,
         generated_admin_key,
         shutdown,
         server,
         dispatcher,
-        pruner,
+        pruners,
         store,
     })
 }
 
-/// Prunes the history at start and then every minute, or more often for a retention
-/// shorter than two minutes (half of it, at least a second apart).
-async fn prune_periodically(store: Store, retention: std::time::Duration) {
+/// What a pruning task prunes.
+#[derive(Clone, Copy, Debug)]
+enum Pruned {
+    /// Finished deliveries, their attempts and events (`--retention`).
+    History,
+    /// Audit entries (`--audit-retention`).
+    Audit,
+}
+
+/// Prunes at start and then every minute, or more often for a retention shorter than two
+/// minutes (half of it, at least a second apart).
+async fn prune_periodically(store: Store, retention: std::time::Duration, pruned: Pruned) {
     let every = (retention / 2).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(60),
@@ -518,11 +544,23 @@ async fn prune_periodically(store: Store, retention: std::time::Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match store.prune(chrono::Utc::now(), retention).await {
+        let now = chrono::Utc::now();
+        let outcome = match pruned {
+            Pruned::History => store.prune(now, retention).await,
+            Pruned::Audit => {
+                store
+                    .prune_audit(
+                        now - chrono::TimeDelta::from_std(retention)
+                            .unwrap_or(chrono::TimeDelta::MAX),
+                    )
+                    .await
+            }
+        };
+        match outcome {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "pruned finished deliveries past the retention"),
+            Ok(count) => tracing::info!(count, "pruned {pruned:?} past its retention"),
             // Tried again on the next tick.
-            Err(err) => tracing::warn!("pruning the history failed: {err}"),
+            Err(err) => tracing::warn!("pruning {pruned:?} failed: {err}"),
         }
     }
 }

@@ -1,16 +1,19 @@
 //! `/v1/admin/webhooks`: register endpoints, change them, rotate their secrets.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{SubsecRound as _, TimeDelta, Utc};
 
+use serde_json::json;
+
 use super::AppState;
+use super::auth::Caller;
 use super::error::{OrNotFound as _, Result};
 use super::extract::ApiJson;
 use crate::api::{
-    CreatedWebhook, ErrorBody, QueuedDelivery, RecoverIn, Recovered, RotateSecretIn, RotatedSecret,
-    Webhook, WebhookIn, WebhookList, WebhookPatch,
+    AuditAction, CreatedWebhook, ErrorBody, QueuedDelivery, RecoverIn, Recovered, RotateSecretIn,
+    RotatedSecret, Webhook, WebhookIn, WebhookList, WebhookPatch,
 };
 use crate::crypto;
 use crate::store::{self, NewEvent, NewWebhook, SecretRotation, WebhookChanges};
@@ -48,6 +51,7 @@ fn destination(state: &AppState, text: &str) -> std::result::Result<url::Url, Fi
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(input): ApiJson<WebhookIn>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>)> {
     let name = validate::name("name", &input.name)?;
@@ -67,20 +71,27 @@ pub async fn create(
     let id = store::new_id("wh");
     let secret = crypto::generate_signing_secret()?;
     let sealed_secret = state.cipher.seal(&id, secret.as_bytes())?;
+    // Never the URL: some carry a token (Slack's do).
+    let audit = caller
+        .audit(AuditAction::WebhookCreate, Some(&id))
+        .with_detail(json!({"name": name, "kind": input.kind.as_str(), "events": events}));
     let webhook = state
         .store
-        .insert_webhook(NewWebhook {
-            id,
-            name,
-            url: url.into(),
-            events,
-            kind: input.kind,
-            description,
-            owner,
-            rate_limit,
-            secret_hint: crypto::secret_hint(&secret),
-            sealed_secret,
-        })
+        .insert_webhook(
+            NewWebhook {
+                id,
+                name,
+                url: url.into(),
+                events,
+                kind: input.kind,
+                description,
+                owner,
+                rate_limit,
+                secret_hint: crypto::secret_hint(&secret),
+                sealed_secret,
+            },
+            &audit,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -130,6 +141,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 )]
 pub async fn update(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<WebhookPatch>,
 ) -> Result<Json<Webhook>> {
@@ -168,9 +180,15 @@ pub async fn update(
             })
             .transpose()?,
     };
+    let audit = caller
+        .audit(update_action(&changes), Some(&id))
+        .with_detail(json!({
+            "fields": changes.named_fields(),
+            "is_active": changes.is_active,
+        }));
     let webhook = state
         .store
-        .update_webhook(&id, changes)
+        .update_webhook(&id, changes, &audit)
         .await
         .or_not_found(missing_webhook(&id))?;
     Ok(Json(webhook))
@@ -182,10 +200,15 @@ pub async fn update(
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody))
 )]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let audit = caller.audit(AuditAction::WebhookDelete, Some(&id));
     state
         .store
-        .delete_webhook(&id)
+        .delete_webhook(&id, &audit)
         .await
         .or_not_found(missing_webhook(&id))?;
     Ok(StatusCode::NO_CONTENT)
@@ -205,6 +228,7 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 )]
 pub async fn rotate_secret(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<RotateSecretIn>,
 ) -> Result<Json<RotatedSecret>> {
@@ -236,6 +260,9 @@ pub async fn rotate_secret(
                 secret_hint: crypto::secret_hint(&secret),
                 previous_expires_at,
             },
+            &caller
+                .audit(AuditAction::WebhookRotateSecret, Some(&id))
+                .with_detail(json!({ "grace_seconds": grace_seconds })),
         )
         .await
         .or_not_found(missing_webhook(&id))?;
@@ -259,6 +286,7 @@ pub const TEST_EVENT: &str = "webhook.test";
 )]
 pub async fn send_test(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<QueuedDelivery>)> {
     let data = state
@@ -278,6 +306,7 @@ pub async fn send_test(
                 event_type: TEST_EVENT.to_owned(),
                 data: data.to_string(),
             },
+            &caller.audit(AuditAction::WebhookTest, Some(&id)),
         )
         .await
         .or_not_found(missing_webhook(&id))?;
@@ -298,17 +327,65 @@ pub async fn send_test(
 )]
 pub async fn recover(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<RecoverIn>,
 ) -> Result<(StatusCode, Json<Recovered>)> {
     // A `since` in the future finds nothing to resend: 202 with none queued.
     let queued = state
         .store
-        .recover(&id, input.since)
+        .recover(
+            &id,
+            input.since,
+            &caller
+                .audit(AuditAction::WebhookRecover, Some(&id))
+                .with_detail(json!({ "since": input.since })),
+        )
         .await
         .or_not_found(missing_webhook(&id))?;
     if queued > 0 {
         state.dispatch.wake();
     }
     Ok((StatusCode::ACCEPTED, Json(Recovered { queued })))
+}
+
+/// End the grace period of every previous secret now: from the next attempt, deliveries
+/// carry the current secret's signature alone.
+#[utoipa::path(
+    post, path = "/webhooks/{id}/expire-previous-secrets", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Every previous secret is destroyed"),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn expire_previous_secrets(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    state
+        .store
+        .expire_previous_secrets(
+            &id,
+            &caller.audit(AuditAction::WebhookExpirePreviousSecrets, Some(&id)),
+        )
+        .await
+        .or_not_found(missing_webhook(&id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a PATCH is, for the audit log: turning a webhook on or off when that is all it
+/// does, otherwise an update.
+fn update_action(changes: &WebhookChanges) -> AuditAction {
+    match changes.is_active {
+        Some(active) if changes.named_fields() == ["is_active"] => {
+            if active {
+                AuditAction::WebhookActivate
+            } else {
+                AuditAction::WebhookDeactivate
+            }
+        }
+        _ => AuditAction::WebhookUpdate,
+    }
 }

@@ -31,6 +31,7 @@ mod sqlite;
 mod tests;
 pub mod transfer;
 
+pub use access::{Audit, AuditFilter, BOOTSTRAP_KEY_NAME, KeyHolder, NewAdminKey, SERVICE_ACTOR};
 pub use handoff::{AttemptSlot, ClaimLimits, HandedJob, Handoff};
 pub use model::{
     AttemptOutcome, AttemptRecord, AttemptToRecord, Claimed, DeliveryJob, Emitted, NewEvent,
@@ -75,6 +76,12 @@ pub enum StoreError {
     },
     #[error("an attempt is under way")]
     Busy,
+    /// A key's name is another key's already.
+    #[error("another key has this name")]
+    NameTaken,
+    /// The one admin key left cannot be deleted.
+    #[error("this is the only admin key left")]
+    LastAdminKey,
     /// `hookpanel migrate` copies into an empty database only.
     #[error(
         "the target database is not empty (its table {0} holds rows): migrate copies into \
@@ -154,6 +161,7 @@ macro_rules! on_backend {
 }
 
 // Use `on_backend!`, so declared after it.
+mod access;
 mod resend;
 mod retention;
 
@@ -166,6 +174,8 @@ struct Shared {
     secrets: std::sync::Mutex<SecretCache>,
     /// Where new deliveries go claimed, while a dispatcher runs in this process.
     handoff: std::sync::Mutex<Option<Handoff>>,
+    /// Key holders as last read: see [`Store::key_holder`].
+    keys: std::sync::Mutex<access::KeyCache>,
 }
 
 /// Every webhook's sealed signing secrets as last read, expired ones included. Every
@@ -278,8 +288,8 @@ impl Store {
         on_backend!(self, db => db.set_meta_once(key, value).await)
     }
 
-    pub async fn insert_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        on_backend!(self, db => db.insert_webhook(&new).await)?;
+    pub async fn insert_webhook(&self, new: NewWebhook, audit: &Audit) -> Result<Webhook> {
+        on_backend!(self, db => db.insert_webhook(&new, audit).await)?;
         self.webhook(&new.id).await
     }
 
@@ -292,22 +302,41 @@ impl Store {
         on_backend!(self, db => db.webhook(lookup(id)?).await)
     }
 
-    pub async fn update_webhook(&self, id: &str, changes: WebhookChanges) -> Result<Webhook> {
-        on_backend!(self, db => db.update_webhook(lookup(id)?, changes).await)?;
+    pub async fn update_webhook(
+        &self,
+        id: &str,
+        changes: WebhookChanges,
+        audit: &Audit,
+    ) -> Result<Webhook> {
+        on_backend!(self, db => db.update_webhook(lookup(id)?, changes, audit).await)?;
         self.webhook(id).await
     }
 
     /// Marks a webhook deleted and destroys its secrets. Its delivery history stays.
-    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
-        on_backend!(self, db => db.delete_webhook(lookup(id)?).await)?;
+    pub async fn delete_webhook(&self, id: &str, audit: &Audit) -> Result<()> {
+        on_backend!(self, db => db.delete_webhook(lookup(id)?, audit).await)?;
         self.forget_signing_secrets();
         Ok(())
     }
 
     /// Makes `rotation` the current secret. Every previous secret stays valid until
     /// `rotation.previous_expires_at` at the latest; secrets already expired are destroyed.
-    pub async fn rotate_secret(&self, id: &str, rotation: SecretRotation) -> Result<()> {
-        on_backend!(self, db => db.rotate_secret(lookup(id)?, &rotation).await)?;
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        rotation: SecretRotation,
+        audit: &Audit,
+    ) -> Result<()> {
+        on_backend!(self, db => db.rotate_secret(lookup(id)?, &rotation, audit).await)?;
+        self.forget_signing_secrets();
+        Ok(())
+    }
+
+    /// Ends the grace period of every previous secret of a webhook now: its deliveries are
+    /// signed with the current secret alone from the next attempt (on other replicas,
+    /// within their cache's age). The secrets are destroyed.
+    pub async fn expire_previous_secrets(&self, id: &str, audit: &Audit) -> Result<()> {
+        on_backend!(self, db => db.expire_previous_secrets(lookup(id)?, audit).await)?;
         self.forget_signing_secrets();
         Ok(())
     }
@@ -367,8 +396,13 @@ impl Store {
     }
 
     /// Stores `event` with a single delivery to `webhook_id`, subscribed or not.
-    pub async fn emit_to_one(&self, webhook_id: &str, event: NewEvent) -> Result<String> {
-        on_backend!(self, db => db.emit_to_one(lookup(webhook_id)?, &event).await)
+    pub async fn emit_to_one(
+        &self,
+        webhook_id: &str,
+        event: NewEvent,
+        audit: &Audit,
+    ) -> Result<String> {
+        on_backend!(self, db => db.emit_to_one(lookup(webhook_id)?, &event, audit).await)
     }
 
     /// Claims up to `limit` due deliveries, the oldest due first, until `lease_until` and
@@ -448,14 +482,19 @@ impl Store {
 
     /// Queues a new attempt now with a fresh retry cycle, whatever the delivery's status.
     /// Refused (`Busy`) while an attempt is under way.
-    pub async fn resend(&self, delivery_id: &str) -> Result<Delivery> {
-        on_backend!(self, db => db.resend(lookup(delivery_id)?).await)?;
+    pub async fn resend(&self, delivery_id: &str, audit: &Audit) -> Result<Delivery> {
+        on_backend!(self, db => db.resend(lookup(delivery_id)?, audit).await)?;
         self.delivery(delivery_id).await
     }
 
     /// Queues every failed delivery of `webhook_id` created at or after `since` again.
-    pub async fn recover(&self, webhook_id: &str, since: DateTime<Utc>) -> Result<u64> {
-        on_backend!(self, db => db.recover(lookup(webhook_id)?, since).await)
+    pub async fn recover(
+        &self,
+        webhook_id: &str,
+        since: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<u64> {
+        on_backend!(self, db => db.recover(lookup(webhook_id)?, since, audit).await)
     }
 
     pub async fn delivery(&self, delivery_id: &str) -> Result<Delivery> {
@@ -500,10 +539,17 @@ impl Store {
     }
 
     /// Deactivates a webhook on the service's own account, saying why, and cancels its
-    /// unfinished deliveries. Returns false when it was already inactive or is gone: of
-    /// several processes that decide to at once, one does it.
+    /// unfinished deliveries; the audit log names the service as the actor. Returns false
+    /// when it was already inactive or is gone: of several processes that decide to at
+    /// once, one does it.
     pub async fn deactivate_webhook(&self, webhook_id: &str, reason: &str) -> Result<bool> {
-        on_backend!(self, db => db.deactivate_webhook(webhook_id, reason).await)
+        let audit = Audit::new(
+            SERVICE_ACTOR,
+            crate::api::AuditAction::WebhookDeactivate,
+            Some(webhook_id),
+        )
+        .with_detail(serde_json::json!({ "reason": reason }));
+        on_backend!(self, db => db.deactivate_webhook(webhook_id, reason, &audit).await)
     }
 }
 

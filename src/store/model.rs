@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use super::{Result, StoreError};
-use crate::api::{Attempt, Delivery, DeliveryStatus, Webhook, WebhookKind};
+use crate::api::{Attempt, Delivery, DeliveryStatus, PreviousSecret, Webhook, WebhookKind};
 
 pub(super) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -72,6 +72,24 @@ pub struct WebhookChanges {
     pub owner: Option<Option<String>>,
     /// `Some(None)` removes the rate limit.
     pub rate_limit: Option<Option<u32>>,
+}
+
+impl WebhookChanges {
+    /// The names of the fields this change sets, as the API names them.
+    pub fn named_fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("url", self.url.is_some()),
+            ("events", self.events.is_some()),
+            ("is_active", self.is_active.is_some()),
+            ("description", self.description.is_some()),
+            ("owner", self.owner.is_some()),
+            ("rate_limit", self.rate_limit.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
 }
 
 /// A new current secret replacing the previous one, which keeps signing until
@@ -282,6 +300,8 @@ macro_rules! webhook_columns {
              disabled_reason, secret_hint, created_at, updated_at, \
              h.last_attempt_at AS last_delivery_at, h.last_status_code, h.last_success_at, \
              h.failing_since, COALESCE(h.failed_total, 0) AS failed_total, \
+             (SELECT MAX(s.created_at) FROM webhook_secrets s \
+                WHERE s.webhook_id = webhooks.id AND s.expires_at IS NULL) AS secret_created_at, \
              (SELECT CAST(COALESCE(SUM(c.succeeded), 0) AS BIGINT) FROM delivery_counts c \
                 WHERE c.webhook_id = webhooks.id AND c.hour_start >= ",
             $since,
@@ -315,6 +335,7 @@ pub(super) struct WebhookRow {
     last_success_at: Option<i64>,
     failing_since: Option<i64>,
     failed_total: i64,
+    secret_created_at: Option<i64>,
     success_24h: i64,
     failed_24h: i64,
 }
@@ -324,8 +345,16 @@ impl WebhookRow {
         &self.id
     }
 
-    pub fn into_webhook(self, events: Vec<String>) -> Result<Webhook> {
+    pub fn into_webhook(
+        self,
+        events: Vec<String>,
+        previous_secrets: Vec<PreviousSecret>,
+    ) -> Result<Webhook> {
         Ok(Webhook {
+            // A webhook always has a current secret; should it have lost it, its creation
+            // is the closest answer.
+            secret_created_at: from_millis(self.secret_created_at.unwrap_or(self.created_at))?,
+            previous_secrets,
             kind: webhook_kind(&self.kind)?,
             id: self.id,
             name: self.name,
@@ -352,21 +381,72 @@ impl WebhookRow {
     }
 }
 
-/// Attaches each webhook's event types (`(webhook_id, event_type)` pairs) to its row.
+/// Attaches each webhook's event types (`(webhook_id, event_type)` pairs) and previous
+/// secrets to its row.
 pub(super) fn webhooks_with_events(
     rows: Vec<WebhookRow>,
     event_rows: Vec<(String, String)>,
+    secret_rows: Vec<PreviousSecretRow>,
 ) -> Result<Vec<Webhook>> {
     let mut events: HashMap<String, Vec<String>> = HashMap::new();
     for (webhook_id, event_type) in event_rows {
         events.entry(webhook_id).or_default().push(event_type);
     }
+    let mut secrets = previous_secrets_by_webhook(secret_rows)?;
     rows.into_iter()
         .map(|row| {
             let webhook_events = events.remove(row.id()).unwrap_or_default();
-            row.into_webhook(webhook_events)
+            let previous = secrets.remove(row.id()).unwrap_or_default();
+            row.into_webhook(webhook_events, previous)
         })
         .collect()
+}
+
+/// A previous secret still in its grace period, as [`previous_secrets_query`] reads it.
+#[derive(sqlx::FromRow)]
+pub(super) struct PreviousSecretRow {
+    webhook_id: String,
+    hint: Option<String>,
+    expires_at: i64,
+}
+
+pub(super) fn previous_secrets_by_webhook(
+    rows: Vec<PreviousSecretRow>,
+) -> Result<HashMap<String, Vec<PreviousSecret>>> {
+    let mut secrets: HashMap<String, Vec<PreviousSecret>> = HashMap::new();
+    for row in rows {
+        secrets
+            .entry(row.webhook_id)
+            .or_default()
+            .push(PreviousSecret {
+                hint: row.hint,
+                expires_at: from_millis(row.expires_at)?,
+            });
+    }
+    Ok(secrets)
+}
+
+/// The previous secrets still in their grace period at `now`, soonest to expire first, of
+/// every webhook or of one.
+pub(super) fn previous_secrets_query<DB>(
+    webhook_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = sqlx::QueryBuilder::new(
+        "SELECT webhook_id, hint, expires_at FROM webhook_secrets WHERE expires_at > ",
+    );
+    sql.push_bind(millis(now));
+    if let Some(webhook_id) = webhook_id {
+        sql.push(" AND webhook_id = ")
+            .push_bind(webhook_id.to_owned());
+    }
+    sql.push(" ORDER BY webhook_id, expires_at, id");
+    sql
 }
 
 /// A sealed secret as stored.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 
 use super::*;
-use crate::api::WebhookKind;
+use crate::api::{AuditAction, WebhookKind};
 
 fn event(id: &str, event_type: &str) -> NewEvent {
     NewEvent {
@@ -24,21 +24,29 @@ async fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// An audit entry of `action` by a key named `test`.
+fn by_test(action: AuditAction) -> Audit {
+    Audit::new("test", action, None)
+}
+
 async fn webhook(store: &Store, name: &str, events: &[&str]) -> String {
     let id = new_id("wh");
     store
-        .insert_webhook(NewWebhook {
-            id: id.clone(),
-            name: name.to_owned(),
-            url: "https://example.com/hook".to_owned(),
-            events: events.iter().map(|e| (*e).to_owned()).collect(),
-            kind: WebhookKind::Generic,
-            description: None,
-            owner: None,
-            rate_limit: None,
-            secret_hint: "abcd".to_owned(),
-            sealed_secret: vec![0; 8],
-        })
+        .insert_webhook(
+            NewWebhook {
+                id: id.clone(),
+                name: name.to_owned(),
+                url: "https://example.com/hook".to_owned(),
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                kind: WebhookKind::Generic,
+                description: None,
+                owner: None,
+                rate_limit: None,
+                secret_hint: "abcd".to_owned(),
+                sealed_secret: vec![0; 8],
+            },
+            &by_test(AuditAction::WebhookCreate),
+        )
         .await
         .expect("webhook stored");
     id
@@ -377,14 +385,22 @@ async fn signing_secrets_read_from_memory_follow_every_rotation_and_deletion() {
 
     // No grace: the old secret stops at once.
     store
-        .rotate_secret(&id, rotate(1, Utc::now() - TimeDelta::seconds(1)))
+        .rotate_secret(
+            &id,
+            rotate(1, Utc::now() - TimeDelta::seconds(1)),
+            &by_test(AuditAction::WebhookRotateSecret),
+        )
         .await
         .expect("rotated");
     assert_eq!(sealed(read().await), [vec![1; 8]]);
     // With grace: both, the new one first, until the old one expires.
     let expires = Utc::now() + TimeDelta::hours(1);
     store
-        .rotate_secret(&id, rotate(2, expires))
+        .rotate_secret(
+            &id,
+            rotate(2, expires),
+            &by_test(AuditAction::WebhookRotateSecret),
+        )
         .await
         .expect("rotated");
     assert_eq!(sealed(read().await), [vec![2; 8], vec![1; 8]]);
@@ -394,7 +410,10 @@ async fn signing_secrets_read_from_memory_follow_every_rotation_and_deletion() {
         .expect("read");
     assert_eq!(sealed(after), [vec![2; 8]], "expired in memory too");
 
-    store.delete_webhook(&id).await.expect("deleted");
+    store
+        .delete_webhook(&id, &by_test(AuditAction::WebhookDelete))
+        .await
+        .expect("deleted");
     assert!(read().await.is_empty(), "a deleted webhook signs nothing");
 }
 
@@ -482,7 +501,11 @@ async fn signature_values_of_older_attempts_are_served_redacted_and_scrubbed() {
     let (_dir, store) = temp_store().await;
     let hook = webhook(&store, "orders", &["order.created"]).await;
     let delivery_id = store
-        .emit_to_one(&hook, event("evt_old", "order.created"))
+        .emit_to_one(
+            &hook,
+            event("evt_old", "order.created"),
+            &by_test(AuditAction::WebhookTest),
+        )
         .await
         .expect("emitted");
     let replayable = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
@@ -636,7 +659,11 @@ async fn a_bulk_resend_by_ids_skips_inactive_deleted_and_unknown_ones() {
     for (n, hook) in [&active, &active, &paused, &gone].into_iter().enumerate() {
         ids.push(
             store
-                .emit_to_one(hook, event(&format!("evt_{n}"), "order.created"))
+                .emit_to_one(
+                    hook,
+                    event(&format!("evt_{n}"), "order.created"),
+                    &by_test(AuditAction::WebhookTest),
+                )
                 .await
                 .expect("emitted"),
         );
@@ -648,10 +675,14 @@ async fn a_bulk_resend_by_ids_skips_inactive_deleted_and_unknown_ones() {
                 is_active: Some(false),
                 ..Default::default()
             },
+            &by_test(AuditAction::WebhookDeactivate),
         )
         .await
         .expect("paused");
-    store.delete_webhook(&gone).await.expect("deleted");
+    store
+        .delete_webhook(&gone, &by_test(AuditAction::WebhookDelete))
+        .await
+        .expect("deleted");
 
     let mut asked = ids.clone();
     asked.push(ids[0].clone());

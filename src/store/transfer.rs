@@ -31,8 +31,10 @@ pub struct TableCount {
 }
 
 /// The tables copied, in an order that keeps every reference valid.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 11] = [
     "meta",
+    "admin_keys",
+    "audit_log",
     "webhooks",
     "webhook_pace",
     "webhook_events",
@@ -224,6 +226,58 @@ async fn copy_batch(
             .await?;
             Ok((n, last))
         }
+        "admin_keys" => {
+            let rows: Vec<KeyRow> = page(
+                source,
+                "id, name, role, key_sha256, created_at, last_used_at",
+                table,
+                "id",
+                after,
+            )
+            .await?;
+            let last = rows.last().map(|r| r.0.clone());
+            let n = rows.len() as u64;
+            sqlx::query(
+                "INSERT INTO admin_keys (id, name, role, key_sha256, created_at, last_used_at) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                   $5::bigint[], $6::bigint[])",
+            )
+            .bind(column(&rows, |r| r.0.clone()))
+            .bind(column(&rows, |r| r.1.clone()))
+            .bind(column(&rows, |r| r.2.clone()))
+            .bind(column(&rows, |r| r.3.clone()))
+            .bind(column(&rows, |r| r.4))
+            .bind(column(&rows, |r| r.5))
+            .execute(&mut **tx)
+            .await?;
+            Ok((n, last))
+        }
+        "audit_log" => {
+            let rows: Vec<AuditLogRow> = page(
+                source,
+                "id, at, actor, action, target_id, detail",
+                table,
+                "id",
+                after,
+            )
+            .await?;
+            let last = rows.last().map(|r| r.0.clone());
+            let n = rows.len() as u64;
+            sqlx::query(
+                "INSERT INTO audit_log (id, at, actor, action, target_id, detail) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], \
+                   $5::text[], $6::text[])",
+            )
+            .bind(column(&rows, |r| r.0.clone()))
+            .bind(column(&rows, |r| r.1))
+            .bind(column(&rows, |r| r.2.clone()))
+            .bind(column(&rows, |r| r.3.clone()))
+            .bind(column(&rows, |r| r.4.clone()))
+            .bind(column(&rows, |r| r.5.clone()))
+            .execute(&mut **tx)
+            .await?;
+            Ok((n, last))
+        }
         "webhook_pace" => {
             let rows: Vec<(String, i64)> =
                 page(source, "webhook_id, next_at_us", table, "webhook_id", after).await?;
@@ -264,7 +318,7 @@ async fn copy_batch(
         "webhook_secrets" => {
             let rows: Vec<SecretRow> = page_by_number(
                 source,
-                "id, webhook_id, sealed, created_at, expires_at",
+                "id, webhook_id, sealed, created_at, expires_at, hint",
                 table,
                 after,
             )
@@ -272,16 +326,18 @@ async fn copy_batch(
             let last = rows.last().map(|r| r.0.to_string());
             let n = rows.len() as u64;
             sqlx::query(
-                "INSERT INTO webhook_secrets (id, webhook_id, sealed, created_at, expires_at) \
+                "INSERT INTO webhook_secrets (id, webhook_id, sealed, created_at, expires_at, \
+                   hint) \
                  OVERRIDING SYSTEM VALUE \
                  SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[], $4::bigint[], \
-                   $5::bigint[])",
+                   $5::bigint[], $6::text[])",
             )
             .bind(column(&rows, |r| r.0))
             .bind(column(&rows, |r| r.1.clone()))
             .bind(column(&rows, |r| r.2.clone()))
             .bind(column(&rows, |r| r.3))
             .bind(column(&rows, |r| r.4))
+            .bind(column(&rows, |r| r.5.clone()))
             .execute(&mut **tx)
             .await?;
             Ok((n, last))
@@ -461,8 +517,14 @@ where
     .await?)
 }
 
-/// id, webhook_id, sealed, created_at, expires_at.
-type SecretRow = (i64, String, Vec<u8>, i64, Option<i64>);
+/// id, webhook_id, sealed, created_at, expires_at, hint.
+type SecretRow = (i64, String, Vec<u8>, i64, Option<i64>, Option<String>);
+
+/// id, name, role, key_sha256, created_at, last_used_at.
+type KeyRow = (String, String, String, String, i64, Option<i64>);
+
+/// id, at, actor, action, target_id, detail.
+type AuditLogRow = (String, i64, String, String, Option<String>, String);
 
 /// webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since.
 type HealthRow = (

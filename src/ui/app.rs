@@ -35,6 +35,19 @@ pub struct PersistedState {
     pub active_profile: Option<String>,
     /// Whether deliveries that fail for good raise a desktop notification.
     pub notifications: Notifications,
+    /// Signing secrets older than this many days are marked in amber.
+    pub secret_warning_days: SecretWarningDays,
+}
+
+/// The age in days past which a signing secret is marked as old: 90 unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretWarningDays(pub u32);
+
+impl Default for SecretWarningDays {
+    fn default() -> Self {
+        Self(90)
+    }
 }
 
 /// The settings menu's switch for desktop notifications.
@@ -527,6 +540,17 @@ impl App {
                 }
                 self.webhooks.forget(&id);
             }
+            Event::GraceEnded(webhook) => {
+                self.say(
+                    format!("Previous secrets of {} no longer sign", webhook.name),
+                    false,
+                );
+                if let Some(list) = &mut self.remote.webhooks
+                    && let Some(slot) = list.iter_mut().find(|w| w.id == webhook.id)
+                {
+                    *slot = webhook;
+                }
+            }
             Event::TestQueued { delivery_id, .. } => {
                 self.say(format!("Test event queued ({delivery_id})"), false);
             }
@@ -696,6 +720,18 @@ impl App {
                     Notifications::Off
                 };
             }
+            ui.horizontal(|ui| {
+                let label = ui.label("Mark secrets older than");
+                ui.add(
+                    egui::DragValue::new(&mut self.state.secret_warning_days.0)
+                        .range(1..=3650)
+                        .suffix(" days"),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "In the webhooks list and a webhook's detail, in amber: time to rotate",
+                );
+            });
         });
     }
 
@@ -860,8 +896,13 @@ impl App {
                     View::Webhooks => {
                         let inbox_base = (self.connection.target() == &Target::Local)
                             .then_some(base_url.as_str());
-                        self.webhooks
-                            .ui(ui, &self.remote, inbox_base, &mut commands);
+                        self.webhooks.ui(
+                            ui,
+                            &self.remote,
+                            inbox_base,
+                            self.state.secret_warning_days.0,
+                            &mut commands,
+                        );
                     }
                     View::Deliveries => self.deliveries.ui(ui, &self.remote, &mut commands),
                     View::Failed => self.failed.ui(ui, &self.remote, &mut commands),

@@ -42,6 +42,11 @@ pub enum Command {
     SendTest {
         id: String,
     },
+    /// End the grace period of a webhook's previous secrets now.
+    ExpirePreviousSecrets {
+        id: String,
+        name: String,
+    },
     /// Which of these webhooks' secrets this machine's keychain holds.
     CheckKeychain {
         ids: Vec<String>,
@@ -170,6 +175,8 @@ pub enum Event {
         id: String,
         name: String,
     },
+    /// A webhook's previous secrets no longer sign; the webhook as it is now.
+    GraceEnded(Webhook),
     TestQueued {
         webhook_id: String,
         delivery_id: String,
@@ -481,6 +488,19 @@ impl Backend {
                     error: error.to_string(),
                 },
             },
+            Command::ExpirePreviousSecrets { id, name } => {
+                let ended = match self.client.expire_previous_secrets(&id).await {
+                    Ok(()) => self.client.webhook(&id).await,
+                    Err(error) => Err(error),
+                };
+                match ended {
+                    Ok(webhook) => Event::GraceEnded(webhook),
+                    Err(error) => Event::Failed {
+                        what: format!("Ending the grace period of {name}'s previous secrets"),
+                        error: error.to_string(),
+                    },
+                }
+            }
             Command::SendTest { id } => match self.client.send_test(&id).await {
                 Ok(queued) => Event::TestQueued {
                     webhook_id: id,

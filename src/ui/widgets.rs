@@ -74,3 +74,41 @@ pub fn deliveries(n: u64) -> String {
         format!("{n} deliveries")
     }
 }
+
+/// A span of time in its largest whole unit: "94 days", "1 hour", "5 minutes", "under a
+/// minute".
+pub fn span(span: chrono::TimeDelta) -> String {
+    let unit = |n: i64, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    if span.num_days() >= 1 {
+        unit(span.num_days(), "day", "days")
+    } else if span.num_hours() >= 1 {
+        unit(span.num_hours(), "hour", "hours")
+    } else if span.num_minutes() >= 1 {
+        unit(span.num_minutes(), "minute", "minutes")
+    } else {
+        "under a minute".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::span;
+
+    #[test]
+    fn a_span_is_told_in_its_largest_whole_unit() {
+        assert_eq!(span(TimeDelta::days(94) + TimeDelta::hours(23)), "94 days");
+        assert_eq!(span(TimeDelta::days(1)), "1 day");
+        assert_eq!(span(TimeDelta::minutes(119)), "1 hour");
+        assert_eq!(span(TimeDelta::minutes(5)), "5 minutes");
+        assert_eq!(span(TimeDelta::seconds(59)), "under a minute");
+        assert_eq!(span(TimeDelta::seconds(-5)), "under a minute");
+    }
+}

@@ -33,6 +33,11 @@ async fn openapi_lists_every_route() {
         ("/v1/admin/webhooks/{id}/rotate-secret", "post"),
         ("/v1/admin/webhooks/{id}/test", "post"),
         ("/v1/admin/webhooks/{id}/recover", "post"),
+        ("/v1/admin/webhooks/{id}/expire-previous-secrets", "post"),
+        ("/v1/admin/keys", "get"),
+        ("/v1/admin/keys", "post"),
+        ("/v1/admin/keys/{id}", "delete"),
+        ("/v1/admin/audit", "get"),
         ("/v1/admin/event-types", "get"),
         ("/v1/admin/events", "post"),
         ("/v1/admin/deliveries", "get"),
@@ -82,6 +87,20 @@ async fn openapi_lists_every_route() {
         for status in ["401", "429", "503"] {
             assert!(responses[status].is_object(), "{method} {path}: {status}");
         }
+        // 403 where an operator key is refused: every change but resends and tests.
+        let operator_may = *method == "get"
+            || [
+                "/v1/admin/deliveries/{id}/resend",
+                "/v1/admin/deliveries/resend",
+                "/v1/admin/webhooks/{id}/recover",
+                "/v1/admin/webhooks/{id}/test",
+            ]
+            .contains(path);
+        assert_eq!(
+            responses["403"].is_object(),
+            !operator_may,
+            "{method} {path}: 403"
+        );
         if paths[*path][*method]["requestBody"].is_object() {
             for status in ["400", "408", "413", "422"] {
                 assert!(responses[status].is_object(), "{method} {path}: {status}");

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod backend;
+mod access;
 mod bad_input;
 mod cli;
 mod clients;

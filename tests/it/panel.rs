@@ -508,6 +508,55 @@ fn a_rate_limit_is_checked_beside_its_field_set_shown_and_lifted() {
 }
 
 #[test]
+fn a_secret_shows_its_age_and_its_predecessors_grace_can_be_ended() {
+    let mut panel = Panel::start();
+    panel.api_webhook("Billing", "http://127.0.0.1:9/billing".to_owned(), &["*"]);
+    panel.step_until("the webhook in the list", |app| {
+        app.remote()
+            .webhooks
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|w| w.name == "Billing"))
+    });
+    let id = panel.webhook("Billing").expect("listed").id;
+    // A fresh secret is not old: its age in the list is in plain text.
+    panel.step_until_label("under a minute");
+    panel
+        .runtime
+        .block_on(panel.client().rotate_secret(&id, 3_600))
+        .expect("rotated");
+    panel.click("Billing");
+    panel.step_until("the previous secret", |app| {
+        app.remote().webhooks.as_ref().is_some_and(|list| {
+            list.iter()
+                .any(|w| w.id == id && w.previous_secrets.len() == 1)
+        })
+    });
+    panel.step_until_label("issued under a minute ago");
+    panel.step_until_label("Previous secret");
+    panel.step_until_label_contains("still signs for");
+    panel.click("End grace now…");
+    panel.step_until_label_contains("End the grace period of Billing's previous secret now?");
+    panel.click("End grace now");
+    panel.step_until("the grace to end", |app| {
+        app.remote().webhooks.as_ref().is_some_and(|list| {
+            list.iter()
+                .any(|w| w.id == id && w.previous_secrets.is_empty())
+        })
+    });
+    panel.step_until_label("Previous secrets of Billing no longer sign");
+    assert!(
+        panel.harness.query_by_label("End grace now…").is_none(),
+        "nothing left to end"
+    );
+    // Stored: the service has no previous secret left either.
+    let stored = panel
+        .runtime
+        .block_on(panel.client().webhook(&id))
+        .expect("read");
+    assert!(stored.previous_secrets.is_empty());
+}
+
+#[test]
 fn a_test_endpoint_receives_a_verified_delivery() {
     let mut panel = Panel::start();
     panel.click("Create a test endpoint");

@@ -196,7 +196,14 @@ async fn three_replicas_share_a_burst_and_one_killed_mid_burst_loses_and_doubles
         .await;
     assert_eq!(
         migrations,
-        [(1, true), (2, true), (3, true), (4, true), (5, true)]
+        [
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let settled = wait_for("every delivery settled and no claim left", Duration::from_secs(60), || async {
         let mut db = RawConnection::open(database.url()).await;
@@ -398,4 +405,45 @@ async fn replicas_share_one_webhooks_rate_limit() {
     assert_eq!(crate::rate_limits::event_ids(&requests).len(), 300);
     let most = crate::rate_limits::most_in_any_second(&requests);
     assert!(most <= 60, "{most} requests arrived within one second");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_through_one_replica_is_refused_by_the_other_at_once() {
+    let database = PostgresDatabase::create().await;
+    let replicas = replicas(&database, 2, "60s");
+    let (a, b) = (&replicas[0].1, &replicas[1].1);
+    let client = reqwest::Client::new();
+    let (status, created) = post(
+        &client,
+        a,
+        "/keys",
+        json!({"name": "contractor", "role": "operator"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let key_id = created["id"].as_str().expect("id").to_owned();
+    let list_with = |base: &str| {
+        client
+            .get(format!("{base}/v1/admin/webhooks"))
+            .bearer_auth(&key)
+            .send()
+    };
+    assert_eq!(list_with(b).await.expect("sent").status(), StatusCode::OK);
+    let revoked = client
+        .delete(format!("{a}/v1/admin/keys/{key_id}"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    // No wait: B reads the keys at each request.
+    assert_eq!(
+        list_with(b).await.expect("sent").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        list_with(a).await.expect("sent").status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

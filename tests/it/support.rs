@@ -49,6 +49,7 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         wrong_key_burst: server::FAILED_KEYS_BURST,
         loopback_host_only: false,
         retention: None,
+        audit_retention: None,
     }
 }
 
@@ -151,10 +152,21 @@ impl TestService {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, String) {
+        self.call_as(&self.admin_key, method, path, body).await
+    }
+
+    /// Like [`Self::call`], presenting `key`.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
         let mut request = self
             .client
             .request(method, self.url(&format!("/v1/admin{path}")))
-            .bearer_auth(&self.admin_key);
+            .bearer_auth(key);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -182,7 +194,18 @@ impl TestService {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let (status, text) = self.call(method, path, body).await;
+        self.json_as(&self.admin_key, method, path, body).await
+    }
+
+    /// Like [`Self::json`], presenting `key`.
+    pub async fn json_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, text) = self.call_as(key, method, path, body).await;
         let value = if text.is_empty() {
             Value::Null
         } else {

@@ -9,7 +9,7 @@ use super::Database;
 use crate::catalog::WILDCARD;
 use crate::store::emit::{EmitSql, FannedOut};
 use crate::store::model::{Subscriber, millis, new_id};
-use crate::store::{NewEvent, Result, StoreError};
+use crate::store::{Audit, NewEvent, Result, StoreError};
 
 /// A new delivery as the fan-out statement returns it; `delivery_id` is `None` for an
 /// event that no webhook subscribes to.
@@ -138,6 +138,7 @@ impl Database {
         &self,
         webhook_id: &str,
         event: &NewEvent,
+        audit: &Audit,
     ) -> Result<String> {
         let now = millis(Utc::now());
         let delivery_id = new_id("dlv");
@@ -172,6 +173,7 @@ impl Database {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(delivery_id)
     }

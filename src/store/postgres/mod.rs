@@ -18,6 +18,7 @@ use super::emit::{BatchWritten, emit_batch};
 use super::handoff::Handoff;
 use super::{NewEvent, Result, StoreError, StoreOptions, WriteTurn, take_turn};
 
+mod access;
 mod attempts;
 mod claims;
 mod emits;

@@ -7,12 +7,19 @@ use super::Database;
 use super::history::cancel_unfinished;
 use crate::api::Webhook;
 use crate::store::model::{
-    SecretRow, WebhookRow, health_window_start, millis, webhooks_with_events,
+    SecretRow, WebhookRow, health_window_start, millis, previous_secrets_by_webhook,
+    previous_secrets_query, webhooks_with_events,
 };
-use crate::store::{NewWebhook, Result, SealedSecret, SecretRotation, StoreError, WebhookChanges};
+use crate::store::{
+    Audit, NewWebhook, Result, SealedSecret, SecretRotation, StoreError, WebhookChanges,
+};
 
 impl Database {
-    pub(in crate::store) async fn insert_webhook(&self, new: &NewWebhook) -> Result<()> {
+    pub(in crate::store) async fn insert_webhook(
+        &self,
+        new: &NewWebhook,
+        audit: &Audit,
+    ) -> Result<()> {
         let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -36,13 +43,16 @@ impl Database {
         }
         replace_events(&mut tx, &new.id, &new.events).await?;
         sqlx::query(
-            "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES ($1, $2, $3)",
+            "INSERT INTO webhook_secrets (webhook_id, sealed, hint, created_at) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(&new.id)
         .bind(&new.sealed_secret)
+        .bind(&new.secret_hint)
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -63,7 +73,11 @@ impl Database {
         )
         .fetch_all(&self.pool)
         .await?;
-        webhooks_with_events(rows, events)
+        let secrets = previous_secrets_query::<sqlx::Postgres>(None, Utc::now())
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        webhooks_with_events(rows, events, secrets)
     }
 
     pub(in crate::store) async fn webhook(&self, id: &str) -> Result<Webhook> {
@@ -83,13 +97,21 @@ impl Database {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        row.into_webhook(events)
+        let secrets = previous_secrets_query::<sqlx::Postgres>(Some(id), Utc::now())
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        let previous = previous_secrets_by_webhook(secrets)?
+            .remove(id)
+            .unwrap_or_default();
+        row.into_webhook(events, previous)
     }
 
     pub(in crate::store) async fn update_webhook(
         &self,
         id: &str,
         changes: WebhookChanges,
+        audit: &Audit,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // Reactivating clears the reason the service gave for deactivating.
@@ -132,11 +154,12 @@ impl Database {
         if changes.is_active == Some(false) {
             cancel_unfinished(&mut tx, id, "cancelled: the webhook was deactivated").await?;
         }
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(in crate::store) async fn delete_webhook(&self, id: &str) -> Result<()> {
+    pub(in crate::store) async fn delete_webhook(&self, id: &str, audit: &Audit) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = millis(Utc::now());
         let deleted = sqlx::query(
@@ -159,6 +182,7 @@ impl Database {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -167,6 +191,7 @@ impl Database {
         &self,
         id: &str,
         rotation: &SecretRotation,
+        audit: &Audit,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let now = millis(Utc::now());
@@ -203,13 +228,41 @@ impl Database {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO webhook_secrets (webhook_id, sealed, created_at) VALUES ($1, $2, $3)",
+            "INSERT INTO webhook_secrets (webhook_id, sealed, hint, created_at) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(&rotation.sealed_secret)
+        .bind(&rotation.secret_hint)
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        super::access::record(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn expire_previous_secrets(
+        &self,
+        id: &str,
+        audit: &Audit,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Locks the webhook's row until the commit, as a rotation does.
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM webhook_secrets WHERE webhook_id = $1 AND expires_at IS NOT NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

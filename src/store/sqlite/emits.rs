@@ -9,7 +9,7 @@ use super::{Database, ROWS_PER_STATEMENT};
 use crate::catalog::WILDCARD;
 use crate::store::emit::{EmitSql, FannedOut};
 use crate::store::model::{Subscriber, millis, new_id};
-use crate::store::{NewEvent, Result, StoreError};
+use crate::store::{Audit, NewEvent, Result, StoreError};
 
 /// The subscribers of a new event, as the insert returned them (a JSON array), by id.
 fn parse_subscribers(event_id: &str, json: &str) -> Result<Vec<Subscriber>> {
@@ -172,6 +172,7 @@ impl Database {
         &self,
         webhook_id: &str,
         event: &NewEvent,
+        audit: &Audit,
     ) -> Result<String> {
         let now = millis(Utc::now());
         let mut tx = self.begin_write().await?;
@@ -193,6 +194,7 @@ impl Database {
             .await?
             .pop()
             .ok_or_else(|| StoreError::Internal("a delivery was not written".to_owned()))?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -7,7 +7,7 @@ use super::Database;
 use crate::api::{Attempt, Delivery, DeliveryQuery};
 use crate::store::model::{CountsRow, millis};
 use crate::store::query::{self, Candidates, ResendCandidate};
-use crate::store::{Result, StoreError};
+use crate::store::{Audit, Result, StoreError};
 
 /// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
 pub(super) async fn cancel_unfinished(
@@ -27,7 +27,7 @@ pub(super) async fn cancel_unfinished(
 }
 
 impl Database {
-    pub(in crate::store) async fn resend(&self, delivery_id: &str) -> Result<()> {
+    pub(in crate::store) async fn resend(&self, delivery_id: &str, audit: &Audit) -> Result<()> {
         let now = millis(Utc::now());
         let mut tx = self.begin_write().await?;
         let lease: Option<Option<i64>> =
@@ -48,6 +48,7 @@ impl Database {
         .bind(delivery_id)
         .execute(&mut **tx)
         .await?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await
     }
 
@@ -116,6 +117,7 @@ impl Database {
         &self,
         webhook_id: &str,
         since: DateTime<Utc>,
+        audit: &Audit,
     ) -> Result<u64> {
         let now = millis(Utc::now());
         let mut tx = self.begin_write().await?;
@@ -137,6 +139,7 @@ impl Database {
         .bind(millis(since))
         .execute(&mut **tx)
         .await?;
+        super::access::record(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(queued.rows_affected())
     }
@@ -173,6 +176,7 @@ impl Database {
         &self,
         webhook_id: &str,
         reason: &str,
+        audit: &Audit,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let changed = sqlx::query(
@@ -186,6 +190,7 @@ impl Database {
         .await?;
         if changed.rows_affected() == 1 {
             cancel_unfinished(&mut tx, webhook_id, &format!("cancelled: {reason}")).await?;
+            super::access::record(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(changed.rows_affected() == 1)

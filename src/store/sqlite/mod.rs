@@ -16,6 +16,7 @@ use super::emit::{BatchWritten, emit_batch};
 use super::handoff::Handoff;
 use super::{NewEvent, Result, StoreError, WriteTurn, take_turn};
 
+mod access;
 mod attempts;
 mod claims;
 mod emits;

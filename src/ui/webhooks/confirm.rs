@@ -1,4 +1,5 @@
-//! The confirmations: deleting a webhook, rotating its secret.
+//! The confirmations: deleting a webhook, rotating its secret, ending the grace period of
+//! its previous secrets.
 
 use egui::RichText;
 
@@ -24,6 +25,21 @@ impl WebhooksView {
                     ui.horizontal(|ui| {
                         if ui.button(RichText::new(format!("Delete {name}")).color(theme::FAILURE).strong()).clicked() {
                             commands.send(Command::DeleteWebhook { id: id.clone(), name: name.clone() });
+                            done = true;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            done = true;
+                        }
+                    });
+                }
+                Confirm::EndGrace { id, name, previous } => {
+                    let secrets = if *previous == 1 { "secret" } else { "secrets" };
+                    ui.heading(format!("End the grace period of {name}'s previous {secrets} now?"));
+                    ui.label("From the next attempt, deliveries carry the current secret's signature alone. A receiver that still checks with a previous secret will reject them.");
+                    ui.add_space(8.0);
+                    ui.horizontal(|ui| {
+                        if ui.button(RichText::new("End grace now").color(theme::WARNING).strong()).clicked() {
+                            commands.send(Command::ExpirePreviousSecrets { id: id.clone(), name: name.clone() });
                             done = true;
                         }
                         if ui.button("Cancel").clicked() {

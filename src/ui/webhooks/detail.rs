@@ -30,6 +30,7 @@ impl WebhooksView {
             );
         }
         ui.add_space(6.0);
+        let now = chrono::Utc::now();
         egui::Grid::new("webhook_facts")
             .num_columns(2)
             .spacing([12.0, 4.0])
@@ -51,8 +52,39 @@ impl WebhooksView {
                 ui.label(rate_limit_text(webhook.rate_limit));
                 ui.end_row();
                 ui.label("Secret");
-                ui.label(RichText::new(format!("…{}", webhook.secret_hint)).monospace());
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(format!("…{}", webhook.secret_hint)).monospace());
+                    let issued = format!(
+                        "issued {} ago",
+                        widgets::span(now - webhook.secret_created_at)
+                    );
+                    if self.secret_warning.is_old(webhook, now) {
+                        ui.label(RichText::new(issued).color(theme::WARNING).strong())
+                            .on_hover_text("Older than the age set in Settings: time to rotate it");
+                    } else {
+                        ui.label(issued);
+                    }
+                });
                 ui.end_row();
+                for previous in &webhook.previous_secrets {
+                    ui.label("Previous secret");
+                    let hint = previous
+                        .hint
+                        .as_deref()
+                        .map_or_else(|| "…????".to_owned(), |hint| format!("…{hint}"));
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(hint).monospace());
+                        ui.label(
+                            RichText::new(format!(
+                                "still signs for {} (until {})",
+                                widgets::span(previous.expires_at - now),
+                                widgets::time(previous.expires_at)
+                            ))
+                            .color(theme::WARNING),
+                        );
+                    });
+                    ui.end_row();
+                }
                 ui.label("Keychain");
                 match (
                     remote.keychain_holds.get(&webhook.id),
@@ -130,6 +162,20 @@ impl WebhooksView {
                     id: webhook.id.clone(),
                     name: webhook.name.clone(),
                     grace_hours: DEFAULT_GRACE_SECONDS / 3600,
+                });
+            }
+            if !webhook.previous_secrets.is_empty()
+                && ui
+                    .button("End grace now…")
+                    .on_hover_text(
+                        "Stop signing with the previous secrets before their grace period ends",
+                    )
+                    .clicked()
+            {
+                self.confirm = Some(Confirm::EndGrace {
+                    id: webhook.id.clone(),
+                    name: webhook.name.clone(),
+                    previous: webhook.previous_secrets.len(),
                 });
             }
             if ui

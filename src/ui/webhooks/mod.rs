@@ -26,6 +26,36 @@ pub struct WebhooksView {
     selected: Option<String>,
     form: Option<WebhookForm>,
     confirm: Option<Confirm>,
+    sort: Sort,
+    /// Secrets older than this are marked as old; set by the settings each frame.
+    secret_warning: SecretWarning,
+}
+
+/// The order of the list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Sort {
+    /// Oldest webhook first, as the service lists them.
+    #[default]
+    Created,
+    /// Oldest signing secret first: the next to rotate at the top.
+    SecretAge,
+}
+
+/// The age past which a signing secret is old.
+#[derive(Clone, Copy, Debug)]
+struct SecretWarning(chrono::TimeDelta);
+
+impl Default for SecretWarning {
+    fn default() -> Self {
+        Self(chrono::TimeDelta::days(90))
+    }
+}
+
+impl SecretWarning {
+    /// Whether `webhook`'s secret is old at `now`.
+    fn is_old(self, webhook: &Webhook, now: chrono::DateTime<chrono::Utc>) -> bool {
+        now - webhook.secret_created_at > self.0
+    }
 }
 
 enum Confirm {
@@ -38,6 +68,20 @@ enum Confirm {
         name: String,
         grace_hours: u64,
     },
+    EndGrace {
+        id: String,
+        name: String,
+        previous: usize,
+    },
+}
+
+impl Sort {
+    fn title(self) -> &'static str {
+        match self {
+            Self::Created => "Oldest webhook first",
+            Self::SecretAge => "Oldest secret first",
+        }
+    }
 }
 
 impl WebhooksView {
@@ -76,14 +120,17 @@ impl WebhooksView {
     }
 
     /// `inbox_base` is the embedded service's URL, which hosts test inboxes; `None` for a
-    /// remote service.
+    /// remote service. Secrets older than `secret_warning_days` are marked.
     pub fn ui(
         &mut self,
         ui: &mut Ui,
         remote: &Remote,
         inbox_base: Option<&str>,
+        secret_warning_days: u32,
         commands: &mut Commands,
     ) {
+        self.secret_warning =
+            SecretWarning(chrono::TimeDelta::days(i64::from(secret_warning_days)));
         let webhooks: &[Webhook] = remote.webhooks.as_deref().unwrap_or_default();
         let selected = self
             .selected
@@ -99,6 +146,16 @@ impl WebhooksView {
             ui.horizontal(|ui| {
                 let label = ui.label("Search");
                 ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("name, URL, event, owner").desired_width(260.0))
+                    .labelled_by(label.id);
+                let label = ui.label("Sort");
+                egui::ComboBox::from_id_salt("webhook_sort")
+                    .selected_text(self.sort.title())
+                    .show_ui(ui, |ui| {
+                        for sort in [Sort::Created, Sort::SecretAge] {
+                            ui.selectable_value(&mut self.sort, sort, sort.title());
+                        }
+                    })
+                    .response
                     .labelled_by(label.id);
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     if ui.button(RichText::new("+ New webhook").strong()).clicked() {
@@ -134,6 +191,15 @@ impl WebhooksView {
         });
         self.form_ui(ui.ctx(), remote, commands);
         self.confirm_ui(ui.ctx(), commands);
+    }
+
+    /// The webhooks the list shows, in its order.
+    fn shown<'a>(&self, webhooks: &'a [Webhook]) -> Vec<&'a Webhook> {
+        let mut shown: Vec<&Webhook> = webhooks.iter().filter(|w| self.matches(w)).collect();
+        if self.sort == Sort::SecretAge {
+            shown.sort_by_key(|webhook| webhook.secret_created_at);
+        }
+        shown
     }
 
     fn matches(&self, webhook: &Webhook) -> bool {

@@ -27,7 +27,8 @@ pub(super) fn health_ui(ui: &mut Ui, webhook: &Webhook) {
 
 impl WebhooksView {
     pub(super) fn table_ui(&mut self, ui: &mut Ui, webhooks: &[Webhook]) {
-        let shown: Vec<&Webhook> = webhooks.iter().filter(|w| self.matches(w)).collect();
+        let shown = self.shown(webhooks);
+        let now = chrono::Utc::now();
         let row_height = 26.0;
         TableBuilder::new(ui)
             .striped(true)
@@ -44,6 +45,7 @@ impl WebhooksView {
             .column(Column::initial(70.0))
             .column(Column::initial(110.0))
             .column(Column::initial(70.0))
+            .column(Column::initial(90.0))
             .column(Column::remainder())
             .header(22.0, |mut header| {
                 for title in [
@@ -53,6 +55,7 @@ impl WebhooksView {
                     "Events",
                     "Last 24 h",
                     "Last code",
+                    "Secret age",
                     "State",
                 ] {
                     header.col(|ui| {
@@ -94,6 +97,14 @@ impl WebhooksView {
                             None => ui.visuals().weak_text_color(),
                         };
                         widgets::cell(ui, RichText::new(code).color(color));
+                    });
+                    row.col(|ui| {
+                        let age = widgets::span(now - webhook.secret_created_at);
+                        if self.secret_warning.is_old(webhook, now) {
+                            widgets::cell(ui, RichText::new(age).color(theme::WARNING).strong());
+                        } else {
+                            widgets::cell(ui, age);
+                        }
                     });
                     row.col(|ui| {
                         let state = if webhook.is_active {

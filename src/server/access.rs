@@ -1,0 +1,153 @@
+//! `/v1/admin/keys` and `/v1/admin/audit`: who may call this service, and what each
+//! caller changed.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{OrNotFound as _, Result};
+use super::extract::{ApiJson, ApiQuery};
+use crate::api::{
+    AdminKeyIn, AdminKeyList, AuditAction, AuditPage, AuditQuery, CreatedAdminKey, ErrorBody,
+};
+use crate::crypto;
+use crate::store::{self, AuditFilter, NewAdminKey};
+use crate::validate::{self, FieldError};
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 500;
+
+/// Create a key. The answer carries the key, shown this once; only its hash is kept.
+#[utoipa::path(
+    post, path = "/keys", tag = "keys",
+    request_body = AdminKeyIn,
+    responses(
+        (status = 201, description = "Created; `key` is shown only here", body = CreatedAdminKey),
+        (status = 409, description = "Another key has this name", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(input): ApiJson<AdminKeyIn>,
+) -> Result<(StatusCode, Json<CreatedAdminKey>)> {
+    let name = validate::name("name", &input.name)?;
+    let key = crypto::generate_admin_key()?;
+    let new = NewAdminKey {
+        id: store::new_id("key"),
+        name,
+        role: input.role,
+        key_sha256: crypto::admin_key_digest(&key),
+    };
+    let audit = caller
+        .audit(AuditAction::KeyCreate, Some(&new.id))
+        .with_detail(json!({ "name": new.name, "role": new.role }));
+    let key_info = state.store.insert_admin_key(&new, &audit).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedAdminKey {
+            key_info,
+            key: key.as_str().to_owned(),
+        }),
+    ))
+}
+
+/// Every key, oldest first: never a key itself.
+#[utoipa::path(
+    get, path = "/keys", tag = "keys",
+    responses((status = 200, body = AdminKeyList))
+)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<AdminKeyList>> {
+    Ok(Json(AdminKeyList {
+        items: state.store.admin_keys().await?,
+    }))
+}
+
+/// Revoke a key: every request presenting it is refused from now on, on every replica.
+/// The last admin key cannot be revoked.
+#[utoipa::path(
+    delete, path = "/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The last admin key", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let audit = caller.audit(AuditAction::KeyDelete, Some(&id));
+    state
+        .store
+        .delete_admin_key(&id, &audit)
+        .await
+        .or_not_found(|| format!("there is no key with id {id:?}"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit log, newest first, filtered, one keyset page at a time.
+#[utoipa::path(
+    get, path = "/audit", tag = "keys",
+    params(AuditQuery),
+    responses((status = 200, body = AuditPage), (status = 422, body = ErrorBody))
+)]
+pub async fn audit(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditPage>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(
+            FieldError::new("limit", format!("a page holds 1 to {MAX_PAGE} entries")).into(),
+        );
+    }
+    let action = query
+        .action
+        .as_deref()
+        .map(|text| {
+            AuditAction::parse(text).ok_or_else(|| {
+                FieldError::new(
+                    "action",
+                    format!(
+                        "not an action; one of {}",
+                        AuditAction::ALL.map(AuditAction::as_str).join(", ")
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    if query.cursor.as_deref().is_some_and(|cursor| {
+        !cursor
+            .strip_prefix("aud_")
+            .is_some_and(|ulid| ulid.len() == 26 && ulid.chars().all(|c| c.is_ascii_alphanumeric()))
+    }) {
+        return Err(FieldError::new(
+            "cursor",
+            "not a cursor: pass next_cursor from the previous page",
+        )
+        .into());
+    }
+    let filter = AuditFilter {
+        actor: query.actor,
+        action,
+        target_id: query.target_id,
+        since: query.since,
+        until: query.until,
+        cursor: query.cursor,
+    };
+    let mut items = state.store.audit(&filter, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|entry| entry.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(AuditPage { items, next_cursor }))
+}

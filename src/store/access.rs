@@ -1,0 +1,342 @@
+//! Named admin keys and the audit log: who may call the admin API, and what each caller
+//! changed. The SQL both backends share is built here; each backend runs it in its own
+//! transactions (`sqlite/access.rs`, `postgres/access.rs`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+
+use super::model::{from_millis, millis};
+use super::{Result, Store, StoreError, lookup};
+use crate::api::{AdminKey, AuditAction, AuditEntry, Role};
+
+/// The name of the key the service starts with (`--admin-key`, or the one it generates).
+pub const BOOTSTRAP_KEY_NAME: &str = "bootstrap";
+
+/// The actor of the changes the service makes on its own account.
+pub const SERVICE_ACTOR: &str = "hookpanel";
+
+/// How often a key's `last_used_at` is written, at most, per key and process.
+const LAST_USED_EVERY: Duration = Duration::from_secs(60);
+
+/// A key to store: its hash, never the key.
+#[derive(Debug)]
+pub struct NewAdminKey {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub key_sha256: String,
+}
+
+/// Who presented a key: what the audit log names, and what the key may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A change's entry in the audit log, written in the change's own transaction.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    pub actor: String,
+    pub action: AuditAction,
+    pub target_id: Option<String>,
+    /// A JSON object; never a secret or a key.
+    pub detail: serde_json::Value,
+}
+
+impl Audit {
+    pub fn new(actor: &str, action: AuditAction, target_id: Option<&str>) -> Self {
+        Self {
+            actor: actor.to_owned(),
+            action,
+            target_id: target_id.map(str::to_owned),
+            detail: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    #[must_use]
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// `GET /audit`'s conditions, checked.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<AuditAction>,
+    pub target_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// The id of the last entry of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// What this process keeps of the keys: the holders of keys seen (only where it is the
+/// database's one writer, so that a revocation made through it is all there is to know),
+/// and when it last wrote each key's `last_used_at`.
+#[derive(Debug, Default)]
+pub(super) struct KeyCache {
+    holders: HashMap<String, KeyHolder>,
+    last_used_written: HashMap<String, Instant>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    id: String,
+    name: String,
+    role: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl KeyRow {
+    fn role(&self) -> Result<Role> {
+        Role::parse(&self.role)
+            .ok_or_else(|| StoreError::Corrupt(format!("key {} has role {:?}", self.id, self.role)))
+    }
+
+    fn holder(self) -> Result<KeyHolder> {
+        Ok(KeyHolder {
+            role: self.role()?,
+            id: self.id,
+            name: self.name,
+        })
+    }
+
+    fn into_key(self) -> Result<AdminKey> {
+        Ok(AdminKey {
+            role: self.role()?,
+            created_at: from_millis(self.created_at)?,
+            last_used_at: self.last_used_at.map(from_millis).transpose()?,
+            id: self.id,
+            name: self.name,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditRow {
+    id: String,
+    at: i64,
+    actor: String,
+    action: String,
+    target_id: Option<String>,
+    detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRow) -> Result<Self> {
+        Ok(Self {
+            action: AuditAction::parse(&row.action).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "audit entry {} has action {:?}",
+                    row.id, row.action
+                ))
+            })?,
+            at: from_millis(row.at)?,
+            detail: serde_json::from_str(&row.detail)
+                .map_err(|err| StoreError::Corrupt(format!("audit entry {}: {err}", row.id)))?,
+            id: row.id,
+            actor: row.actor,
+            target_id: row.target_id,
+        })
+    }
+}
+
+/// Every key, oldest first, or the one whose SHA-256 is `key_sha256`.
+pub(super) fn keys_query<DB>(key_sha256: Option<&str>) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql =
+        QueryBuilder::new("SELECT id, name, role, created_at, last_used_at FROM admin_keys");
+    if let Some(key_sha256) = key_sha256 {
+        sql.push(" WHERE key_sha256 = ")
+            .push_bind(key_sha256.to_owned());
+    }
+    sql.push(" ORDER BY created_at, id");
+    sql
+}
+
+/// The INSERT of `audit` into the audit log, made at `at`.
+pub(super) fn insert_audit<DB>(audit: &Audit, at: DateTime<Utc>) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    Option<String>: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = QueryBuilder::new(
+        "INSERT INTO audit_log (id, at, actor, action, target_id, detail) VALUES (",
+    );
+    let mut values = sql.separated(", ");
+    values
+        .push_bind(super::new_id("aud"))
+        .push_bind(millis(at))
+        .push_bind(audit.actor.clone())
+        .push_bind(audit.action.as_str().to_owned())
+        .push_bind(audit.target_id.clone())
+        .push_bind(audit.detail.to_string());
+    sql.push(")");
+    sql
+}
+
+/// A page of the audit log, newest first, `limit` entries at most.
+pub(super) fn audit_page<DB>(filter: &AuditFilter, limit: u32) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = QueryBuilder::new(
+        "SELECT id, at, actor, action, target_id, detail FROM audit_log WHERE 1 = 1",
+    );
+    if let Some(actor) = &filter.actor {
+        sql.push(" AND actor = ").push_bind(actor.clone());
+    }
+    if let Some(action) = filter.action {
+        sql.push(" AND action = ")
+            .push_bind(action.as_str().to_owned());
+    }
+    if let Some(target) = &filter.target_id {
+        sql.push(" AND target_id = ").push_bind(target.clone());
+    }
+    if let Some(since) = filter.since {
+        sql.push(" AND at >= ").push_bind(millis(since));
+    }
+    if let Some(until) = filter.until {
+        sql.push(" AND at < ").push_bind(millis(until));
+    }
+    if let Some(cursor) = &filter.cursor {
+        sql.push(" AND id < ").push_bind(cursor.clone());
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    sql
+}
+
+impl Store {
+    /// The holder of the key whose SHA-256 is `key_sha256`, if it is a key of this
+    /// service. Where this process is the database's only writer, served from memory after
+    /// the first look (a revocation through it drops the entry); elsewhere read each time,
+    /// so that a key revoked through any replica is refused by all from that moment.
+    pub async fn key_holder(&self, key_sha256: &str) -> Result<Option<KeyHolder>> {
+        let cacheable = self.secrets_max_age().is_none();
+        if cacheable
+            && let Some(holder) = self
+                .shared
+                .keys
+                .lock()
+                .ok()
+                .and_then(|cache| cache.holders.get(key_sha256).cloned())
+        {
+            return Ok(Some(holder));
+        }
+        let row: Option<KeyRow> =
+            on_backend!(self, db => db.admin_key_by_hash(lookup(key_sha256)?).await)?;
+        let holder = row.map(KeyRow::holder).transpose()?;
+        if cacheable
+            && let Some(holder) = &holder
+            && let Ok(mut cache) = self.shared.keys.lock()
+        {
+            cache.holders.insert(key_sha256.to_owned(), holder.clone());
+        }
+        Ok(holder)
+    }
+
+    /// Notes that `holder` presented its key now: written at most once a minute per key.
+    pub async fn key_used(&self, holder: &KeyHolder) -> Result<()> {
+        let now = Instant::now();
+        let due = self.shared.keys.lock().is_ok_and(|mut cache| {
+            let due = cache
+                .last_used_written
+                .get(&holder.id)
+                .is_none_or(|at| now.duration_since(*at) >= LAST_USED_EVERY);
+            if due {
+                cache.last_used_written.insert(holder.id.clone(), now);
+            }
+            due
+        });
+        if due {
+            on_backend!(self, db => db.touch_admin_key(&holder.id, millis(Utc::now())).await)?;
+        }
+        Ok(())
+    }
+
+    /// Every key, oldest first.
+    pub async fn admin_keys(&self) -> Result<Vec<AdminKey>> {
+        let rows: Vec<KeyRow> = on_backend!(self, db => db.admin_keys().await)?;
+        rows.into_iter().map(KeyRow::into_key).collect()
+    }
+
+    /// Stores a new key. [`StoreError::NameTaken`] when another key has its name.
+    pub async fn insert_admin_key(&self, new: &NewAdminKey, audit: &Audit) -> Result<AdminKey> {
+        on_backend!(self, db => db.insert_admin_key(new, audit).await)?;
+        let rows: Vec<KeyRow> = on_backend!(self, db => db.admin_keys().await)?;
+        rows.into_iter()
+            .find(|row| row.id == new.id)
+            .ok_or(StoreError::NotFound)?
+            .into_key()
+    }
+
+    /// Revokes a key: refused from now on. [`StoreError::LastAdminKey`] for the one admin
+    /// key left.
+    pub async fn delete_admin_key(&self, id: &str, audit: &Audit) -> Result<()> {
+        on_backend!(self, db => db.delete_admin_key(lookup(id)?, audit).await)?;
+        if let Ok(mut cache) = self.shared.keys.lock() {
+            cache.holders.retain(|_, holder| holder.id != id);
+        }
+        Ok(())
+    }
+
+    /// Makes the key with SHA-256 `key_sha256` the admin key named `bootstrap`: the one
+    /// given to the service at start (`--admin-key`), which counts whatever key had that
+    /// name before.
+    pub async fn set_bootstrap_key(&self, key_sha256: &str) -> Result<()> {
+        on_backend!(self, db => db.set_bootstrap_key(key_sha256).await)?;
+        if let Ok(mut cache) = self.shared.keys.lock() {
+            cache.holders.clear();
+        }
+        Ok(())
+    }
+
+    /// Stores `key_sha256` as the `bootstrap` admin key if the service has no key at all:
+    /// `false` when it has one (another replica, starting at the same moment, may have
+    /// stored its own).
+    pub async fn add_first_key(&self, key_sha256: &str) -> Result<bool> {
+        on_backend!(self, db => db.add_first_key(key_sha256).await)
+    }
+
+    /// A page of the audit log, newest first.
+    pub async fn audit(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEntry>> {
+        let texts = [&filter.actor, &filter.target_id, &filter.cursor];
+        if texts
+            .iter()
+            .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
+        {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<AuditRow> = on_backend!(self, db => db.audit(filter, limit).await)?;
+        rows.into_iter().map(AuditEntry::try_from).collect()
+    }
+
+    /// Records `audit` on its own, for a change made of several transactions (a bulk
+    /// resend), once they are all done.
+    pub async fn record_audit(&self, audit: &Audit) -> Result<()> {
+        on_backend!(self, db => db.record_audit(audit).await)
+    }
+
+    /// Deletes audit entries made before `before`: the number deleted.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64> {
+        on_backend!(self, db => db.prune_audit(millis(before)).await)
+    }
+}
