@@ -120,13 +120,15 @@ pub async fn require_admin_key(
         if !allows(holder.role, needed) {
             return ApiError::forbidden(needed).into_response();
         }
-        let store = state.store.clone();
-        let used = holder.clone();
-        tokio::spawn(async move {
-            if let Err(err) = store.key_used(&used).await {
-                tracing::warn!("could not note the use of key {}: {err}", used.id);
-            }
-        });
+        if state.store.key_use_due(&holder) {
+            let store = state.store.clone();
+            let key_id = holder.id.clone();
+            tokio::spawn(async move {
+                if let Err(err) = store.note_key_use(&key_id).await {
+                    tracing::warn!("could not note the use of key {key_id}: {err}");
+                }
+            });
+        }
         req.extensions_mut().insert(Caller(holder));
         return next.run(req).await;
     }

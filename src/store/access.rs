@@ -77,12 +77,12 @@ pub struct AuditFilter {
     pub cursor: Option<String>,
 }
 
-/// What this process keeps of the keys: the holders of keys seen (only where it is the
-/// database's one writer, so that a revocation made through it is all there is to know),
-/// and when it last wrote each key's `last_used_at`.
+/// What this process keeps of the keys: the holders of keys seen, by hash, with when
+/// they were read (see [`Store::key_holder`]), and when it last wrote each key's
+/// `last_used_at`.
 #[derive(Debug, Default)]
 pub(super) struct KeyCache {
-    holders: HashMap<String, KeyHolder>,
+    holders: HashMap<String, (Instant, KeyHolder)>,
     last_used_written: HashMap<String, Instant>,
 }
 
@@ -226,37 +226,42 @@ where
 
 impl Store {
     /// The holder of the key whose SHA-256 is `key_sha256`, if it is a key of this
-    /// service. Where this process is the database's only writer, served from memory after
-    /// the first look (a revocation through it drops the entry); elsewhere read each time,
-    /// so that a key revoked through any replica is refused by all from that moment.
+    /// service. Served from memory after the first look, as signing secrets are (see
+    /// [`Store::secrets_max_age`]): for ever where this process is the database's only
+    /// writer (a revocation through it drops the entry), otherwise for at most that age,
+    /// so a key revoked through another replica is refused here within it. A key not
+    /// found is looked up again each time, so a new key works at once everywhere.
     pub async fn key_holder(&self, key_sha256: &str) -> Result<Option<KeyHolder>> {
-        let cacheable = self.secrets_max_age().is_none();
-        if cacheable
-            && let Some(holder) = self
-                .shared
-                .keys
-                .lock()
-                .ok()
-                .and_then(|cache| cache.holders.get(key_sha256).cloned())
-        {
-            return Ok(Some(holder));
+        let max_age = self.secrets_max_age();
+        let cached = self.shared.keys.lock().ok().and_then(|cache| {
+            cache
+                .holders
+                .get(key_sha256)
+                .filter(|(read_at, _)| max_age.is_none_or(|max| read_at.elapsed() < max))
+                .map(|(_, holder)| holder.clone())
+        });
+        if cached.is_some() {
+            return Ok(cached);
         }
+        let read_at = Instant::now();
         let row: Option<KeyRow> =
             on_backend!(self, db => db.admin_key_by_hash(lookup(key_sha256)?).await)?;
         let holder = row.map(KeyRow::holder).transpose()?;
-        if cacheable
-            && let Some(holder) = &holder
+        if let Some(holder) = &holder
             && let Ok(mut cache) = self.shared.keys.lock()
         {
-            cache.holders.insert(key_sha256.to_owned(), holder.clone());
+            cache
+                .holders
+                .insert(key_sha256.to_owned(), (read_at, holder.clone()));
         }
         Ok(holder)
     }
 
-    /// Notes that `holder` presented its key now: written at most once a minute per key.
-    pub async fn key_used(&self, holder: &KeyHolder) -> Result<()> {
+    /// Whether `holder`'s use should be written now ([`Store::note_key_use`]): once a
+    /// minute per key and process at most. Answered from memory, without waiting.
+    pub fn key_use_due(&self, holder: &KeyHolder) -> bool {
         let now = Instant::now();
-        let due = self.shared.keys.lock().is_ok_and(|mut cache| {
+        self.shared.keys.lock().is_ok_and(|mut cache| {
             let due = cache
                 .last_used_written
                 .get(&holder.id)
@@ -265,11 +270,12 @@ impl Store {
                 cache.last_used_written.insert(holder.id.clone(), now);
             }
             due
-        });
-        if due {
-            on_backend!(self, db => db.touch_admin_key(&holder.id, millis(Utc::now())).await)?;
-        }
-        Ok(())
+        })
+    }
+
+    /// Writes that `key_id` was presented now.
+    pub async fn note_key_use(&self, key_id: &str) -> Result<()> {
+        on_backend!(self, db => db.touch_admin_key(key_id, millis(Utc::now())).await)
     }
 
     /// Every key, oldest first.
@@ -293,7 +299,7 @@ impl Store {
     pub async fn delete_admin_key(&self, id: &str, audit: &Audit) -> Result<()> {
         on_backend!(self, db => db.delete_admin_key(lookup(id)?, audit).await)?;
         if let Ok(mut cache) = self.shared.keys.lock() {
-            cache.holders.retain(|_, holder| holder.id != id);
+            cache.holders.retain(|_, (_, holder)| holder.id != id);
         }
         Ok(())
     }

@@ -408,7 +408,7 @@ async fn replicas_share_one_webhooks_rate_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_key_revoked_through_one_replica_is_refused_by_the_other_at_once() {
+async fn a_key_revoked_through_one_replica_is_refused_by_the_other_within_half_a_second() {
     let database = PostgresDatabase::create().await;
     let replicas = replicas(&database, 2, "60s");
     let (a, b) = (&replicas[0].1, &replicas[1].1);
@@ -437,13 +437,15 @@ async fn a_key_revoked_through_one_replica_is_refused_by_the_other_at_once() {
         .await
         .expect("sent");
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    // No wait: B reads the keys at each request.
-    assert_eq!(
-        list_with(b).await.expect("sent").status(),
-        StatusCode::UNAUTHORIZED
-    );
+    // The replica it was revoked through refuses it at once; the other within the 0.5 s
+    // the README states (a replica keeps a key it read that long, as it keeps a secret).
     assert_eq!(
         list_with(a).await.expect("sent").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        list_with(b).await.expect("sent").status(),
         StatusCode::UNAUTHORIZED
     );
 }
