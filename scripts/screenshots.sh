@@ -49,6 +49,10 @@ emit() { api -X POST "$hp/events" -d "$1"; }
 
 webhook "ERP sync" "http://127.0.0.1:9000/ok" '["order.created", "order.cancelled", "payment.received"]' team-orders
 webhook "Shipping partner" "http://127.0.0.1:9000/broken" '["order.fulfilled", "shipment.delivered"]' logistics 20
+# Its secret rotated two hours' grace ago: the detail shows the previous one still signing.
+shipping=$(curl -sf -H "Authorization: Bearer $key" "$hp/webhooks" |
+    python3 -c 'import json,sys; print([w["id"] for w in json.load(sys.stdin)["items"] if w["name"] == "Shipping partner"][0])')
+api -X POST "$hp/webhooks/$shipping/rotate-secret" -d '{"grace_seconds": 7200}'
 webhook "Billing" "http://127.0.0.1:9000/flaky" '["payment.received"]' finance
 webhook "Test endpoint" "http://127.0.0.1:$port/inbox/demo" '["*"]' me
 for n in $(seq 1 12); do
@@ -62,7 +66,7 @@ window=$(xdotool search --name '^Hookpanel$' | head -1)
 shot() { sleep 1.5; import -window "$window" "$OUT/$1.png"; }
 click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
 
-click 160 158; shot webhooks             # the list, the failing webhook selected, with its rate limit
+click 160 158; shot webhooks             # the list, the failing webhook selected: its rate limit, its previous secret
 click 880 62; shot new-webhook           # the create dialog
 click 476 642; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected

@@ -13,7 +13,7 @@ use crate::api::{
     BulkResendIn, BulkResent, CreatedWebhook, Delivery, DeliveryDetail, DeliveryList,
     DeliveryQuery, EmittedEvent, ErrorBody, EventIn, EventType, EventTypeList, Health,
     QueuedDelivery, RecoverIn, Recovered, RotateSecretIn, RotatedSecret, StatsPoint, StatsQuery,
-    Webhook, WebhookIn, WebhookList, WebhookPatch,
+    Webhook, WebhookIn, WebhookList, WebhookPatch, WhoAmI,
 };
 
 /// Why a call failed, in words an operator can act on.
@@ -193,6 +193,11 @@ impl Client {
             Some(&body),
         )
         .await
+    }
+
+    /// The key this client presents: its name and role.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.get("/v1/admin/whoami").await
     }
 
     pub async fn webhook(&self, id: &str) -> Result<Webhook> {

@@ -66,6 +66,14 @@ pub struct AdminKeyList {
     pub items: Vec<AdminKey>,
 }
 
+/// The key a request presented: `GET /whoami`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
 /// What an audit entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum AuditAction {

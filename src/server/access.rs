@@ -12,6 +12,7 @@ use super::error::{OrNotFound as _, Result};
 use super::extract::{ApiJson, ApiQuery};
 use crate::api::{
     AdminKeyIn, AdminKeyList, AuditAction, AuditPage, AuditQuery, CreatedAdminKey, ErrorBody,
+    WhoAmI,
 };
 use crate::crypto;
 use crate::store::{self, AuditFilter, NewAdminKey};
@@ -90,6 +91,21 @@ pub async fn delete(
         .await
         .or_not_found(|| format!("there is no key with id {id:?}"))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The key this request presented: its name and role, so that a client can offer only
+/// what the role may do.
+#[utoipa::path(
+    get, path = "/whoami", tag = "keys",
+    responses((status = 200, body = WhoAmI))
+)]
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoAmI> {
+    let Caller(holder) = caller;
+    Json(WhoAmI {
+        id: holder.id,
+        name: holder.name,
+        role: holder.role,
+    })
 }
 
 /// The audit log, newest first, filtered, one keyset page at a time.

@@ -230,6 +230,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::list, access::create))
         .routes(routes!(access::delete))
         .routes(routes!(access::audit))
+        .routes(routes!(access::whoami))
         .routes(routes!(event_types::list))
         .routes(routes!(events::emit))
         .routes(routes!(deliveries::list))

@@ -395,6 +395,7 @@ impl App {
             self.ctx.clone(),
         );
         backend.send(Command::LoadEventTypes);
+        backend.send(Command::LoadIdentity);
         Connection::Ready {
             target,
             backend,
@@ -508,6 +509,11 @@ impl App {
                     self.notifications_unavailable = Some(err);
                 }
             }
+            Event::Identity(result) => match result {
+                Ok(caller) => self.remote.caller = Some(caller),
+                // A service older than `whoami`: every action is offered, as before.
+                Err(err) => tracing::warn!("which key this is could not be read: {err}"),
+            },
             Event::EventTypes(result) => match result {
                 Ok(types) => self.remote.event_types = types,
                 Err(err) => self.say(format!("Loading the event types failed: {err}"), true),

@@ -14,6 +14,7 @@ use super::requests::RequestKey;
 use crate::api::{
     BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryList,
     DeliveryQuery, EventType, Recovered, StatsPoint, StatsQuery, Webhook, WebhookIn, WebhookPatch,
+    WhoAmI,
 };
 use crate::client::{Client, ClientError};
 use crate::export::ExportFormat;
@@ -25,6 +26,8 @@ use crate::server::inbox::InboxMessages;
 pub enum Command {
     RefreshWebhooks,
     LoadEventTypes,
+    /// Which key this connection presents, and its role.
+    LoadIdentity,
     CreateWebhook(WebhookIn),
     UpdateWebhook {
         id: String,
@@ -164,6 +167,7 @@ impl std::fmt::Debug for IssuedSecret {
 pub enum Event {
     Webhooks(Result<Vec<Webhook>, ClientError>),
     EventTypes(Result<Vec<EventType>, ClientError>),
+    Identity(Result<WhoAmI, ClientError>),
     SecretIssued(IssuedSecret),
     CreateFailed(ClientError),
     Updated(Webhook),
@@ -426,6 +430,7 @@ impl Backend {
         match command {
             Command::RefreshWebhooks => Event::Webhooks(self.client.webhooks().await),
             Command::LoadEventTypes => Event::EventTypes(self.client.event_types().await),
+            Command::LoadIdentity => Event::Identity(self.client.whoami().await),
             Command::CreateWebhook(input) => match self.client.create_webhook(&input).await {
                 Ok(created) => {
                     let secret = Zeroizing::new(created.secret);

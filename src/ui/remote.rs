@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::api::{EventType, Webhook};
+use crate::api::{EventType, Role, Webhook, WhoAmI};
 
 /// Data fetched from the service, shared by the views.
 #[derive(Default)]
@@ -14,9 +14,25 @@ pub struct Remote {
     /// Webhook id → whether this machine's keychain holds its secret.
     pub keychain_holds: HashMap<String, bool>,
     pub keychain_error: Option<String>,
+    /// The key this connection presents, once known.
+    pub caller: Option<WhoAmI>,
 }
 
 impl Remote {
+    /// Why this connection's key may not change anything, when it is an operator's: the
+    /// tooltip of every action it cannot take.
+    pub fn cannot_change(&self) -> Option<String> {
+        self.caller
+            .as_ref()
+            .filter(|caller| caller.role == Role::Operator)
+            .map(|caller| {
+                format!(
+                    "Needs an admin key: this connection's key ({}) is an operator's, which reads, resends and sends tests",
+                    caller.name
+                )
+            })
+    }
+
     pub fn webhook_name(&self, id: &str) -> Option<&str> {
         self.webhooks
             .as_ref()?

@@ -75,8 +75,8 @@ pub fn deliveries(n: u64) -> String {
     }
 }
 
-/// A span of time in its largest whole unit: "94 days", "1 hour", "5 minutes", "under a
-/// minute".
+/// A span of time in whole days, or hours and minutes under a day: "94 days", "1 hour 59
+/// minutes", "5 minutes", "under a minute".
 pub fn span(span: chrono::TimeDelta) -> String {
     let unit = |n: i64, one: &str, many: &str| {
         if n == 1 {
@@ -88,7 +88,13 @@ pub fn span(span: chrono::TimeDelta) -> String {
     if span.num_days() >= 1 {
         unit(span.num_days(), "day", "days")
     } else if span.num_hours() >= 1 {
-        unit(span.num_hours(), "hour", "hours")
+        let minutes = span.num_minutes() % 60;
+        let hours = unit(span.num_hours(), "hour", "hours");
+        if minutes == 0 {
+            hours
+        } else {
+            format!("{hours} {}", unit(minutes, "minute", "minutes"))
+        }
     } else if span.num_minutes() >= 1 {
         unit(span.num_minutes(), "minute", "minutes")
     } else {
@@ -106,7 +112,8 @@ mod tests {
     fn a_span_is_told_in_its_largest_whole_unit() {
         assert_eq!(span(TimeDelta::days(94) + TimeDelta::hours(23)), "94 days");
         assert_eq!(span(TimeDelta::days(1)), "1 day");
-        assert_eq!(span(TimeDelta::minutes(119)), "1 hour");
+        assert_eq!(span(TimeDelta::minutes(119)), "1 hour 59 minutes");
+        assert_eq!(span(TimeDelta::hours(3)), "3 hours");
         assert_eq!(span(TimeDelta::minutes(5)), "5 minutes");
         assert_eq!(span(TimeDelta::seconds(59)), "under a minute");
         assert_eq!(span(TimeDelta::seconds(-5)), "under a minute");

@@ -105,6 +105,12 @@ on_both_backends! {
             }
         }
         assert!(checked >= 20, "only {checked} routes were checked");
+        let (status, me) = service.json_as(&operator, Method::GET, "/whoami", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(me["name"], "on-call");
+        assert_eq!(me["role"], "operator");
+        let (_, me) = service.json(Method::GET, "/whoami", None).await;
+        assert_eq!((me["name"].as_str(), me["role"].as_str()), (Some("bootstrap"), Some("admin")));
         // /metrics is a read.
         let metrics = service
             .client

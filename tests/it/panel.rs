@@ -557,6 +557,99 @@ fn a_secret_shows_its_age_and_its_predecessors_grace_can_be_ended() {
 }
 
 #[test]
+fn with_an_operator_key_the_panel_disables_what_the_key_may_not_do() {
+    let mut panel = Panel::start();
+    // A remote service whose admin gives the on-call person an operator key.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let encryption_key = hookpanel::crypto::generate_encryption_key().expect("random");
+    let mut config = crate::support::config(dir.path(), &encryption_key);
+    let admin_key = "hpk_remote_admin_key_0123456789abcdefgh";
+    config.admin_key = Some(zeroize::Zeroizing::new(admin_key.to_owned()));
+    let remote = panel
+        .runtime
+        .block_on(hookpanel::server::start(config))
+        .expect("remote starts");
+    let remote_url = remote.base_url();
+    let admin =
+        Client::new(&remote_url, zeroize::Zeroizing::new(admin_key.to_owned())).expect("client");
+    let webhook = hookpanel::api::WebhookIn {
+        name: "Payments".to_owned(),
+        url: "http://127.0.0.1:9/payments".to_owned(),
+        events: vec!["*".to_owned()],
+        kind: hookpanel::api::WebhookKind::Generic,
+        description: None,
+        owner: None,
+        rate_limit: None,
+    };
+    panel
+        .runtime
+        .block_on(admin.create_webhook(&webhook))
+        .expect("created");
+    let operator: serde_json::Value = panel
+        .runtime
+        .block_on(async {
+            reqwest::Client::new()
+                .post(format!("{remote_url}/v1/admin/keys"))
+                .bearer_auth(admin_key)
+                .json(&json!({"name": "on-call", "role": "operator"}))
+                .send()
+                .await?
+                .json()
+                .await
+        })
+        .expect("operator key");
+    let operator_key = operator["key"].as_str().expect("key").to_owned();
+
+    let profile = format!("oncall-{}", hookpanel::store::new_id("p").to_lowercase());
+    panel.click("Profiles…");
+    panel.type_into("Profile name", &profile);
+    panel.type_into("Base URL", &remote_url);
+    panel.type_into("Admin key", &operator_key);
+    panel.click("Save and connect");
+    panel.step_until("the operator's key to be known", |app| {
+        app.is_ready()
+            && app.base_url() == Some(remote_url.as_str())
+            && app
+                .remote()
+                .caller
+                .as_ref()
+                .is_some_and(|caller| caller.name == "on-call")
+    });
+    panel.step_until_label("Payments");
+    panel.click("Payments");
+    panel.step_until_label("Send test");
+    let disabled = |panel: &Panel, label: &str| {
+        panel
+            .harness
+            .get_by_label(label)
+            .accesskit_node()
+            .is_disabled()
+    };
+    for label in [
+        "+ New webhook",
+        "Edit",
+        "Deactivate",
+        "Rotate secret…",
+        "Delete…",
+    ] {
+        assert!(disabled(&panel, label), "{label} is offered to an operator");
+    }
+    assert!(!disabled(&panel, "Send test"), "an operator sends tests");
+    // What it may do still works.
+    panel.click("Send test");
+    panel.step_until_label_contains("Test event queued");
+    // The hover says why.
+    panel.harness.get_by_label("Delete…").hover();
+    panel.step_until_label_contains(
+        "Needs an admin key: this connection's key (on-call) is an operator's",
+    );
+    panel
+        .runtime
+        .block_on(remote.shutdown())
+        .expect("remote stops");
+}
+
+#[test]
 fn a_test_endpoint_receives_a_verified_delivery() {
     let mut panel = Panel::start();
     panel.click("Create a test endpoint");

@@ -134,8 +134,15 @@ impl WebhooksView {
             ui.label(RichText::new(event).monospace());
         }
         ui.add_space(10.0);
+        let cannot_change = remote.cannot_change();
+        let may_change = cannot_change.is_none();
+        let why = cannot_change.unwrap_or_default();
         ui.horizontal_wrapped(|ui| {
-            if ui.button("Edit").clicked() {
+            if ui
+                .add_enabled(may_change, egui::Button::new("Edit"))
+                .on_disabled_hover_text(&why)
+                .clicked()
+            {
                 self.form = Some(WebhookForm::edit(webhook));
             }
             if ui.button("Send test").clicked() {
@@ -148,7 +155,11 @@ impl WebhooksView {
             } else {
                 "Activate"
             };
-            if ui.button(toggle).clicked() {
+            if ui
+                .add_enabled(may_change, egui::Button::new(toggle))
+                .on_disabled_hover_text(&why)
+                .clicked()
+            {
                 commands.send(Command::UpdateWebhook {
                     id: webhook.id.clone(),
                     patch: WebhookPatch {
@@ -157,7 +168,11 @@ impl WebhooksView {
                     },
                 });
             }
-            if ui.button("Rotate secret…").clicked() {
+            if ui
+                .add_enabled(may_change, egui::Button::new("Rotate secret…"))
+                .on_disabled_hover_text(&why)
+                .clicked()
+            {
                 self.confirm = Some(Confirm::Rotate {
                     id: webhook.id.clone(),
                     name: webhook.name.clone(),
@@ -166,10 +181,11 @@ impl WebhooksView {
             }
             if !webhook.previous_secrets.is_empty()
                 && ui
-                    .button("End grace now…")
+                    .add_enabled(may_change, egui::Button::new("End grace now…"))
                     .on_hover_text(
                         "Stop signing with the previous secrets before their grace period ends",
                     )
+                    .on_disabled_hover_text(&why)
                     .clicked()
             {
                 self.confirm = Some(Confirm::EndGrace {
@@ -179,7 +195,11 @@ impl WebhooksView {
                 });
             }
             if ui
-                .button(RichText::new("Delete…").color(theme::FAILURE))
+                .add_enabled(
+                    may_change,
+                    egui::Button::new(RichText::new("Delete…").color(theme::FAILURE)),
+                )
+                .on_disabled_hover_text(&why)
                 .clicked()
             {
                 self.confirm = Some(Confirm::Delete {

@@ -37,7 +37,7 @@ impl WebhooksView {
             .column(Column::exact(18.0))
             .column(Column::initial(180.0).at_least(80.0).resizable(true))
             .column(
-                Column::initial(300.0)
+                Column::initial(260.0)
                     .at_least(120.0)
                     .resizable(true)
                     .clip(true),
