@@ -87,7 +87,7 @@ pub(super) struct KeyCache {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct KeyRow {
+struct KeyRow {
     id: String,
     name: String,
     role: String,
@@ -121,7 +121,7 @@ impl KeyRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct AuditRow {
+struct AuditRow {
     id: String,
     at: i64,
     actor: String,
@@ -151,8 +151,43 @@ impl TryFrom<AuditRow> for AuditEntry {
     }
 }
 
-/// Every key, oldest first, or the one whose SHA-256 is `key_sha256`.
-pub(super) fn keys_query<DB>(key_sha256: Option<&str>) -> QueryBuilder<DB>
+/// Every key, oldest first, or the one whose SHA-256 is `key_sha256`, on whichever
+/// backend `pool` is.
+async fn key_rows<DB>(pool: &sqlx::Pool<DB>, key_sha256: Option<&str>) -> Result<Vec<KeyRow>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    KeyRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    Ok(keys_query::<DB>(key_sha256)
+        .build_query_as()
+        .fetch_all(pool)
+        .await?)
+}
+
+/// A page of the audit log on whichever backend `pool` is: see [`audit_page`].
+async fn audit_rows<DB>(
+    pool: &sqlx::Pool<DB>,
+    filter: &AuditFilter,
+    limit: u32,
+) -> Result<Vec<AuditRow>>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    AuditRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    Ok(audit_page::<DB>(filter, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await?)
+}
+
+fn keys_query<DB>(key_sha256: Option<&str>) -> QueryBuilder<DB>
 where
     DB: sqlx::Database,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -191,7 +226,7 @@ where
 }
 
 /// A page of the audit log, newest first, `limit` entries at most.
-pub(super) fn audit_page<DB>(filter: &AuditFilter, limit: u32) -> QueryBuilder<DB>
+fn audit_page<DB>(filter: &AuditFilter, limit: u32) -> QueryBuilder<DB>
 where
     DB: sqlx::Database,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -244,9 +279,9 @@ impl Store {
             return Ok(cached);
         }
         let read_at = Instant::now();
-        let row: Option<KeyRow> =
-            on_backend!(self, db => db.admin_key_by_hash(lookup(key_sha256)?).await)?;
-        let holder = row.map(KeyRow::holder).transpose()?;
+        let key_sha256 = lookup(key_sha256)?;
+        let rows = on_backend!(self, db => key_rows(db.pool(), Some(key_sha256)).await)?;
+        let holder = rows.into_iter().next().map(KeyRow::holder).transpose()?;
         if let Some(holder) = &holder
             && let Ok(mut cache) = self.shared.keys.lock()
         {
@@ -280,14 +315,14 @@ impl Store {
 
     /// Every key, oldest first.
     pub async fn admin_keys(&self) -> Result<Vec<AdminKey>> {
-        let rows: Vec<KeyRow> = on_backend!(self, db => db.admin_keys().await)?;
+        let rows = on_backend!(self, db => key_rows(db.pool(), None).await)?;
         rows.into_iter().map(KeyRow::into_key).collect()
     }
 
     /// Stores a new key. [`StoreError::NameTaken`] when another key has its name.
     pub async fn insert_admin_key(&self, new: &NewAdminKey, audit: &Audit) -> Result<AdminKey> {
         on_backend!(self, db => db.insert_admin_key(new, audit).await)?;
-        let rows: Vec<KeyRow> = on_backend!(self, db => db.admin_keys().await)?;
+        let rows = on_backend!(self, db => key_rows(db.pool(), None).await)?;
         rows.into_iter()
             .find(|row| row.id == new.id)
             .ok_or(StoreError::NotFound)?
@@ -331,7 +366,7 @@ impl Store {
         {
             return Ok(Vec::new());
         }
-        let rows: Vec<AuditRow> = on_backend!(self, db => db.audit(filter, limit).await)?;
+        let rows = on_backend!(self, db => audit_rows(db.pool(), filter, limit).await)?;
         rows.into_iter().map(AuditEntry::try_from).collect()
     }
 

@@ -5,9 +5,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::Database;
 use crate::api::Role;
-use crate::store::access::{
-    self, Audit, AuditFilter, AuditRow, BOOTSTRAP_KEY_NAME, KeyRow, NewAdminKey,
-};
+use crate::store::access::{self, Audit, BOOTSTRAP_KEY_NAME, NewAdminKey};
 use crate::store::model::millis;
 use crate::store::{Result, StoreError, new_id};
 
@@ -21,23 +19,6 @@ pub(super) async fn record(tx: &mut Transaction<'_, Postgres>, audit: &Audit) ->
 }
 
 impl Database {
-    pub(in crate::store) async fn admin_key_by_hash(
-        &self,
-        key_sha256: &str,
-    ) -> Result<Option<KeyRow>> {
-        Ok(access::keys_query::<Postgres>(Some(key_sha256))
-            .build_query_as()
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    pub(in crate::store) async fn admin_keys(&self) -> Result<Vec<KeyRow>> {
-        Ok(access::keys_query::<Postgres>(None)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
     pub(in crate::store) async fn touch_admin_key(&self, id: &str, at: i64) -> Result<()> {
         // GREATEST: replicas writing at once never move it back.
         sqlx::query(
@@ -147,17 +128,6 @@ impl Database {
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
-    }
-
-    pub(in crate::store) async fn audit(
-        &self,
-        filter: &AuditFilter,
-        limit: u32,
-    ) -> Result<Vec<AuditRow>> {
-        Ok(access::audit_page::<Postgres>(filter, limit)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?)
     }
 
     pub(in crate::store) async fn record_audit(&self, audit: &Audit) -> Result<()> {
