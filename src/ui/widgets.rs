@@ -102,11 +102,20 @@ pub fn span(span: chrono::TimeDelta) -> String {
     }
 }
 
+/// An age in whole days, for a column: "today", "1 day", "94 days".
+pub fn age_in_days(age: chrono::TimeDelta) -> String {
+    match age.num_days() {
+        ..=0 => "today".to_owned(),
+        1 => "1 day".to_owned(),
+        days => format!("{days} days"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeDelta;
 
-    use super::span;
+    use super::{age_in_days, span};
 
     #[test]
     fn a_span_is_told_in_its_largest_whole_unit() {
@@ -117,5 +126,12 @@ mod tests {
         assert_eq!(span(TimeDelta::minutes(5)), "5 minutes");
         assert_eq!(span(TimeDelta::seconds(59)), "under a minute");
         assert_eq!(span(TimeDelta::seconds(-5)), "under a minute");
+    }
+
+    #[test]
+    fn an_age_is_told_in_days() {
+        assert_eq!(age_in_days(TimeDelta::hours(23)), "today");
+        assert_eq!(age_in_days(TimeDelta::hours(47)), "1 day");
+        assert_eq!(age_in_days(TimeDelta::days(94)), "94 days");
     }
 }

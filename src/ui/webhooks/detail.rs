@@ -76,12 +76,15 @@ impl WebhooksView {
                         ui.label(RichText::new(hint).monospace());
                         ui.label(
                             RichText::new(format!(
-                                "still signs for {} (until {})",
-                                widgets::span(previous.expires_at - now),
-                                widgets::time(previous.expires_at)
+                                "signs {} more",
+                                widgets::span(previous.expires_at - now)
                             ))
                             .color(theme::WARNING),
-                        );
+                        )
+                        .on_hover_text(format!(
+                            "Deliveries carry its signature too until {}",
+                            widgets::time(previous.expires_at)
+                        ));
                     });
                     ui.end_row();
                 }

@@ -99,7 +99,7 @@ impl WebhooksView {
                         widgets::cell(ui, RichText::new(code).color(color));
                     });
                     row.col(|ui| {
-                        let age = widgets::span(now - webhook.secret_created_at);
+                        let age = widgets::age_in_days(now - webhook.secret_created_at);
                         if self.secret_warning.is_old(webhook, now) {
                             widgets::cell(ui, RichText::new(age).color(theme::WARNING).strong());
                         } else {
