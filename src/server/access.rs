@@ -39,7 +39,7 @@ pub async fn create(
     let name = validate::name("name", &input.name)?;
     let key = crypto::generate_admin_key()?;
     let new = NewAdminKey {
-        id: store::new_id("key"),
+        id: store::new_ordered_id("key"),
         name,
         role: input.role,
         key_sha256: crypto::admin_key_digest(&key),

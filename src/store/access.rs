@@ -215,7 +215,7 @@ where
     );
     let mut values = sql.separated(", ");
     values
-        .push_bind(super::new_id("aud"))
+        .push_bind(super::new_ordered_id("aud"))
         .push_bind(millis(at))
         .push_bind(audit.actor.clone())
         .push_bind(audit.action.as_str().to_owned())

@@ -35,7 +35,7 @@ pub use access::{Audit, AuditFilter, BOOTSTRAP_KEY_NAME, KeyHolder, NewAdminKey,
 pub use handoff::{AttemptSlot, ClaimLimits, HandedJob, Handoff};
 pub use model::{
     AttemptOutcome, AttemptRecord, AttemptToRecord, Claimed, DeliveryJob, Emitted, NewEvent,
-    NewWebhook, SealedSecret, SecretRotation, WebhookChanges, new_id,
+    NewWebhook, SealedSecret, SecretRotation, WebhookChanges, new_id, new_ordered_id,
 };
 pub use pace::{ClaimScope, NextDue};
 pub use retention::COUNTS_KEPT;

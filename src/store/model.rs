@@ -645,3 +645,20 @@ pub(super) fn stats_points(
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new())
 }
+
+/// Like [`new_id`], and greater than every id this process made before it, even within
+/// the same millisecond: for a log whose order is its ids' (the audit log).
+pub fn new_ordered_id(prefix: &str) -> String {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let generated = GENERATOR
+        .lock()
+        .ok()
+        .and_then(|mut generator| generator.generate().ok());
+    let ulid = match generated {
+        Some(ulid) => ulid,
+        // Only after 2^80 ids in one millisecond, or a poisoned lock: time order still.
+        None => ulid::Ulid::new(),
+    };
+    format!("{prefix}_{ulid}")
+}

@@ -707,3 +707,14 @@ async fn a_bulk_resend_by_ids_skips_inactive_deleted_and_unknown_ones() {
     assert_eq!(reasons, expected);
     assert_eq!(resent.skipped_total, 4);
 }
+
+#[test]
+fn ordered_ids_keep_their_order_within_a_millisecond() {
+    let ids: Vec<String> = (0..2_000)
+        .map(|_| super::model::new_ordered_id("aud"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "every id is greater than the one before"
+    );
+}
