@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::json;
 
-use super::AppState;
 use super::auth::Caller;
 use super::error::{OrNotFound as _, Result};
 use super::extract::{ApiJson, ApiQuery};
+use super::{AppState, paging};
 use crate::api::{
     AdminKeyIn, AdminKeyList, AuditAction, AuditPage, AuditQuery, CreatedAdminKey, ErrorBody,
     WhoAmI,
@@ -17,9 +17,6 @@ use crate::api::{
 use crate::crypto;
 use crate::store::{self, AuditFilter, NewAdminKey};
 use crate::validate::{self, FieldError};
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 500;
 
 /// Create a key. The answer carries the key, shown this once; only its hash is kept.
 #[utoipa::path(
@@ -118,12 +115,8 @@ pub async fn audit(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(
-            FieldError::new("limit", format!("a page holds 1 to {MAX_PAGE} entries")).into(),
-        );
-    }
+    let limit = paging::limit(query.limit, "entries")?;
+    paging::cursor(query.cursor.as_deref(), "aud")?;
     let action = query
         .action
         .as_deref()
@@ -139,17 +132,6 @@ pub async fn audit(
             })
         })
         .transpose()?;
-    if query.cursor.as_deref().is_some_and(|cursor| {
-        !cursor
-            .strip_prefix("aud_")
-            .is_some_and(|ulid| ulid.len() == 26 && ulid.chars().all(|c| c.is_ascii_alphanumeric()))
-    }) {
-        return Err(FieldError::new(
-            "cursor",
-            "not a cursor: pass next_cursor from the previous page",
-        )
-        .into());
-    }
     let filter = AuditFilter {
         actor: query.actor,
         action,
@@ -158,12 +140,7 @@ pub async fn audit(
         until: query.until,
         cursor: query.cursor,
     };
-    let mut items = state.store.audit(&filter, limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|entry| entry.id.clone())
-    } else {
-        None
-    };
+    let mut items = state.store.audit(&filter, limit).await?;
+    let next_cursor = paging::next_cursor(&mut items, limit, |entry| &entry.id);
     Ok(Json(AuditPage { items, next_cursor }))
 }

@@ -5,10 +5,10 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::json;
 
-use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, OrNotFound as _, Result};
 use super::extract::{ApiJson, ApiQuery};
+use super::{AppState, paging};
 use crate::api::{
     AuditAction, BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail,
     DeliveryList, DeliveryQuery, ErrorBody,
@@ -16,20 +16,11 @@ use crate::api::{
 use crate::store::StoreError;
 use crate::validate::FieldError;
 
-pub const DEFAULT_PAGE: u32 = 100;
-pub const MAX_PAGE: u32 = 500;
 /// Largest body of `POST /deliveries/resend`: 10 000 ids of 30 characters fit.
 pub const BULK_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 fn missing_delivery(id: &str) -> impl FnOnce() -> String + '_ {
     move || format!("there is no delivery with id {id:?}")
-}
-
-/// A cursor is the id of the last delivery of the previous page.
-fn valid_cursor(cursor: &str) -> bool {
-    cursor
-        .strip_prefix("dlv_")
-        .is_some_and(|ulid| ulid.len() == 26 && ulid.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// Deliveries, newest first, filtered, one keyset page at a time.
@@ -42,23 +33,8 @@ pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(
-            FieldError::new("limit", format!("a page holds 1 to {MAX_PAGE} deliveries")).into(),
-        );
-    }
-    if query
-        .cursor
-        .as_deref()
-        .is_some_and(|cursor| !valid_cursor(cursor))
-    {
-        return Err(FieldError::new(
-            "cursor",
-            "not a cursor: pass next_cursor from the previous page",
-        )
-        .into());
-    }
+    let limit = paging::limit(query.limit, "deliveries")?;
+    paging::cursor(query.cursor.as_deref(), "dlv")?;
     // An `until` at or before `since` is an empty window: an empty page.
     if let (Some(since), Some(until)) = (query.since, query.until)
         && until <= since
@@ -69,12 +45,7 @@ pub async fn list(
         }));
     }
     let mut items = state.store.deliveries(&query, limit).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|last| last.id.clone())
-    } else {
-        None
-    };
+    let next_cursor = paging::next_cursor(&mut items, limit, |delivery| &delivery.id);
     Ok(Json(DeliveryList { items, next_cursor }))
 }
 

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod inbox;
 mod listen;
 mod metrics;
+mod paging;
 mod stats;
 mod webhooks;
 
@@ -42,8 +43,8 @@ use crate::store::{Store, StoreError, StoreOptions};
 use crate::validate::HttpPolicy;
 
 pub use auth::FAILED_KEYS_BURST;
-pub use deliveries::MAX_PAGE as MAX_DELIVERY_PAGE;
 pub use listen::{DEFAULT_MAX_CONNECTIONS, HttpLimits};
+pub use paging::MAX_PAGE as MAX_DELIVERY_PAGE;
 pub use webhooks::{DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
 
 /// Where signing secrets at rest get their protection.

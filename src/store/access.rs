@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
 use super::model::{from_millis, millis};
-use super::{Result, Store, StoreError, lookup};
+use super::{Result, Store, StoreError, lookup, names_nothing_stored};
 use crate::api::{AdminKey, AuditAction, AuditEntry, Role};
 
 /// The name of the key the service starts with (`--admin-key`, or the one it generates).
@@ -225,7 +225,8 @@ where
     sql
 }
 
-/// A page of the audit log, newest first, `limit` entries at most.
+/// A page of the audit log, newest first: `limit` entries and one more, which tells
+/// whether a next page exists.
 fn audit_page<DB>(filter: &AuditFilter, limit: u32) -> QueryBuilder<DB>
 where
     DB: sqlx::Database,
@@ -255,7 +256,7 @@ where
         sql.push(" AND id < ").push_bind(cursor.clone());
     }
     sql.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(limit));
+        .push_bind(i64::from(limit) + 1);
     sql
 }
 
@@ -321,12 +322,16 @@ impl Store {
 
     /// Stores a new key. [`StoreError::NameTaken`] when another key has its name.
     pub async fn insert_admin_key(&self, new: &NewAdminKey, audit: &Audit) -> Result<AdminKey> {
-        on_backend!(self, db => db.insert_admin_key(new, audit).await)?;
-        let rows = on_backend!(self, db => key_rows(db.pool(), None).await)?;
-        rows.into_iter()
-            .find(|row| row.id == new.id)
-            .ok_or(StoreError::NotFound)?
-            .into_key()
+        // Milliseconds, as stored, so the answer matches what a listing says.
+        let created_at = millis(Utc::now());
+        on_backend!(self, db => db.insert_admin_key(new, created_at, audit).await)?;
+        Ok(AdminKey {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            role: new.role,
+            created_at: from_millis(created_at)?,
+            last_used_at: None,
+        })
     }
 
     /// Revokes a key: refused from now on. [`StoreError::LastAdminKey`] for the one admin
@@ -357,13 +362,10 @@ impl Store {
         on_backend!(self, db => db.add_first_key(key_sha256).await)
     }
 
-    /// A page of the audit log, newest first.
+    /// A page of the audit log, newest first, after `filter.cursor`. Fetches `limit + 1`
+    /// entries so the caller can tell whether there is a next page.
     pub async fn audit(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEntry>> {
-        let texts = [&filter.actor, &filter.target_id, &filter.cursor];
-        if texts
-            .iter()
-            .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
-        {
+        if names_nothing_stored(&[&filter.actor, &filter.target_id, &filter.cursor]) {
             return Ok(Vec::new());
         }
         let rows = on_backend!(self, db => audit_rows(db.pool(), filter, limit).await)?;

@@ -216,14 +216,19 @@ fn lookup(id: &str) -> Result<&str> {
 /// Whether `query` names a text no stored row holds (see [`lookup`]), so that it lists
 /// nothing on every backend.
 fn matches_nothing(query: &DeliveryQuery) -> bool {
-    [
+    names_nothing_stored(&[
         &query.webhook_id,
         &query.event_type,
         &query.q,
         &query.cursor,
-    ]
-    .iter()
-    .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
+    ])
+}
+
+/// Whether any of `texts` is one no stored row holds (see [`lookup`]).
+fn names_nothing_stored(texts: &[&Option<String>]) -> bool {
+    texts
+        .iter()
+        .any(|text| text.as_deref().is_some_and(|t| lookup(t).is_err()))
 }
 
 impl Store {

@@ -7,7 +7,7 @@ use super::Database;
 use crate::api::Role;
 use crate::store::access::{self, Audit, BOOTSTRAP_KEY_NAME, NewAdminKey};
 use crate::store::model::millis;
-use crate::store::{Result, StoreError, new_id};
+use crate::store::{Result, StoreError, new_ordered_id};
 
 /// Writes `audit` in the transaction of the change it records.
 pub(super) async fn record(tx: &mut Transaction<'_, Postgres>, audit: &Audit) -> Result<()> {
@@ -35,6 +35,7 @@ impl Database {
     pub(in crate::store) async fn insert_admin_key(
         &self,
         new: &NewAdminKey,
+        created_at: i64,
         audit: &Audit,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -46,7 +47,7 @@ impl Database {
         .bind(&new.name)
         .bind(new.role.as_str())
         .bind(&new.key_sha256)
-        .bind(millis(Utc::now()))
+        .bind(created_at)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -102,7 +103,7 @@ impl Database {
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (name) DO UPDATE SET key_sha256 = excluded.key_sha256, role = excluded.role",
         )
-        .bind(new_id("key"))
+        .bind(new_ordered_id("key"))
         .bind(BOOTSTRAP_KEY_NAME)
         .bind(Role::Admin.as_str())
         .bind(key_sha256)
@@ -120,7 +121,7 @@ impl Database {
              SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM admin_keys) \
              ON CONFLICT DO NOTHING",
         )
-        .bind(new_id("key"))
+        .bind(new_ordered_id("key"))
         .bind(BOOTSTRAP_KEY_NAME)
         .bind(Role::Admin.as_str())
         .bind(key_sha256)

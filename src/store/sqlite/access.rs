@@ -7,7 +7,7 @@ use super::{Database, WriteTx};
 use crate::api::Role;
 use crate::store::access::{self, Audit, BOOTSTRAP_KEY_NAME, NewAdminKey};
 use crate::store::model::millis;
-use crate::store::{Result, StoreError, new_id};
+use crate::store::{Result, StoreError, new_ordered_id};
 
 /// Writes `audit` in the transaction of the change it records.
 pub(super) async fn record(tx: &mut WriteTx, audit: &Audit) -> Result<()> {
@@ -20,18 +20,19 @@ pub(super) async fn record(tx: &mut WriteTx, audit: &Audit) -> Result<()> {
 
 impl Database {
     pub(in crate::store) async fn touch_admin_key(&self, id: &str, at: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE admin_keys SET last_used_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        tx.commit().await
+        self.write_one(
+            sqlx::query("UPDATE admin_keys SET last_used_at = ? WHERE id = ?")
+                .bind(at)
+                .bind(id),
+        )
+        .await
+        .map(drop)
     }
 
     pub(in crate::store) async fn insert_admin_key(
         &self,
         new: &NewAdminKey,
+        created_at: i64,
         audit: &Audit,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
@@ -43,7 +44,7 @@ impl Database {
         .bind(&new.name)
         .bind(new.role.as_str())
         .bind(&new.key_sha256)
-        .bind(millis(Utc::now()))
+        .bind(created_at)
         .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -90,7 +91,7 @@ impl Database {
             "INSERT INTO admin_keys (id, name, role, key_sha256, created_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (name) DO UPDATE SET key_sha256 = excluded.key_sha256, role = excluded.role",
         )
-        .bind(new_id("key"))
+        .bind(new_ordered_id("key"))
         .bind(BOOTSTRAP_KEY_NAME)
         .bind(Role::Admin.as_str())
         .bind(key_sha256)
@@ -106,7 +107,7 @@ impl Database {
             "INSERT INTO admin_keys (id, name, role, key_sha256, created_at) \
              SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM admin_keys)",
         )
-        .bind(new_id("key"))
+        .bind(new_ordered_id("key"))
         .bind(BOOTSTRAP_KEY_NAME)
         .bind(Role::Admin.as_str())
         .bind(key_sha256)
@@ -124,13 +125,7 @@ impl Database {
     }
 
     pub(in crate::store) async fn prune_audit(&self, before: i64) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM audit_log WHERE at < ?")
-            .bind(before)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
+        self.write_one(sqlx::query("DELETE FROM audit_log WHERE at < ?").bind(before))
+            .await
     }
 }

@@ -103,14 +103,8 @@ impl Database {
 
     /// Deletes the hourly counts of hours before `before`.
     pub(in crate::store) async fn prune_counts(&self, before: i64) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM delivery_counts WHERE hour_start < ?")
-            .bind(before)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
+        self.write_one(sqlx::query("DELETE FROM delivery_counts WHERE hour_start < ?").bind(before))
+            .await
     }
 
     pub(in crate::store) async fn recover(

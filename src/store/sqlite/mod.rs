@@ -213,6 +213,17 @@ impl Database {
         self.begin_in_turn(turn).await
     }
 
+    /// Runs `statement` in a write transaction of its own; the rows it changed.
+    async fn write_one(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let changed = statement.execute(&mut **tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Waits for this caller's turn to write.
     pub(super) async fn write_turn(&self) -> Result<WriteTurn> {
         take_turn(&self.write_gate).await
