@@ -56,6 +56,17 @@ pub fn cell(ui: &mut Ui, text: impl Into<RichText>) {
     ui.add(egui::Label::new(text.into()).selectable(false).truncate());
 }
 
+/// A button for an action the connection's key may not take (`refused` says why), shown
+/// disabled with that reason as its tooltip; otherwise an ordinary button.
+pub fn action_button(
+    ui: &mut Ui,
+    refused: Option<&str>,
+    text: impl Into<egui::WidgetText>,
+) -> egui::Response {
+    ui.add_enabled(refused.is_none(), egui::Button::new(text))
+        .on_disabled_hover_text(refused.unwrap_or_default())
+}
+
 /// Time as `HH:MM:SS` today or `YYYY-MM-DD HH:MM` otherwise, in local time.
 pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     let local = at.with_timezone(&chrono::Local);

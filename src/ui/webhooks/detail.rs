@@ -137,15 +137,10 @@ impl WebhooksView {
             ui.label(RichText::new(event).monospace());
         }
         ui.add_space(10.0);
-        let cannot_change = remote.cannot_change();
-        let may_change = cannot_change.is_none();
-        let why = cannot_change.unwrap_or_default();
+        let refused = remote.cannot_change();
+        let refused = refused.as_deref();
         ui.horizontal_wrapped(|ui| {
-            if ui
-                .add_enabled(may_change, egui::Button::new("Edit"))
-                .on_disabled_hover_text(&why)
-                .clicked()
-            {
+            if widgets::action_button(ui, refused, "Edit").clicked() {
                 self.form = Some(WebhookForm::edit(webhook));
             }
             if ui.button("Send test").clicked() {
@@ -158,11 +153,7 @@ impl WebhooksView {
             } else {
                 "Activate"
             };
-            if ui
-                .add_enabled(may_change, egui::Button::new(toggle))
-                .on_disabled_hover_text(&why)
-                .clicked()
-            {
+            if widgets::action_button(ui, refused, toggle).clicked() {
                 commands.send(Command::UpdateWebhook {
                     id: webhook.id.clone(),
                     patch: WebhookPatch {
@@ -171,11 +162,7 @@ impl WebhooksView {
                     },
                 });
             }
-            if ui
-                .add_enabled(may_change, egui::Button::new("Rotate secret…"))
-                .on_disabled_hover_text(&why)
-                .clicked()
-            {
+            if widgets::action_button(ui, refused, "Rotate secret…").clicked() {
                 self.confirm = Some(Confirm::Rotate {
                     id: webhook.id.clone(),
                     name: webhook.name.clone(),
@@ -183,12 +170,10 @@ impl WebhooksView {
                 });
             }
             if !webhook.previous_secrets.is_empty()
-                && ui
-                    .add_enabled(may_change, egui::Button::new("End grace now…"))
+                && widgets::action_button(ui, refused, "End grace now…")
                     .on_hover_text(
                         "Stop signing with the previous secrets before their grace period ends",
                     )
-                    .on_disabled_hover_text(&why)
                     .clicked()
             {
                 self.confirm = Some(Confirm::EndGrace {
@@ -197,12 +182,7 @@ impl WebhooksView {
                     previous: webhook.previous_secrets.len(),
                 });
             }
-            if ui
-                .add_enabled(
-                    may_change,
-                    egui::Button::new(RichText::new("Delete…").color(theme::FAILURE)),
-                )
-                .on_disabled_hover_text(&why)
+            if widgets::action_button(ui, refused, RichText::new("Delete…").color(theme::FAILURE))
                 .clicked()
             {
                 self.confirm = Some(Confirm::Delete {

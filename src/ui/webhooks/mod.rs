@@ -16,7 +16,7 @@ use self::form::WebhookForm;
 use super::backend::Command;
 use super::commands::Commands;
 use super::remote::Remote;
-use super::theme;
+use super::{theme, widgets};
 use crate::api::Webhook;
 use crate::client::ClientError;
 
@@ -157,21 +157,15 @@ impl WebhooksView {
                     })
                     .response
                     .labelled_by(label.id);
-                let cannot_change = remote.cannot_change();
-                let why = cannot_change.clone().unwrap_or_default();
+                let refused = remote.cannot_change();
+                let refused = refused.as_deref();
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    if ui
-                        .add_enabled(cannot_change.is_none(), egui::Button::new(RichText::new("+ New webhook").strong()))
-                        .on_disabled_hover_text(&why)
-                        .clicked()
-                    {
+                    if widgets::action_button(ui, refused, RichText::new("+ New webhook").strong()).clicked() {
                         self.form = Some(WebhookForm::create());
                     }
                     if let Some(base_url) = inbox_base
-                        && ui
-                            .add_enabled(cannot_change.is_none(), egui::Button::new("Create a test endpoint"))
+                        && widgets::action_button(ui, refused, "Create a test endpoint")
                             .on_hover_text("Register a webhook that points at a test inbox of the local service, and send it a test event")
-                            .on_disabled_hover_text(&why)
                             .clicked()
                     {
                         commands.send(Command::CreateTestEndpoint { base_url: base_url.to_owned() });
