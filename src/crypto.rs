@@ -95,19 +95,46 @@ pub fn hex_encode(bytes: &[u8]) -> String {
         })
 }
 
+/// What [`SecretCipher::key_id`] says of a cipher that does not encrypt.
+pub const PLAINTEXT_KEY_ID: &str = "plaintext";
+
+/// A secret sealed for the database, with the id of the key that sealed it, which is
+/// stored beside it so that a key rollover can tell what is left to re-seal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub blob: Vec<u8>,
+    pub key_id: String,
+}
+
 /// Seals and opens secrets stored in the database.
 #[derive(Clone)]
 pub struct SecretCipher {
     /// `None` only with `--insecure-plaintext-secrets`.
     cipher: Option<XChaCha20Poly1305>,
+    key_id: String,
+    /// The key being rolled away from: it still opens what it sealed, and seals nothing.
+    previous: Option<Box<SecretCipher>>,
 }
 
 impl std::fmt::Debug for SecretCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretCipher")
             .field("encrypts", &self.encrypts())
+            .field("key_id", &self.key_id)
+            .field("previous", &self.previous_key_id())
             .finish_non_exhaustive()
     }
+}
+
+/// A key's id: the first 16 hex digits of SHA-256 over a label and the key. It names the
+/// key in the database and in messages without revealing anything of it.
+fn key_id(key: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"hookpanel encryption key id\0");
+    hash.update(key);
+    let mut id = hex_encode(&hash.finalize());
+    id.truncate(16);
+    id
 }
 
 impl SecretCipher {
@@ -124,16 +151,59 @@ impl SecretCipher {
         let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| CryptoError::BadKey)?;
         Ok(Self {
             cipher: Some(cipher),
+            key_id: key_id(&key),
+            previous: None,
         })
     }
 
     /// Stores secrets as they are. Only for throwaway setups, and said loudly at start.
     pub fn insecure_plaintext() -> Self {
-        Self { cipher: None }
+        Self {
+            cipher: None,
+            key_id: PLAINTEXT_KEY_ID.to_owned(),
+            previous: None,
+        }
+    }
+
+    /// This cipher, also opening what `previous` sealed, for the time of a key rollover.
+    #[must_use]
+    pub fn with_previous(mut self, previous: SecretCipher) -> Self {
+        self.previous = Some(Box::new(previous.without_previous()));
+        self
+    }
+
+    /// This cipher alone, without the key it rolled away from.
+    #[must_use]
+    pub fn without_previous(mut self) -> Self {
+        self.previous = None;
+        self
     }
 
     pub fn encrypts(&self) -> bool {
         self.cipher.is_some()
+    }
+
+    /// The id of the key that seals: stored beside every secret it seals.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The id of the key rolled away from, while a rollover is under way.
+    pub fn previous_key_id(&self) -> Option<&str> {
+        self.previous.as_deref().map(SecretCipher::key_id)
+    }
+
+    /// The previous key alone, to open what it sealed.
+    pub fn previous(&self) -> Option<&SecretCipher> {
+        self.previous.as_deref()
+    }
+
+    /// Seals a secret with the current key, labelled with its id.
+    pub fn seal_secret(&self, context: &str, plaintext: &[u8]) -> Result<Sealed, CryptoError> {
+        Ok(Sealed {
+            blob: self.seal(context, plaintext)?,
+            key_id: self.key_id.clone(),
+        })
     }
 
     /// Seals `plaintext`, bound to `context` (the owning row's id).
@@ -162,8 +232,21 @@ impl SecretCipher {
         Ok(blob)
     }
 
-    /// Opens a blob made by [`Self::seal`] with the same `context`.
+    /// Opens a blob made by [`Self::seal`] with the same `context`, by this key or, during
+    /// a rollover, the previous one.
     pub fn open(&self, context: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        match (self.open_with_this_key(context, blob), &self.previous) {
+            (Err(CryptoError::Undecryptable), Some(previous)) => previous.open(context, blob),
+            (opened, _) => opened,
+        }
+    }
+
+    /// Opens a blob with this key alone, as the key check must.
+    pub fn open_with_this_key(
+        &self,
+        context: &str,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         match (blob.split_first(), &self.cipher) {
             (Some((&FORMAT_PLAINTEXT, rest)), None) => Ok(Zeroizing::new(rest.to_vec())),
             (Some((&FORMAT_XCHACHA20POLY1305, rest)), Some(cipher)) => {
@@ -231,6 +314,32 @@ mod tests {
         assert!(matches!(
             SecretCipher::insecure_plaintext().open("wh_1", &blob),
             Err(CryptoError::WrongFormat)
+        ));
+    }
+
+    #[test]
+    fn during_a_rollover_both_keys_open_and_only_the_new_one_seals() {
+        let old = cipher();
+        let new = cipher();
+        assert_ne!(old.key_id(), new.key_id());
+        assert_eq!(old.key_id().len(), 16);
+        let from_old = old.seal("wh_1", b"whsec_old").expect("seal");
+        let rolling = new.clone().with_previous(old.clone());
+        assert_eq!(rolling.previous_key_id(), Some(old.key_id()));
+        assert_eq!(
+            rolling.open("wh_1", &from_old).expect("open").as_slice(),
+            b"whsec_old"
+        );
+        assert!(rolling.open_with_this_key("wh_1", &from_old).is_err());
+        let sealed = rolling.seal_secret("wh_1", b"whsec_new").expect("seal");
+        assert_eq!(sealed.key_id, new.key_id());
+        assert_eq!(
+            new.open("wh_1", &sealed.blob).expect("open").as_slice(),
+            b"whsec_new"
+        );
+        assert!(matches!(
+            rolling.open("wh_2", &from_old),
+            Err(CryptoError::Undecryptable)
         ));
     }
 

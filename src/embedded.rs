@@ -8,15 +8,20 @@
 //! temporary directory named `hookpanel-session-…`, sealed with a key that exists only in
 //! memory. The directory is removed when the panel quits; one a crash left behind (its
 //! key died with it, so nothing in it can be read) is removed at the next start.
+//!
+//! Rolling the encryption key ([`Keychain::roll_local_encryption_key`]) keeps the old key
+//! in the keychain as the previous one; the service started next re-seals what it sealed,
+//! and once nothing is left the previous key is removed from the keychain.
 
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::crypto;
+use crate::crypto::{self, SecretCipher};
 use crate::dispatch::DeliveryConfig;
-use crate::keychain::{Keychain, KeychainError};
+use crate::keychain::{Account, Keychain, KeychainError};
 use crate::server::{self, RunningService, SecretsAtRest, ServiceConfig, StartError};
+use crate::store::Store;
 use crate::validate::HttpPolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,17 +63,24 @@ pub struct Embedded {
     pub persistence: Persistence,
 }
 
-fn config(
-    database: &Path,
-    admin_key: Zeroizing<String>,
-    encryption_key: Zeroizing<String>,
-) -> ServiceConfig {
+/// The embedded service's keys, as the keychain holds them.
+struct Keys {
+    admin: Zeroizing<String>,
+    encryption: Zeroizing<String>,
+    /// The key rolled away from, until every secret is re-sealed.
+    previous_encryption: Option<Zeroizing<String>>,
+}
+
+fn config(database: &Path, keys: &Keys) -> ServiceConfig {
     ServiceConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: format!("sqlite://{}", database.display()),
         database: crate::store::StoreOptions::default(),
-        admin_key: Some(admin_key),
-        secrets_at_rest: SecretsAtRest::Encrypted(encryption_key),
+        admin_key: Some(keys.admin.clone()),
+        secrets_at_rest: SecretsAtRest::Encrypted {
+            key: keys.encryption.clone(),
+            previous: keys.previous_encryption.clone(),
+        },
         http_policy: HttpPolicy::LoopbackOnly,
         event_types_path: None,
         delivery: DeliveryConfig {
@@ -82,6 +94,7 @@ fn config(
         loopback_host_only: true,
         retention: Some(server::DEFAULT_RETENTION),
         audit_retention: Some(server::DEFAULT_AUDIT_RETENTION),
+        reseal: server::ResealPace::default(),
     }
 }
 
@@ -91,43 +104,58 @@ pub async fn start(
     keychain: Result<Keychain, KeychainError>,
     data_dir: &Path,
 ) -> Result<Embedded, EmbeddedError> {
-    let keys = match keychain {
-        Ok(keychain) => tokio::task::spawn_blocking(move || {
-            Ok::<_, KeychainError>((
-                keychain.local_admin_key()?,
-                keychain.local_encryption_key()?,
-            ))
-        })
-        .await
-        .map_err(|err| KeychainError::Failed {
-            detail: err.to_string(),
-        })?,
-        Err(err) => Err(err),
+    let keys = match &keychain {
+        Ok(keychain) => {
+            let keychain = keychain.clone();
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, KeychainError>(Keys {
+                    admin: keychain.local_admin_key()?,
+                    encryption: keychain.local_encryption_key()?,
+                    previous_encryption: keychain.get(&Account::LocalPreviousEncryptionKey)?,
+                })
+            })
+            .await
+            .map_err(|err| KeychainError::Failed {
+                detail: err.to_string(),
+            })?
+        }
+        Err(err) => Err(err.clone()),
     };
-    match keys {
-        Ok((admin_key, encryption_key)) => {
+    match (keys, keychain) {
+        (Ok(keys), Ok(keychain)) => {
             std::fs::create_dir_all(data_dir).map_err(|source| EmbeddedError::DataDir {
                 path: data_dir.display().to_string(),
                 source,
             })?;
             let database = data_dir.join("hookpanel.db");
-            let service = server::start(config(&database, admin_key.clone(), encryption_key))
-                .await
-                .map_err(|err| match err {
-                    StartError::WrongEncryptionKey
-                    | StartError::DatabaseIsEncrypted
-                    | StartError::DatabaseIsPlaintext => EmbeddedError::KeyMismatch {
-                        database: database.display().to_string(),
-                    },
-                    other => other.into(),
-                })?;
+            let service =
+                server::start(config(&database, &keys))
+                    .await
+                    .map_err(|err| match err {
+                        StartError::WrongEncryptionKey
+                        | StartError::RetiredEncryptionKey { .. }
+                        | StartError::SecretsUnderPreviousKey(_)
+                        | StartError::DatabaseIsEncrypted
+                        | StartError::DatabaseIsPlaintext => EmbeddedError::KeyMismatch {
+                            database: database.display().to_string(),
+                        },
+                        other => other.into(),
+                    })?;
+            if keys.previous_encryption.is_some() {
+                let current = SecretCipher::from_base64_key(&keys.encryption)?;
+                tokio::spawn(forget_previous_key_once_resealed(
+                    service.store().clone(),
+                    current.key_id().to_owned(),
+                    keychain,
+                ));
+            }
             Ok(Embedded {
                 service,
-                admin_key,
+                admin_key: keys.admin,
                 persistence: Persistence::Kept { database },
             })
         }
-        Err(reason) if reason.is_unavailable() => {
+        (Err(reason), _) if reason.is_unavailable() => {
             tracing::warn!("{reason}; the embedded service keeps data for this session only");
             let parent = std::env::temp_dir();
             remove_abandoned_sessions(&parent);
@@ -138,18 +166,51 @@ pub async fn start(
                     path: parent.display().to_string(),
                     source,
                 })?;
-            let admin_key = crypto::generate_admin_key()?;
-            let encryption_key = crypto::generate_encryption_key()?;
+            let keys = Keys {
+                admin: crypto::generate_admin_key()?,
+                encryption: crypto::generate_encryption_key()?,
+                previous_encryption: None,
+            };
             let database = dir.path().join(SESSION_DATABASE);
-            let service =
-                server::start(config(&database, admin_key.clone(), encryption_key)).await?;
+            let service = server::start(config(&database, &keys)).await?;
             Ok(Embedded {
                 service,
-                admin_key,
+                admin_key: keys.admin,
                 persistence: Persistence::SessionOnly { reason, dir },
             })
         }
-        Err(other) => Err(other.into()),
+        (Err(other), _) | (Ok(_), Err(other)) => Err(other.into()),
+    }
+}
+
+/// Removes the previous encryption key from the keychain once no secret is sealed with
+/// anything but `current_key_id`. Ends then, or when the service has stopped.
+async fn forget_previous_key_once_resealed(
+    store: Store,
+    current_key_id: String,
+    keychain: Keychain,
+) {
+    loop {
+        match store.secrets_not_sealed_with(&current_key_id).await {
+            Ok(0) => break,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            // Closed: the service stopped; the next start looks again.
+            Err(_) => return,
+        }
+    }
+    let forgotten =
+        tokio::task::spawn_blocking(move || keychain.delete(&Account::LocalPreviousEncryptionKey))
+            .await;
+    match forgotten {
+        Ok(Ok(_)) => tracing::info!(
+            "re-seal finished: the previous encryption key is removed from the keychain"
+        ),
+        Ok(Err(err)) => {
+            tracing::warn!("cannot remove the previous encryption key from the keychain: {err}")
+        }
+        Err(err) => {
+            tracing::warn!("cannot remove the previous encryption key from the keychain: {err}")
+        }
     }
 }
 

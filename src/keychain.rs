@@ -37,6 +37,9 @@ pub enum Account {
     AdminKey { profile: String },
     /// The embedded service's secrets-encryption key: `local/encryption-key`.
     LocalEncryptionKey,
+    /// The key the embedded service rolls away from, kept until every secret is
+    /// re-sealed: `local/previous-encryption-key`.
+    LocalPreviousEncryptionKey,
     /// The embedded service's admin key: `local/admin-key`.
     LocalAdminKey,
 }
@@ -64,6 +67,7 @@ impl Account {
             } => format!("{profile}/webhook/{webhook_id}"),
             Self::AdminKey { profile } => format!("{profile}/admin-key"),
             Self::LocalEncryptionKey => format!("{LOCAL_PROFILE}/encryption-key"),
+            Self::LocalPreviousEncryptionKey => format!("{LOCAL_PROFILE}/previous-encryption-key"),
             Self::LocalAdminKey => format!("{LOCAL_PROFILE}/admin-key"),
         }
     }
@@ -251,6 +255,27 @@ impl Keychain {
         )
     }
 
+    /// Makes a new key the embedded service's encryption key, keeping the one it replaces
+    /// as the previous key until every secret is re-sealed (see `embedded.rs`). Refused
+    /// while an earlier roll is still under way.
+    pub fn roll_local_encryption_key(&self) -> Result<(), KeychainError> {
+        if self.contains(&Account::LocalPreviousEncryptionKey)? {
+            return Err(KeychainError::Failed {
+                detail: "the previous encryption key is still in use: the last roll has not \
+                         finished re-sealing"
+                    .to_owned(),
+            });
+        }
+        let current = self.local_encryption_key()?;
+        let next = crypto::generate_encryption_key().map_err(|err| KeychainError::Failed {
+            detail: err.to_string(),
+        })?;
+        // In this order: a crash in between leaves the current key as both, which starts
+        // as before; the previous key is never lost before what it sealed is re-sealed.
+        self.set(&Account::LocalPreviousEncryptionKey, &current)?;
+        self.set(&Account::LocalEncryptionKey, &next)
+    }
+
     /// The embedded service's admin key, created and stored on first use.
     pub fn local_admin_key(&self) -> Result<Zeroizing<String>, KeychainError> {
         self.get_or_create(&Account::LocalAdminKey, crypto::generate_admin_key)
@@ -292,6 +317,10 @@ mod tests {
         assert_eq!(Account::admin_key("prod").name(), "prod/admin-key");
         assert_eq!(Account::LocalEncryptionKey.name(), "local/encryption-key");
         assert_eq!(Account::LocalAdminKey.name(), "local/admin-key");
+        assert_eq!(
+            Account::LocalPreviousEncryptionKey.name(),
+            "local/previous-encryption-key"
+        );
     }
 
     #[test]

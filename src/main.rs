@@ -92,6 +92,26 @@ struct ServeArgs {
     #[arg(long, env = "HOOKPANEL_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
 
+    /// To roll the encryption key: the key used until now, with the new one as
+    /// HOOKPANEL_ENCRYPTION_KEY. Secrets it sealed are re-sealed with the new key in the
+    /// background; once none is left (GET /v1/admin/encryption-key), start without it.
+    #[arg(
+        long,
+        env = "HOOKPANEL_PREVIOUS_ENCRYPTION_KEY",
+        hide_env_values = true,
+        requires = "encryption_key"
+    )]
+    previous_encryption_key: Option<String>,
+
+    /// Secrets re-sealed per transaction while the encryption key rolls over.
+    #[arg(long, env = "HOOKPANEL_RESEAL_BATCH", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    reseal_batch: u32,
+
+    /// A pause between two re-seal transactions, to leave a busy database room.
+    #[arg(long, env = "HOOKPANEL_RESEAL_PAUSE", default_value = "0s", value_parser = humantime::parse_duration)]
+    reseal_pause: Duration,
+
     /// Store signing secrets unencrypted. Anyone with a copy of the database can then
     /// sign as you. For throwaway setups only.
     #[arg(long, env = "HOOKPANEL_INSECURE_PLAINTEXT_SECRETS", value_parser = BoolishValueParser::new())]
@@ -214,7 +234,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
 
     let secrets_at_rest = match (args.encryption_key, args.insecure_plaintext_secrets) {
-        (Some(key), _) => SecretsAtRest::Encrypted(Zeroizing::new(key)),
+        (Some(key), _) => SecretsAtRest::Encrypted {
+            key: Zeroizing::new(key),
+            previous: args.previous_encryption_key.map(Zeroizing::new),
+        },
         (None, true) => {
             eprintln!(
                 "\n  WARNING: --insecure-plaintext-secrets: webhook signing secrets are stored UNENCRYPTED.\n  Anyone with a copy of {} can sign webhooks as you.\n  Set HOOKPANEL_ENCRYPTION_KEY (`hookpanel keygen`) for anything that matters.\n",
@@ -255,6 +278,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         wrong_key_burst: args.wrong_key_burst,
         retention: args.retention.0,
         audit_retention: args.audit_retention.0,
+        reseal: server::ResealPace {
+            batch: args.reseal_batch,
+            pause: args.reseal_pause,
+        },
         http: HttpLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..HttpLimits::default()

@@ -195,3 +195,17 @@ pub struct AuditPage {
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// `GET /encryption-key`: which key seals the signing secrets, and how far a rollover
+/// has come. Key ids name keys without revealing anything of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EncryptionKeyStatus {
+    /// The id of the key that seals new secrets; `plaintext` when secrets are stored
+    /// unencrypted.
+    pub key_id: String,
+    /// The key being rolled away from, while this process still holds it.
+    pub previous_key_id: Option<String>,
+    /// Secrets still sealed with another key than the current one. The rollover has
+    /// finished, and the previous key may be dropped, at 0.
+    pub secrets_left_to_reseal: u64,
+}

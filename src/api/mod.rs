@@ -11,7 +11,7 @@ mod access;
 
 pub use access::{
     AdminKey, AdminKeyIn, AdminKeyList, AuditAction, AuditEntry, AuditPage, AuditQuery,
-    CreatedAdminKey, Role, WhoAmI,
+    CreatedAdminKey, EncryptionKeyStatus, Role, WhoAmI,
 };
 
 /// The shape of a webhook's request body.

@@ -15,6 +15,7 @@ pub mod inbox;
 mod listen;
 mod metrics;
 mod paging;
+mod rekey;
 mod stats;
 mod webhooks;
 
@@ -45,13 +46,18 @@ use crate::validate::HttpPolicy;
 pub use auth::FAILED_KEYS_BURST;
 pub use listen::{DEFAULT_MAX_CONNECTIONS, HttpLimits};
 pub use paging::MAX_PAGE as MAX_DELIVERY_PAGE;
+pub use rekey::ResealPace;
 pub use webhooks::{DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS};
 
 /// Where signing secrets at rest get their protection.
 #[derive(Clone)]
 pub enum SecretsAtRest {
-    /// Sealed with this base64-encoded 32-byte key.
-    Encrypted(Zeroizing<String>),
+    /// Sealed with `key`, a base64-encoded 32-byte key. With `previous`, the key this
+    /// database was sealed with until now: what it sealed is re-sealed with `key`.
+    Encrypted {
+        key: Zeroizing<String>,
+        previous: Option<Zeroizing<String>>,
+    },
     /// Stored as they are (`--insecure-plaintext-secrets`).
     InsecurePlaintext,
 }
@@ -59,7 +65,10 @@ pub enum SecretsAtRest {
 impl std::fmt::Debug for SecretsAtRest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Encrypted(_) => "Encrypted(..)",
+            Self::Encrypted { previous: None, .. } => "Encrypted(..)",
+            Self::Encrypted {
+                previous: Some(_), ..
+            } => "Encrypted(.., previous ..)",
             Self::InsecurePlaintext => "InsecurePlaintext",
         })
     }
@@ -93,6 +102,8 @@ pub struct ServiceConfig {
     /// Finished deliveries older than this are pruned (see `store/retention.rs`); `None`
     /// keeps everything.
     pub retention: Option<std::time::Duration>,
+    /// How a key rollover's re-seal paces itself.
+    pub reseal: ResealPace,
     /// Audit entries older than this are pruned; `None` keeps them all.
     pub audit_retention: Option<std::time::Duration>,
 }
@@ -135,6 +146,14 @@ pub enum StartError {
     DatabaseIsEncrypted,
     #[error("HOOKPANEL_ENCRYPTION_KEY is not the key this database's secrets were encrypted with")]
     WrongEncryptionKey,
+    #[error(
+        "HOOKPANEL_ENCRYPTION_KEY is a key this database retired at {retired_at}, when it rolled over to a new one; start with the current key"
+    )]
+    RetiredEncryptionKey { retired_at: String },
+    #[error(
+        "{0} signing secrets are still sealed with the previous encryption key: start with HOOKPANEL_PREVIOUS_ENCRYPTION_KEY set to it until the re-seal has finished (GET /v1/admin/encryption-key says how many are left)"
+    )]
+    SecretsUnderPreviousKey(u64),
 }
 
 impl AppState {
@@ -232,6 +251,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::delete))
         .routes(routes!(access::audit))
         .routes(routes!(access::whoami))
+        .routes(routes!(rekey::status))
         .routes(routes!(event_types::list))
         .routes(routes!(events::emit))
         .routes(routes!(deliveries::list))
@@ -307,51 +327,6 @@ pub fn router(state: AppState) -> Router {
 
 /// The shortest admin key an operator may choose; a generated one is `hpk_` and 43 more.
 pub const MIN_ADMIN_KEY_CHARS: usize = 32;
-const META_SECRETS_AT_REST: &str = "secrets_at_rest";
-const PLAINTEXT_MARKER: &str = "plaintext";
-const KEY_CHECK_CONTEXT: &str = "hookpanel-key-check";
-
-/// Checks that the configured protection matches the database's, and records it on the
-/// first start.
-async fn secret_cipher(store: &Store, config: &SecretsAtRest) -> Result<SecretCipher, StartError> {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-
-    let cipher = match config {
-        SecretsAtRest::Encrypted(key) => SecretCipher::from_base64_key(key)?,
-        SecretsAtRest::InsecurePlaintext => SecretCipher::insecure_plaintext(),
-    };
-    // Recorded by the first start; replicas starting together record one of theirs, and
-    // every one checks its key against what was recorded.
-    let record = match store.meta(META_SECRETS_AT_REST).await? {
-        Some(record) => record,
-        None => {
-            let record = if cipher.encrypts() {
-                STANDARD.encode(cipher.seal(KEY_CHECK_CONTEXT, KEY_CHECK_CONTEXT.as_bytes())?)
-            } else {
-                PLAINTEXT_MARKER.to_owned()
-            };
-            store.set_meta_once(META_SECRETS_AT_REST, &record).await?
-        }
-    };
-    if record == PLAINTEXT_MARKER {
-        if cipher.encrypts() {
-            return Err(StartError::DatabaseIsPlaintext);
-        }
-    } else {
-        if !cipher.encrypts() {
-            return Err(StartError::DatabaseIsEncrypted);
-        }
-        let sealed = STANDARD
-            .decode(record)
-            .map_err(|_| StartError::WrongEncryptionKey)?;
-        cipher
-            .open(KEY_CHECK_CONTEXT, &sealed)
-            .map_err(|_| StartError::WrongEncryptionKey)?;
-    }
-    Ok(cipher)
-}
-
 /// Makes sure the service has a key to be reached with: the configured one becomes the
 /// admin key named `bootstrap`; with none configured, a service without any key generates
 /// one and returns it, to be shown once.
@@ -385,9 +360,9 @@ pub struct RunningService {
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: Dispatcher,
-    /// Prunes the history, when a retention is set.
-    /// Prune the history and the audit log, where retentions are set.
-    pruners: Vec<JoinHandle<()>>,
+    /// Prune the history and the audit log, where retentions are set, and re-seal
+    /// secrets during a key rollover.
+    background: Vec<JoinHandle<()>>,
     store: Store,
 }
 
@@ -421,10 +396,10 @@ impl RunningService {
             .server
             .await
             .unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)));
-        for pruner in self.pruners {
-            // A batch cut short is rolled back: nothing is half deleted.
-            pruner.abort();
-            let _ = pruner.await;
+        for task in self.background {
+            // A batch cut short is rolled back: nothing is half deleted or re-sealed.
+            task.abort();
+            let _ = task.await;
         }
         self.dispatcher.stop().await;
         self.store.close().await;
@@ -445,7 +420,8 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         None => Catalog::builtin()?,
     };
     let store = Store::connect_with(&config.database_url, &config.database).await?;
-    let cipher = secret_cipher(&store, &config.secrets_at_rest).await?;
+    let cipher = rekey::secret_cipher(&store, &config.secrets_at_rest).await?;
+    let reseal = rekey::spawn_reseal(&store, &cipher, config.reseal);
     let generated_admin_key = bootstrap_key(&store, config.admin_key.as_ref()).await?;
     // On SQLite, claims left by a crashed run of this process are released now rather than
     // when their lease runs out (see `Store::release_claims_at_start`).
@@ -500,7 +476,8 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         .await
     });
     tracing::info!(%local_addr, "admin API listening");
-    let pruners = [
+    let background = [
+        reseal,
         config.retention.map(|retention| {
             tokio::spawn(prune_periodically(
                 store.clone(),
@@ -521,7 +498,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         shutdown,
         server,
         dispatcher,
-        pruners,
+        background,
         store,
     })
 }

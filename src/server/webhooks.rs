@@ -70,7 +70,7 @@ pub async fn create(
 
     let id = store::new_id("wh");
     let secret = crypto::generate_signing_secret()?;
-    let sealed_secret = state.cipher.seal(&id, secret.as_bytes())?;
+    let sealed_secret = state.cipher.seal_secret(&id, secret.as_bytes())?;
     // Never the URL: some carry a token (Slack's do).
     let audit = caller
         .audit(AuditAction::WebhookCreate, Some(&id))
@@ -256,7 +256,7 @@ pub async fn rotate_secret(
         .rotate_secret(
             &id,
             SecretRotation {
-                sealed_secret: state.cipher.seal(&id, secret.as_bytes())?,
+                sealed_secret: state.cipher.seal_secret(&id, secret.as_bytes())?,
                 secret_hint: crypto::secret_hint(&secret),
                 previous_expires_at,
             },

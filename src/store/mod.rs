@@ -38,6 +38,7 @@ pub use model::{
     NewWebhook, SealedSecret, SecretRotation, WebhookChanges, new_id, new_ordered_id,
 };
 pub use pace::{ClaimScope, NextDue};
+pub use rekey::{Reseal, retired_key_meta};
 pub use retention::COUNTS_KEPT;
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +163,7 @@ macro_rules! on_backend {
 
 // Use `on_backend!`, so declared after it.
 mod access;
+mod rekey;
 mod resend;
 mod retention;
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 
 use super::{Result, StoreError};
 use crate::api::{Attempt, Delivery, DeliveryStatus, PreviousSecret, Webhook, WebhookKind};
+use crate::crypto::Sealed;
 
 pub(super) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -57,7 +58,7 @@ pub struct NewWebhook {
     /// Deliveries per second at most.
     pub rate_limit: Option<u32>,
     pub secret_hint: String,
-    pub sealed_secret: Vec<u8>,
+    pub sealed_secret: Sealed,
 }
 
 /// Validated changes to a webhook; `None` leaves a field as it is.
@@ -96,7 +97,7 @@ impl WebhookChanges {
 /// `previous_expires_at`.
 #[derive(Debug)]
 pub struct SecretRotation {
-    pub sealed_secret: Vec<u8>,
+    pub sealed_secret: Sealed,
     pub secret_hint: String,
     pub previous_expires_at: DateTime<Utc>,
 }

@@ -43,7 +43,10 @@ async fn webhook(store: &Store, name: &str, events: &[&str]) -> String {
                 owner: None,
                 rate_limit: None,
                 secret_hint: "abcd".to_owned(),
-                sealed_secret: vec![0; 8],
+                sealed_secret: crate::crypto::Sealed {
+                    blob: vec![0; 8],
+                    key_id: "test".to_owned(),
+                },
             },
             &by_test(AuditAction::WebhookCreate),
         )
@@ -375,7 +378,10 @@ async fn signing_secrets_read_from_memory_follow_every_rotation_and_deletion() {
         secrets.into_iter().map(|secret| secret.sealed).collect()
     };
     let rotate = |sealed: u8, previous_expires_at| crate::store::SecretRotation {
-        sealed_secret: vec![sealed; 8],
+        sealed_secret: crate::crypto::Sealed {
+            blob: vec![sealed; 8],
+            key_id: "test".to_owned(),
+        },
         secret_hint: "wxyz".to_owned(),
         previous_expires_at,
     };

@@ -318,7 +318,7 @@ async fn copy_batch(
         "webhook_secrets" => {
             let rows: Vec<SecretRow> = page_by_number(
                 source,
-                "id, webhook_id, sealed, created_at, expires_at, hint",
+                "id, webhook_id, sealed, created_at, expires_at, hint, key_id",
                 table,
                 after,
             )
@@ -327,10 +327,10 @@ async fn copy_batch(
             let n = rows.len() as u64;
             sqlx::query(
                 "INSERT INTO webhook_secrets (id, webhook_id, sealed, created_at, expires_at, \
-                   hint) \
+                   hint, key_id) \
                  OVERRIDING SYSTEM VALUE \
                  SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bytea[], $4::bigint[], \
-                   $5::bigint[], $6::text[])",
+                   $5::bigint[], $6::text[], $7::text[])",
             )
             .bind(column(&rows, |r| r.0))
             .bind(column(&rows, |r| r.1.clone()))
@@ -338,6 +338,7 @@ async fn copy_batch(
             .bind(column(&rows, |r| r.3))
             .bind(column(&rows, |r| r.4))
             .bind(column(&rows, |r| r.5.clone()))
+            .bind(column(&rows, |r| r.6.clone()))
             .execute(&mut **tx)
             .await?;
             Ok((n, last))
@@ -517,8 +518,16 @@ where
     .await?)
 }
 
-/// id, webhook_id, sealed, created_at, expires_at, hint.
-type SecretRow = (i64, String, Vec<u8>, i64, Option<i64>, Option<String>);
+/// id, webhook_id, sealed, created_at, expires_at, hint, key_id.
+type SecretRow = (
+    i64,
+    String,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 /// id, name, role, key_sha256, created_at, last_used_at.
 type KeyRow = (String, String, String, String, i64, Option<i64>);

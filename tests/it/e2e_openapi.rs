@@ -39,6 +39,7 @@ async fn openapi_lists_every_route() {
         ("/v1/admin/keys/{id}", "delete"),
         ("/v1/admin/audit", "get"),
         ("/v1/admin/whoami", "get"),
+        ("/v1/admin/encryption-key", "get"),
         ("/v1/admin/event-types", "get"),
         ("/v1/admin/events", "post"),
         ("/v1/admin/deliveries", "get"),

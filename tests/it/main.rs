@@ -26,5 +26,6 @@ mod panel;
 mod postgres;
 mod rate_limits;
 mod receiver;
+mod rekey;
 mod replicas;
 mod support;

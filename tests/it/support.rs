@@ -40,7 +40,10 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         database_url,
         database: Default::default(),
         admin_key: None,
-        secrets_at_rest: SecretsAtRest::Encrypted(encryption_key.clone()),
+        secrets_at_rest: SecretsAtRest::Encrypted {
+            key: encryption_key.clone(),
+            previous: None,
+        },
         http_policy: HttpPolicy::LoopbackOnly,
         event_types_path: None,
         delivery: test_delivery_config(),
@@ -50,6 +53,7 @@ pub fn config_on(database_url: String, encryption_key: &Zeroizing<String>) -> Se
         loopback_host_only: false,
         retention: None,
         audit_retention: None,
+        reseal: Default::default(),
     }
 }
 
@@ -64,6 +68,40 @@ pub fn test_delivery_config() -> DeliveryConfig {
         attempt_timeout: Duration::from_secs(2),
         allow_private_destinations: true,
         ..DeliveryConfig::default()
+    }
+}
+
+/// A [`TestService`] stopped, with what it needs to start again.
+pub struct StoppedService {
+    client: reqwest::Client,
+    admin_key: String,
+    pub encryption_key: Zeroizing<String>,
+    dir: tempfile::TempDir,
+    database_url: String,
+    postgres: Option<PostgresDatabase>,
+}
+
+impl StoppedService {
+    /// Starts it again with the test configuration changed by `adjust`; a start refused
+    /// gives back the error and this.
+    pub async fn start_with(
+        self,
+        adjust: impl FnOnce(&mut ServiceConfig),
+    ) -> Result<TestService, (server::StartError, Self)> {
+        let mut config = config_on(self.database_url.clone(), &self.encryption_key);
+        adjust(&mut config);
+        match server::start(config).await {
+            Ok(service) => Ok(TestService {
+                service,
+                client: self.client,
+                admin_key: self.admin_key,
+                encryption_key: self.encryption_key,
+                dir: self.dir,
+                database_url: self.database_url,
+                postgres: self.postgres,
+            }),
+            Err(err) => Err((err, self)),
+        }
     }
 }
 
@@ -109,6 +147,15 @@ impl TestService {
 
     /// Like [`Self::restart`], with the test configuration changed by `adjust`.
     pub async fn restart_with(self, adjust: impl FnOnce(&mut ServiceConfig)) -> Self {
+        self.stop()
+            .await
+            .start_with(adjust)
+            .await
+            .unwrap_or_else(|(err, _)| panic!("the service restarts: {err}"))
+    }
+
+    /// Stops the service, keeping its database and keys to start it again.
+    pub async fn stop(self) -> StoppedService {
         let Self {
             service,
             client,
@@ -119,11 +166,7 @@ impl TestService {
             postgres,
         } = self;
         service.shutdown().await.expect("clean shutdown");
-        let mut config = config_on(database_url.clone(), &encryption_key);
-        adjust(&mut config);
-        let service = server::start(config).await.expect("service restarts");
-        Self {
-            service,
+        StoppedService {
             client,
             admin_key,
             encryption_key,

@@ -23,6 +23,7 @@ mod attempts;
 mod claims;
 mod emits;
 mod history;
+mod rekey;
 mod webhooks;
 
 /// How long a replica signs with a secret it read before reading it again: the bound

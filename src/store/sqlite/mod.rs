@@ -22,6 +22,7 @@ mod claims;
 mod emits;
 mod history;
 mod owner;
+mod rekey;
 mod webhooks;
 
 /// Whether a SQLite error is a condition that passes: busy, read-only, I/O error, disk

@@ -43,10 +43,12 @@ impl Database {
         }
         replace_events(&mut tx, &new.id, &new.events).await?;
         sqlx::query(
-            "INSERT INTO webhook_secrets (webhook_id, sealed, hint, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO webhook_secrets (webhook_id, sealed, key_id, hint, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&new.id)
-        .bind(&new.sealed_secret)
+        .bind(&new.sealed_secret.blob)
+        .bind(&new.sealed_secret.key_id)
         .bind(&new.secret_hint)
         .bind(now)
         .execute(&mut **tx)
@@ -226,10 +228,12 @@ impl Database {
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "INSERT INTO webhook_secrets (webhook_id, sealed, hint, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO webhook_secrets (webhook_id, sealed, key_id, hint, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(id)
-        .bind(&rotation.sealed_secret)
+        .bind(&rotation.sealed_secret.blob)
+        .bind(&rotation.sealed_secret.key_id)
         .bind(&rotation.secret_hint)
         .bind(now)
         .execute(&mut **tx)
