@@ -61,6 +61,13 @@ for n in $(seq 1 12); do
 done
 for n in 1 2 3; do emit "{\"type\": \"payment.received\", \"data\": {\"amount\": \"$n.00\"}}"; done
 sleep 4
+# Keys for the Keys view: an on-call operator who has used theirs, a deployer who has not.
+oncall=$(curl -sf -H "Authorization: Bearer $key" -H "content-type: application/json" \
+    -X POST "$hp/keys" -d '{"name": "on-call", "role": "operator"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+api -X POST "$hp/keys" -d '{"name": "ci-deployer", "role": "admin"}'
+curl -sf -H "Authorization: Bearer $oncall" -H "content-type: application/json" \
+    -X POST "$hp/webhooks/$shipping/recover" -d "{\"since\": \"$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)\"}" >/dev/null
 
 window=$(xdotool search --name '^Hookpanel$' | head -1)
 shot() { sleep 1.5; import -window "$window" "$OUT/$1.png"; }
@@ -74,4 +81,6 @@ click 303 93; sleep 0.5                 # Clear selection
 click 197 93; sleep 2; shot resend-all   # "Resend all N matching": the confirmation names N and the webhooks
 click 238 18; sleep 2; click 60 63; shot deliveries          # every delivery, the success-rate chart open
 click 460 18; sleep 2; shot inbox
+click 530 18; sleep 2; shot keys         # the admin keys, their roles and last use
+click 590 18; sleep 2; shot activity     # the audit log, newest first
 click 1235 18; shot profiles             # the profile manager

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use crate::api::{
-    BulkResendIn, BulkResent, CreatedWebhook, Delivery, DeliveryDetail, DeliveryList,
-    DeliveryQuery, EmittedEvent, ErrorBody, EventIn, EventType, EventTypeList, Health,
+    AdminKey, AdminKeyIn, AdminKeyList, AuditPage, AuditQuery, BulkResendIn, BulkResent,
+    CreatedAdminKey, CreatedWebhook, Delivery, DeliveryDetail, DeliveryList, DeliveryQuery,
+    EmittedEvent, EncryptionKeyStatus, ErrorBody, EventIn, EventType, EventTypeList, Health,
     QueuedDelivery, RecoverIn, Recovered, RotateSecretIn, RotatedSecret, StatsPoint, StatsQuery,
     Webhook, WebhookIn, WebhookList, WebhookPatch, WhoAmI,
 };
@@ -193,6 +194,33 @@ impl Client {
             Some(&body),
         )
         .await
+    }
+
+    /// Every admin key, oldest first (never a key itself).
+    pub async fn admin_keys(&self) -> Result<Vec<AdminKey>> {
+        Ok(self.get::<AdminKeyList>("/v1/admin/keys").await?.items)
+    }
+
+    /// A new key, with the key itself shown this once.
+    pub async fn create_admin_key(&self, input: &AdminKeyIn) -> Result<CreatedAdminKey> {
+        self.call(Method::POST, "/v1/admin/keys", Some(input)).await
+    }
+
+    pub async fn delete_admin_key(&self, id: &str) -> Result<()> {
+        self.call::<serde_json::Value>(Method::DELETE, &format!("/v1/admin/keys/{id}"), None::<&()>)
+            .await
+            .map(drop)
+    }
+
+    /// A page of the audit log, newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage> {
+        self.get(&format!("/v1/admin/audit?{}", query_string(query)?))
+            .await
+    }
+
+    /// Which key seals the signing secrets, and how many a rollover has left.
+    pub async fn encryption_key(&self) -> Result<EncryptionKeyStatus> {
+        self.get("/v1/admin/encryption-key").await
     }
 
     /// The key this client presents: its name and role.

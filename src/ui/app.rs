@@ -8,20 +8,23 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::backend::{Backend, Command, Event, ListTag};
+use super::activity::{ActivityView, Link};
+use super::backend::{Backend, Command, Event, ListTag, SecretReason};
 use super::commands::Commands;
 use super::connection::{self, Connected, RemoteProfile};
 use super::deliveries::DeliveriesView;
 use super::inbox::InboxView;
+use super::keys::KeysView;
 use super::notifications::FailureWatch;
 use super::profiles::{ProfileAction, ProfilesView};
 use super::remote::Remote;
 use super::requests::{REFRESH_EVERY, Requests};
 use super::secret::SecretModal;
+use super::service_menu::{RollConfirm, ServiceMenu};
 use super::webhooks::WebhooksView;
 use super::{theme, widgets};
 use crate::client::Client;
-use crate::embedded::Embedded;
+use crate::embedded::{Embedded, Persistence};
 use crate::keychain::{Keychain, KeychainError, LOCAL_PROFILE};
 
 /// What the panel remembers between runs. Never a secret.
@@ -65,10 +68,19 @@ pub enum View {
     Deliveries,
     Failed,
     Inbox,
+    Keys,
+    Activity,
 }
 
 impl View {
-    pub const ALL: [Self; 4] = [Self::Webhooks, Self::Deliveries, Self::Failed, Self::Inbox];
+    pub const ALL: [Self; 6] = [
+        Self::Webhooks,
+        Self::Deliveries,
+        Self::Failed,
+        Self::Inbox,
+        Self::Keys,
+        Self::Activity,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -76,6 +88,8 @@ impl View {
             Self::Deliveries => "Deliveries",
             Self::Failed => "Failed deliveries",
             Self::Inbox => "Test inbox",
+            Self::Keys => "Keys",
+            Self::Activity => "Activity",
         }
     }
 }
@@ -161,6 +175,9 @@ pub struct App {
     deliveries: DeliveriesView,
     failed: DeliveriesView,
     inbox: InboxView,
+    keys: KeysView,
+    activity: ActivityView,
+    roll: RollConfirm,
     profiles: ProfilesView,
     secret: Option<SecretModal>,
     notice: Option<Notice>,
@@ -214,6 +231,9 @@ impl App {
             deliveries: DeliveriesView::all(),
             failed: DeliveriesView::failed_only(),
             inbox: InboxView::default(),
+            keys: KeysView::default(),
+            activity: ActivityView::default(),
+            roll: RollConfirm::default(),
             profiles: ProfilesView::default(),
             secret: None,
             notice: None,
@@ -298,6 +318,8 @@ impl App {
         self.deliveries = DeliveriesView::all();
         self.failed = DeliveriesView::failed_only();
         self.inbox = InboxView::default();
+        self.keys = KeysView::default();
+        self.activity = ActivityView::default();
         self.last_refresh = None;
         self.requests.clear();
         self.failures = FailureWatch::default();
@@ -396,6 +418,7 @@ impl App {
         );
         backend.send(Command::LoadEventTypes);
         backend.send(Command::LoadIdentity);
+        backend.send(Command::LoadEncryptionKey);
         Connection::Ready {
             target,
             backend,
@@ -514,15 +537,42 @@ impl App {
                 // A service older than `whoami`: every action is offered, as before.
                 Err(err) => tracing::warn!("which key this is could not be read: {err}"),
             },
+            Event::KeyRolled => self.say(
+                "Rolled the encryption key: the local service re-seals every secret with the new one",
+                false,
+            ),
+            Event::Keys(result) => self.keys.loaded(result),
+            Event::KeyCreateFailed(error) => self.keys.create_failed(error),
+            Event::KeyRevoked { name, .. } => {
+                self.say(format!("Revoked the key {name}"), false);
+                commands.send(Command::LoadKeys);
+            }
+            Event::AdminKeyKept { profile, result } => {
+                if let Some(modal) = &mut self.secret {
+                    modal.admin_key_kept(&profile, result);
+                }
+            }
+            Event::Audit { page, result } => self.activity.loaded(page, result),
+            Event::EncryptionKey(result) => match result {
+                Ok(status) => self.remote.encryption_key = Some(status),
+                Err(err) => tracing::warn!("which key seals the secrets could not be read: {err}"),
+            },
             Event::EventTypes(result) => match result {
                 Ok(types) => self.remote.event_types = types,
                 Err(err) => self.say(format!("Loading the event types failed: {err}"), true),
             },
             Event::SecretIssued(issued) => {
-                self.webhooks.form_succeeded(&issued.webhook_id);
-                self.say(format!("Secret issued for {}", issued.webhook_name), false);
-                self.secret = Some(SecretModal::new(issued));
-                commands.send(Command::RefreshWebhooks);
+                if let SecretReason::AdminKey { .. } = issued.reason {
+                    self.keys.created();
+                    self.say(format!("Created the key {}", issued.owner_name), false);
+                    commands.send(Command::LoadKeys);
+                } else {
+                    self.webhooks.form_succeeded(&issued.owner_id);
+                    self.say(format!("Secret issued for {}", issued.owner_name), false);
+                    commands.send(Command::RefreshWebhooks);
+                }
+                let profiles = self.state.profiles.iter().map(|p| p.name.clone()).collect();
+                self.secret = Some(SecretModal::new(issued, profiles));
             }
             Event::CreateFailed(error) => self.webhooks.form_failed(error),
             Event::Updated(webhook) => {
@@ -680,6 +730,16 @@ impl App {
             View::Deliveries => self.deliveries.refresh(&mut due),
             View::Failed => self.failed.refresh(&mut due),
             View::Inbox => self.inbox.refresh(&mut due),
+            View::Keys => due.send(Command::LoadKeys),
+            View::Activity => self.activity.refresh(&mut due),
+        }
+        if self
+            .remote
+            .encryption_key
+            .as_ref()
+            .is_some_and(|status| status.secrets_left_to_reseal > 0)
+        {
+            due.send(Command::LoadEncryptionKey);
         }
         for command in due {
             if command
@@ -774,6 +834,15 @@ impl App {
                     self.profiles.open();
                 }
                 self.settings_ui(ui);
+                if self.backend().is_some() {
+                    let cannot_roll = self.cannot_roll();
+                    let menu = ServiceMenu {
+                        cannot_roll: cannot_roll.as_deref(),
+                    };
+                    if self.roll.ui(ui, &self.remote, &menu) {
+                        self.roll_local_encryption_key();
+                    }
+                }
                 let current = self.connection.target().clone();
                 let mut chosen = None;
                 egui::ComboBox::from_id_salt("connection_target")
@@ -913,6 +982,18 @@ impl App {
                     View::Deliveries => self.deliveries.ui(ui, &self.remote, &mut commands),
                     View::Failed => self.failed.ui(ui, &self.remote, &mut commands),
                     View::Inbox => self.inbox.ui(ui, &self.remote, &base_url, &mut commands),
+                    View::Keys => {
+                        egui::CentralPanel::default()
+                            .show(ui, |ui| self.keys.ui(ui, &self.remote, &mut commands));
+                    }
+                    View::Activity => {
+                        let link = egui::CentralPanel::default()
+                            .show(ui, |ui| self.activity.ui(ui, &self.remote, &mut commands))
+                            .inner;
+                        if let Some(link) = link {
+                            self.follow(link, &mut commands);
+                        }
+                    }
                 }
             }
         }
@@ -920,12 +1001,87 @@ impl App {
             self.apply_profile_action(action);
         }
         if let Some(modal) = &mut self.secret
-            && !modal.ui(ui.ctx())
+            && !modal.ui(ui.ctx(), &mut commands)
         {
             // Dropping the modal zeroizes the secret; it cannot be shown again.
             self.secret = None;
         }
         self.run(commands);
+    }
+
+    /// Opens what an audit entry's target link leads to.
+    fn follow(&mut self, link: Link, commands: &mut Commands) {
+        match link {
+            Link::Webhook(id) => {
+                self.webhooks.select(&id);
+                self.state.view = View::Webhooks;
+            }
+            Link::Delivery(id) => {
+                self.deliveries.find(&id, commands);
+                self.state.view = View::Deliveries;
+            }
+            Link::Keys => self.state.view = View::Keys,
+        }
+        self.last_refresh = None;
+    }
+
+    /// Why "Roll encryption key…" is not offered, when it is not: only the embedded
+    /// service, with its key in the keychain, rolls its key from here.
+    fn cannot_roll(&self) -> Option<String> {
+        match (&self.connection.target(), &self.embedded) {
+            (Target::Remote(_), _) => Some(
+                "A remote service rolls its key when started with the new key and \
+                 HOOKPANEL_PREVIOUS_ENCRYPTION_KEY set to the old one"
+                    .to_owned(),
+            ),
+            (Target::Local, Some((embedded, _))) => match &embedded.persistence {
+                Persistence::Kept { .. } => None,
+                Persistence::SessionOnly { .. } => {
+                    Some("This session's key lives in memory only, without a keychain".to_owned())
+                }
+            },
+            (Target::Local, None) => Some("The local service is not running".to_owned()),
+        }
+    }
+
+    /// Restarts the embedded service with a new encryption key, the old one kept as the
+    /// previous key until every secret is re-sealed (see `embedded.rs`).
+    fn roll_local_encryption_key(&mut self) {
+        let Some((embedded, _)) = self.embedded.take() else {
+            return;
+        };
+        self.reset_views();
+        let keychain = Arc::clone(&self.keychain);
+        let data_dir = self.data_dir.clone();
+        let events = self.events_tx.clone();
+        self.start_connecting(Target::Local, async move {
+            if let Err(err) = embedded.service.shutdown().await {
+                tracing::warn!("the embedded service did not stop cleanly: {err}");
+            }
+            let keychain = open_keychain(keychain).await;
+            let rolled = match &keychain {
+                Ok(opened) => {
+                    let opened = opened.clone();
+                    tokio::task::spawn_blocking(move || opened.roll_local_encryption_key())
+                        .await
+                        .unwrap_or_else(|err| {
+                            Err(KeychainError::Failed {
+                                detail: err.to_string(),
+                            })
+                        })
+                }
+                Err(err) => Err(err.clone()),
+            };
+            let _ = events.send(match rolled {
+                Ok(()) => Event::KeyRolled,
+                // The service starts again with the key it had.
+                Err(err) => Event::Failed {
+                    what: "Rolling the encryption key".to_owned(),
+                    error: err.to_string(),
+                },
+            });
+            connection::local(keychain, data_dir).await
+        });
     }
 
     /// Stops the embedded service: finishes requests and attempts under way, closes the

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 use super::notifications::{self, FailureNote};
 use super::requests::RequestKey;
 use crate::api::{
-    BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail, DeliveryList,
-    DeliveryQuery, EventType, Recovered, StatsPoint, StatsQuery, Webhook, WebhookIn, WebhookPatch,
-    WhoAmI,
+    AdminKey, AdminKeyIn, AuditPage, AuditQuery, BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent,
+    Delivery, DeliveryDetail, DeliveryList, DeliveryQuery, EncryptionKeyStatus, EventType,
+    Recovered, Role, StatsPoint, StatsQuery, Webhook, WebhookIn, WebhookPatch, WhoAmI,
 };
 use crate::client::{Client, ClientError};
 use crate::export::ExportFormat;
@@ -103,6 +103,35 @@ pub enum Command {
     },
     /// Show a desktop notification.
     Notify(FailureNote),
+    /// The service's admin keys.
+    LoadKeys,
+    /// Create an admin key; it comes back as a secret to show once.
+    CreateKey(AdminKeyIn),
+    RevokeKey {
+        id: String,
+        name: String,
+    },
+    /// Keep an admin key in the keychain as `profile`'s.
+    KeepAdminKey {
+        profile: String,
+        key: Hidden,
+    },
+    /// A page of the audit log: the newest (a refresh) or the next (scrolling on).
+    LoadAudit {
+        page: PageRequest,
+        query: AuditQuery,
+    },
+    /// Which key seals the secrets, and how far a rollover has come.
+    LoadEncryptionKey,
+}
+
+/// A secret passed along, which `Debug` never prints.
+pub struct Hidden(pub Zeroizing<String>);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hidden(..)")
+    }
 }
 
 impl Command {
@@ -116,6 +145,8 @@ impl Command {
             Self::LoadDelivery { list, .. } => Some(RequestKey::Detail(*list)),
             Self::LoadStats { .. } => Some(RequestKey::Stats),
             Self::LoadInbox { .. } => Some(RequestKey::Inbox),
+            Self::LoadKeys => Some(RequestKey::Keys),
+            Self::LoadAudit { page, .. } if !page.more => Some(RequestKey::Audit),
             _ => None,
         }
     }
@@ -139,25 +170,40 @@ pub struct PageRequest {
 /// Why a secret is being shown.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretReason {
+    /// A new webhook's signing secret.
     Created,
+    /// A webhook's new signing secret.
     Rotated { previous_expires_at: DateTime<Utc> },
+    /// A new admin key with this role.
+    AdminKey { role: Role },
+}
+
+/// Where a secret shown once is kept besides.
+#[derive(Debug)]
+pub enum Kept {
+    /// In the OS keychain.
+    Saved,
+    /// Saving it to the OS keychain failed.
+    Failed(KeychainError),
+    /// Nowhere yet: the modal offers to keep it (an admin key, for a profile).
+    Offered,
 }
 
 /// A secret fresh from the service, to be shown once.
 pub struct IssuedSecret {
-    pub webhook_id: String,
-    pub webhook_name: String,
+    /// The webhook or admin key it belongs to.
+    pub owner_id: String,
+    pub owner_name: String,
     pub secret: Zeroizing<String>,
-    /// Whether it was saved to the OS keychain.
-    pub saved: Result<(), KeychainError>,
+    pub kept: Kept,
     pub reason: SecretReason,
 }
 
 impl std::fmt::Debug for IssuedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuedSecret")
-            .field("webhook_id", &self.webhook_id)
-            .field("saved", &self.saved)
+            .field("owner_id", &self.owner_id)
+            .field("kept", &self.kept)
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +283,23 @@ pub enum Event {
     Unchanged(RequestKey),
     /// A desktop notification was shown, or why not.
     Notified(Result<(), String>),
+    Keys(Result<Vec<AdminKey>, ClientError>),
+    KeyCreateFailed(ClientError),
+    KeyRevoked {
+        id: String,
+        name: String,
+    },
+    AdminKeyKept {
+        profile: String,
+        result: Result<(), String>,
+    },
+    Audit {
+        page: PageRequest,
+        result: Result<AuditPage, ClientError>,
+    },
+    EncryptionKey(Result<EncryptionKeyStatus, ClientError>),
+    /// The embedded service's encryption key was rolled; it restarts re-sealing.
+    KeyRolled,
 }
 
 impl Event {
@@ -248,6 +311,8 @@ impl Event {
             Self::Delivery { list, .. } => Some(RequestKey::Detail(*list)),
             Self::Stats { .. } => Some(RequestKey::Stats),
             Self::Inbox { .. } => Some(RequestKey::Inbox),
+            Self::Keys(_) => Some(RequestKey::Keys),
+            Self::Audit { page, .. } if !page.more => Some(RequestKey::Audit),
             Self::Unchanged(key) => Some(*key),
             _ => None,
         }
@@ -312,15 +377,21 @@ impl Backend {
         });
     }
 
-    /// `event`, or [`Event::Unchanged`] when it answers the webhooks list or a list's
-    /// newest page exactly as the previous answer did: the views keep those answers for as
+    /// `event`, or [`Event::Unchanged`] when it answers the webhooks list, the keys, or a
+    /// list's or the audit log's newest page exactly as the previous answer did: the views keep those answers for as
     /// long as this backend serves them (a new filter is a new generation, so a different
     /// answer). The inspector and the chart drop theirs when closed or changed, so theirs
     /// always arrive. Answers are compared by a digest of their `Debug` text, which shows
     /// every field (and no secret: those types print none).
     fn unless_unchanged(&self, event: Event) -> Event {
         use std::hash::{Hash as _, Hasher as _};
-        let Some(key @ (RequestKey::Webhooks | RequestKey::Page(_))) = event.request_key() else {
+        let Some(
+            key @ (RequestKey::Webhooks
+            | RequestKey::Page(_)
+            | RequestKey::Keys
+            | RequestKey::Audit),
+        ) = event.request_key()
+        else {
             return event;
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -436,10 +507,10 @@ impl Backend {
                     let secret = Zeroizing::new(created.secret);
                     let saved = self.save_secret(&created.webhook.id, &secret).await;
                     Event::SecretIssued(IssuedSecret {
-                        webhook_id: created.webhook.id,
-                        webhook_name: created.webhook.name,
+                        owner_id: created.webhook.id,
+                        owner_name: created.webhook.name,
                         secret,
-                        saved,
+                        kept: saved.map_or_else(Kept::Failed, |()| Kept::Saved),
                         reason: SecretReason::Created,
                     })
                 }
@@ -479,10 +550,10 @@ impl Backend {
                     let secret = Zeroizing::new(rotated.secret);
                     let saved = self.save_secret(&id, &secret).await;
                     Event::SecretIssued(IssuedSecret {
-                        webhook_id: id,
-                        webhook_name: name,
+                        owner_id: id,
+                        owner_name: name,
                         secret,
-                        saved,
+                        kept: saved.map_or_else(Kept::Failed, |()| Kept::Saved),
                         reason: SecretReason::Rotated {
                             previous_expires_at: rotated.previous_secret_expires_at,
                         },
@@ -624,6 +695,39 @@ impl Backend {
                 let result = self.client.inbox(&name).await;
                 Event::Inbox { name, result }
             }
+            Command::LoadKeys => Event::Keys(self.client.admin_keys().await),
+            Command::CreateKey(input) => match self.client.create_admin_key(&input).await {
+                Ok(created) => Event::SecretIssued(IssuedSecret {
+                    owner_id: created.key_info.id,
+                    owner_name: created.key_info.name,
+                    secret: Zeroizing::new(created.key),
+                    kept: Kept::Offered,
+                    reason: SecretReason::AdminKey {
+                        role: created.key_info.role,
+                    },
+                }),
+                Err(error) => Event::KeyCreateFailed(error),
+            },
+            Command::RevokeKey { id, name } => match self.client.delete_admin_key(&id).await {
+                Ok(()) => Event::KeyRevoked { id, name },
+                Err(error) => Event::Failed {
+                    what: format!("Revoking the key {name}"),
+                    error: error.to_string(),
+                },
+            },
+            Command::KeepAdminKey { profile, key } => {
+                let account = Account::admin_key(&profile);
+                let result = self
+                    .keychain_call(move |keychain| keychain.set(&account, &key.0))
+                    .await
+                    .map_err(|err| err.to_string());
+                Event::AdminKeyKept { profile, result }
+            }
+            Command::LoadAudit { page, query } => Event::Audit {
+                page,
+                result: self.client.audit(&query).await,
+            },
+            Command::LoadEncryptionKey => Event::EncryptionKey(self.client.encryption_key().await),
             Command::Notify(note) => Event::Notified(
                 tokio::task::spawn_blocking(move || notifications::show(&note))
                     .await

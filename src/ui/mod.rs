@@ -11,17 +11,20 @@
 //!   [`secret`]; shared [`widgets`] and [`theme`].
 //! - [`notifications`]: desktop notifications when deliveries fail for good.
 
+pub mod activity;
 pub mod app;
 pub mod backend;
 pub mod commands;
 pub mod connection;
 pub mod deliveries;
 pub mod inbox;
+pub mod keys;
 pub mod notifications;
 pub mod profiles;
 pub mod remote;
 pub mod requests;
 pub mod secret;
+pub mod service_menu;
 pub mod theme;
 pub mod webhooks;
 pub mod widgets;

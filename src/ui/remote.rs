@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::api::{EventType, Role, Webhook, WhoAmI};
+use crate::api::{EncryptionKeyStatus, EventType, Role, Webhook, WhoAmI};
 
 /// Data fetched from the service, shared by the views.
 #[derive(Default)]
@@ -16,6 +16,8 @@ pub struct Remote {
     pub keychain_error: Option<String>,
     /// The key this connection presents, once known.
     pub caller: Option<WhoAmI>,
+    /// Which key seals the signing secrets, and how far a rollover has come.
+    pub encryption_key: Option<EncryptionKeyStatus>,
 }
 
 impl Remote {

@@ -20,6 +20,9 @@ pub enum RequestKey {
     Detail(ListTag),
     Stats,
     Inbox,
+    Keys,
+    /// The newest page of the audit log.
+    Audit,
 }
 
 /// How often open views refresh while the service answers quickly.

@@ -643,6 +643,20 @@ fn with_an_operator_key_the_panel_disables_what_the_key_may_not_do() {
     panel.step_until_label_contains(
         "Needs an admin key: this connection's key (on-call) is an operator's",
     );
+    // The Keys view lists the keys and disables what only an admin may do.
+    panel.click("Keys");
+    panel.step_until_label("on-call");
+    assert!(disabled(&panel, "Create key"), "an operator creates no key");
+    assert!(
+        panel
+            .harness
+            .query_all_by_label("Revoke…")
+            .all(|node| node.accesskit_node().is_disabled()),
+        "an operator revokes no key"
+    );
+    panel.click("Service");
+    panel.step_until_label("Roll encryption key…");
+    assert!(disabled(&panel, "Roll encryption key…"));
     panel
         .runtime
         .block_on(remote.shutdown())
@@ -1608,5 +1622,301 @@ fn failures_raise_one_desktop_notification_a_minute_on_the_session_bus() {
     assert!(
         stdout.contains("notifications: ok"),
         "the child test did not run: {stdout}"
+    );
+}
+
+/// The Keys view: a key created is shown once and kept for a profile on request; its
+/// last use shows; revoking it after a confirmation refuses it at once. The last admin
+/// key cannot be revoked.
+#[test]
+fn the_keys_view_creates_a_key_shown_once_keeps_it_for_a_profile_and_revokes_it() {
+    let mut panel = Panel::start();
+    let local_url = panel
+        .harness
+        .state()
+        .base_url()
+        .expect("connected")
+        .to_owned();
+    let admin_key = panel.keychain.local_admin_key().expect("admin key");
+    // A profile to keep the new key for: this same service, reached as a remote.
+    let profile = format!("team-{}", hookpanel::store::new_id("p").to_lowercase());
+    panel.click("Profiles…");
+    panel.type_into("Profile name", &profile);
+    panel.type_into("Base URL", &local_url);
+    panel.type_into("Admin key", &admin_key);
+    panel.click("Save and connect");
+    panel.step_until("the profile to connect", |app| {
+        app.is_ready() && app.remote().caller.is_some()
+    });
+
+    panel.click("Keys");
+    panel.step_until_label("bootstrap");
+    panel.type_into("New key for", "on-call");
+    panel.choose("Role", "operator");
+    panel.click("Create key");
+    panel.step_until_label("Admin key on-call (operator)");
+    panel.step_until_label("Copy");
+    let shown = panel
+        .harness
+        .get_by_label("Key (shown once)")
+        .value()
+        .expect("the key field has a value");
+    assert!(shown.starts_with("hpk_"), "{shown}");
+    assert!(
+        panel
+            .harness
+            .get_by_label("Close")
+            .accesskit_node()
+            .is_disabled(),
+        "not kept anywhere yet: closing needs the acknowledgement"
+    );
+    panel.click("Keep");
+    panel.step_until_label_contains("Kept in the OS keychain as the admin key of profile");
+    let kept = panel
+        .keychain
+        .get(&Account::admin_key(&profile))
+        .expect("keychain readable")
+        .map(|key| key.to_string());
+    assert_eq!(kept.as_deref(), Some(shown.as_str()));
+    panel.click("Close");
+    assert!(
+        panel.harness.query_by_label("Key (shown once)").is_none(),
+        "closed for good"
+    );
+    let persisted =
+        serde_json::to_string(panel.harness.state().persisted_state()).expect("serialises");
+    assert!(!persisted.contains(&shown), "{persisted}");
+
+    // Listed, never used; then used once through the API.
+    panel.step_until_label("on-call");
+    panel.step_until_label("never");
+    let on_call = Client::new(&local_url, zeroize::Zeroizing::new(shown.clone())).expect("client");
+    let me = panel
+        .runtime
+        .block_on(on_call.whoami())
+        .expect("the key works");
+    assert_eq!(me.name, "on-call");
+    panel.step_until_label("under a minute ago");
+
+    // The last admin key's revoke is disabled; the operator's goes after a confirmation.
+    let revoke_buttons = || {
+        panel
+            .harness
+            .query_all_by_label("Revoke…")
+            .map(|node| node.accesskit_node().is_disabled())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        revoke_buttons(),
+        [true, false],
+        "bootstrap first, then on-call"
+    );
+    let enabled = panel
+        .harness
+        .query_all_by_label("Revoke…")
+        .find(|node| !node.accesskit_node().is_disabled())
+        .expect("on-call's")
+        .accesskit_node()
+        .id();
+    panel.harness.get_by(|node| node.id() == enabled).click();
+    panel.harness.step();
+    panel.click("Revoke on-call");
+    panel.step_until_label("Revoked the key on-call");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while panel.harness.query_by_label("on-call").is_some() {
+        assert!(Instant::now() < deadline, "{}", panel.labels());
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = panel.runtime.block_on(on_call.whoami());
+    assert!(
+        matches!(
+            refused,
+            Err(hookpanel::client::ClientError::Unauthorized { .. })
+        ),
+        "{refused:?}"
+    );
+}
+
+/// The Activity view: every change newest first, under the name of the key that made
+/// it; filtered by what; paging on as it is scrolled; a target links to its webhook.
+#[test]
+fn the_activity_view_lists_changes_newest_first_filters_pages_and_links() {
+    let mut panel = Panel::start();
+    panel.api_webhook("Billing", "http://127.0.0.1:9/billing".to_owned(), &["*"]);
+    let id = panel
+        .runtime
+        .block_on(panel.client().webhooks())
+        .expect("listed")
+        .into_iter()
+        .find(|w| w.name == "Billing")
+        .expect("created")
+        .id;
+    panel
+        .runtime
+        .block_on(panel.client().rotate_secret(&id, 60))
+        .expect("rotated");
+    panel.click("Activity");
+    panel.step_until_label("webhook.rotate_secret");
+    let top = |panel: &Panel, label: &str| panel.harness.get_by_label(label).rect().top();
+    assert!(
+        top(&panel, "webhook.rotate_secret") < top(&panel, "webhook.create"),
+        "newest first"
+    );
+    panel.step_until_label("2 entries, newest first");
+    assert!(
+        panel.harness.query_all_by_label("bootstrap").count() >= 2,
+        "the actor"
+    );
+
+    // Filtered by what.
+    panel.choose("What", "webhook.create");
+    panel.step_until_label("1 entries, newest first");
+    assert!(
+        panel
+            .harness
+            .query_by_label("webhook.rotate_secret")
+            .is_none()
+    );
+    panel.click("Clear");
+    panel.step_until_label("2 entries, newest first");
+
+    // Many more: the first page, then the rest on scrolling.
+    panel.runtime.block_on(async {
+        let client = panel.client();
+        for n in 0..250 {
+            let patch = hookpanel::api::WebhookPatch {
+                description: Some(format!("revision {n}")),
+                ..Default::default()
+            };
+            client.update_webhook(&id, &patch).await.expect("updated");
+        }
+    });
+    panel.step_until_label("200 entries shown, newest first; older ones load as you scroll");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while panel
+        .harness
+        .query_by_label("252 entries, newest first")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "{}", panel.labels());
+        panel
+            .harness
+            .event(egui::Event::PointerMoved(egui::pos2(640.0, 600.0)));
+        panel.harness.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -3000.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // An entry links to the webhook it changed.
+    let link = panel
+        .harness
+        .query_all_by(|node| {
+            node.label().as_deref() == Some("Billing") && node.role() == Role::Link
+        })
+        .next()
+        .expect("a link to Billing")
+        .accesskit_node()
+        .id();
+    panel.harness.get_by(|node| node.id() == link).click();
+    panel.harness.step();
+    panel.step_until("the webhooks view", |app| {
+        app.persisted_state().view == View::Webhooks
+    });
+    panel.step_until_label_contains("issued");
+}
+
+/// Service ▾ → "Roll encryption key…": the embedded service restarts with a new key,
+/// re-seals every secret with it, and the old key leaves the keychain once none is left
+/// under it; the webhooks keep signing with the secrets they had.
+#[test]
+fn rolling_the_local_encryption_key_reseals_and_forgets_the_old_key() {
+    let mut panel = Panel::start();
+    let receiver = panel.runtime.block_on(Receiver::start());
+    panel.api_webhook("Rolled", receiver.url("/rolled"), &["order.created"]);
+    let id = panel
+        .runtime
+        .block_on(panel.client().webhooks())
+        .expect("listed")
+        .into_iter()
+        .find(|w| w.name == "Rolled")
+        .expect("created")
+        .id;
+    // The secret as shown once, from the webhook's create answer kept by the test.
+    let secret = panel
+        .runtime
+        .block_on(panel.client().rotate_secret(&id, 0))
+        .expect("rotated")
+        .secret;
+    let old_key = panel.keychain.local_encryption_key().expect("key");
+    let old_url = panel
+        .harness
+        .state()
+        .base_url()
+        .expect("connected")
+        .to_owned();
+
+    panel.click("Service");
+    panel.step_until_label_contains("Secrets are sealed with key");
+    panel.click("Roll encryption key…");
+    panel.click("Roll the key");
+    panel.step_until("the service to restart", |app| {
+        app.is_ready() && app.base_url().is_some_and(|url| url != old_url)
+    });
+    panel.step_until_label_contains("Rolled the encryption key");
+    let previous = Account::LocalPreviousEncryptionKey;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while panel.keychain.get(&previous).expect("readable").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the old key is still in the keychain"
+        );
+        panel.harness.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new_key = panel.keychain.local_encryption_key().expect("key");
+    assert_ne!(*new_key, *old_key);
+    let client = panel.client();
+    let status = panel
+        .runtime
+        .block_on(client.encryption_key())
+        .expect("status");
+    assert_eq!(
+        status.key_id,
+        hookpanel::crypto::SecretCipher::from_base64_key(&new_key)
+            .expect("key")
+            .key_id()
+    );
+    assert_eq!(status.secrets_left_to_reseal, 0);
+
+    let event = EventIn {
+        event_type: "order.created".to_owned(),
+        data: json!({"after": "the roll"}),
+        id: None,
+    };
+    panel
+        .runtime
+        .block_on(client.emit(&event))
+        .expect("emitted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let request = loop {
+        if let Some(request) = receiver.received("/rolled").pop() {
+            break request;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing delivered after the roll"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        hookpanel::signing::verify(&secret, &request.headers, &request.body, chrono::Utc::now())
+            .is_ok(),
+        "the webhook signs with the secret it had"
     );
 }

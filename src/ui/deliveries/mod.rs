@@ -175,6 +175,22 @@ impl DeliveriesView {
         self.refresh(commands);
     }
 
+    /// Shows delivery `id` alone, open in the inspector, as a link from elsewhere asks.
+    pub fn find(&mut self, id: &str, commands: &mut Commands) {
+        self.filter = Filter {
+            search: id.to_owned(),
+            status: self.filter.status.filter(|_| self.fixed_status()),
+            ..Filter::default()
+        };
+        self.filter_changed(commands);
+        self.inspected = Some(id.to_owned());
+        self.detail = None;
+        commands.send(Command::LoadDelivery {
+            list: self.list,
+            id: id.to_owned(),
+        });
+    }
+
     fn load_more(&mut self, commands: &mut Commands) {
         let Some(cursor) = self.rows.next_cursor().map(str::to_owned) else {
             return;

@@ -85,6 +85,12 @@ impl Sort {
 }
 
 impl WebhooksView {
+    /// Opens `id`'s detail, as a link from elsewhere asks.
+    pub fn select(&mut self, id: &str) {
+        self.selected = Some(id.to_owned());
+        self.search.clear();
+    }
+
     pub fn form_succeeded(&mut self, id: &str) {
         if self.form.as_ref().is_some_and(|form| {
             form.submitting && form.editing.as_deref().is_none_or(|editing| editing == id)
