@@ -123,6 +123,26 @@ impl Panel {
         }
     }
 
+    /// Wheels down over the table until the last loaded row shows and the next page lands,
+    /// which puts `label` on screen.
+    fn scroll_until_label(&mut self, label: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.harness.query_by_label(label).is_none() {
+            assert!(Instant::now() < deadline, "{}", self.labels());
+            self.harness
+                .event(egui::Event::PointerMoved(egui::pos2(640.0, 600.0)));
+            self.harness.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -3000.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Unknown,
+                modifiers: egui::Modifiers::NONE,
+            });
+            self.harness.step();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every label on screen, for failure messages.
     fn labels(&self) -> String {
         self.harness
@@ -1211,27 +1231,7 @@ fn scrolling_to_the_end_loads_the_next_page() {
     panel.harness.state_mut().show_view(View::Deliveries);
     panel.step_until_label("200 rows · more as you scroll");
 
-    // Wheel down over the table until the last loaded row shows and the next page lands.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while panel
-        .harness
-        .query_by_label("250 rows · all loaded")
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "{}", panel.labels());
-        panel
-            .harness
-            .event(egui::Event::PointerMoved(egui::pos2(640.0, 600.0)));
-        panel.harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -3000.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-            modifiers: egui::Modifiers::NONE,
-        });
-        panel.harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    panel.scroll_until_label("250 rows · all loaded");
     assert!(panel.harness.query_by_label("Select all (250)").is_some());
 }
 
@@ -1793,26 +1793,7 @@ fn the_activity_view_lists_changes_newest_first_filters_pages_and_links() {
         }
     });
     panel.step_until_label("200 entries shown, newest first; older ones load as you scroll");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while panel
-        .harness
-        .query_by_label("252 entries, newest first")
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "{}", panel.labels());
-        panel
-            .harness
-            .event(egui::Event::PointerMoved(egui::pos2(640.0, 600.0)));
-        panel.harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -3000.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Unknown,
-            modifiers: egui::Modifiers::NONE,
-        });
-        panel.harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    panel.scroll_until_label("252 entries, newest first");
     // An entry links to the webhook it changed.
     let link = panel
         .harness

@@ -200,11 +200,16 @@ async fn a_reseal_killed_partway_finishes_at_the_next_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite://{}", dir.path().join("rekey.db").display());
     let client = reqwest::Client::new();
-    let left = |base_url: String| {
-        let client = client.clone();
+    // An admin request to the service at `base_url`, its answer as JSON.
+    let call = |base_url: &str, path: &str, body: Option<Value>| {
+        let request = match body {
+            Some(body) => client
+                .post(format!("{base_url}/v1/admin{path}"))
+                .json(&body),
+            None => client.get(format!("{base_url}/v1/admin{path}")),
+        };
         async move {
-            let status: Value = client
-                .get(format!("{base_url}/v1/admin/encryption-key"))
+            let answer: Value = request
                 .bearer_auth(ADMIN_KEY)
                 .send()
                 .await
@@ -212,8 +217,27 @@ async fn a_reseal_killed_partway_finishes_at_the_next_start() {
                 .json()
                 .await
                 .expect("json");
-            status["secrets_left_to_reseal"].as_u64().expect("count")
+            answer
         }
+    };
+    let left = |base_url: String| async move {
+        call(&base_url, "/encryption-key", None).await["secrets_left_to_reseal"]
+            .as_u64()
+            .expect("count")
+    };
+    // A start refused: what it said.
+    let refused_start = |encryption_key: &str| {
+        let output = Command::new(BINARY)
+            .arg("serve")
+            .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+            .env("HOOKPANEL_DB", &db)
+            .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
+            .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
+            .env_remove("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY")
+            .output()
+            .expect("runs");
+        assert!(!output.status.success(), "refused");
+        String::from_utf8_lossy(&output.stderr).into_owned()
     };
 
     let old_key = keygen();
@@ -221,16 +245,12 @@ async fn a_reseal_killed_partway_finishes_at_the_next_start() {
     let mut secrets = Vec::new();
     for n in 0..WEBHOOKS {
         let path = format!("/w{n}");
-        let created: Value = client
-            .post(format!("{base_url}/v1/admin/webhooks"))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({"name": format!("w{n}"), "url": receiver.url(&path), "events": ["order.created"]}))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let created = call(
+            &base_url,
+            "/webhooks",
+            Some(json!({"name": format!("w{n}"), "url": receiver.url(&path), "events": ["order.created"]})),
+        )
+        .await;
         secrets.push((path, created["secret"].as_str().expect("secret").to_owned()));
     }
     drop(first);
@@ -257,17 +277,7 @@ async fn a_reseal_killed_partway_finishes_at_the_next_start() {
     let _ = rolling.0.wait();
     assert!(left_at_kill > 0, "killed partway: {left_at_kill} left");
 
-    let refused = Command::new(BINARY)
-        .arg("serve")
-        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
-        .env("HOOKPANEL_DB", &db)
-        .env("HOOKPANEL_ENCRYPTION_KEY", &new_key)
-        .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
-        .env_remove("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY")
-        .output()
-        .expect("runs");
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = refused_start(&new_key);
     assert!(
         stderr.contains("still sealed with the previous encryption key"),
         "{stderr}"
@@ -289,16 +299,12 @@ async fn a_reseal_killed_partway_finishes_at_the_next_start() {
     drop(finishing);
 
     let (new_alone, base_url) = spawn_serve(Command::new(BINARY).arg("serve"), &db, &new_key);
-    let emitted: Value = client
-        .post(format!("{base_url}/v1/admin/events"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"type": "order.created", "data": {"order": "ord_2"}}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let emitted = call(
+        &base_url,
+        "/events",
+        Some(json!({"type": "order.created", "data": {"order": "ord_2"}})),
+    )
+    .await;
     let event_id = emitted["event_id"].as_str().expect("event id").to_owned();
     let received = wait_for(
         "every webhook's request",
@@ -327,15 +333,6 @@ async fn a_reseal_killed_partway_finishes_at_the_next_start() {
     }
     drop(new_alone);
 
-    let retired = Command::new(BINARY)
-        .arg("serve")
-        .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
-        .env("HOOKPANEL_DB", &db)
-        .env("HOOKPANEL_ENCRYPTION_KEY", &old_key)
-        .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
-        .output()
-        .expect("runs");
-    assert!(!retired.status.success());
-    let stderr = String::from_utf8_lossy(&retired.stderr);
+    let stderr = refused_start(&old_key);
     assert!(stderr.contains("retired"), "{stderr}");
 }
