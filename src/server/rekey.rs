@@ -182,6 +182,7 @@ pub(super) fn spawn_reseal(
     let store = store.clone();
     Some(tokio::spawn(async move {
         let from = previous.key_id().to_owned();
+        let to = current.key_id().to_owned();
         let reseal = move |webhook_id: &str, blob: &[u8]| {
             let secret = previous.open(webhook_id, blob)?;
             current.seal_secret(webhook_id, &secret)
@@ -191,10 +192,21 @@ pub(super) fn spawn_reseal(
         loop {
             match store.reseal_batch(&from, pace.batch, &reseal).await {
                 Ok(Some(0)) => {
-                    tracing::info!(
-                        resealed,
-                        "re-seal finished: no secret is sealed with the previous encryption key; start without it from now on"
-                    );
+                    match store.secrets_not_sealed_with(&to).await {
+                        Ok(0) => tracing::info!(
+                            resealed,
+                            "re-seal finished: every secret is sealed with the current encryption key; start without the previous one from now on"
+                        ),
+                        Ok(strays) => tracing::error!(
+                            resealed,
+                            strays,
+                            "re-seal finished, but some secrets are sealed with a key that is neither the current nor the previous one"
+                        ),
+                        Err(err) => tracing::warn!(
+                            resealed,
+                            "re-seal finished; counting what is left failed: {err}"
+                        ),
+                    }
                     return;
                 }
                 Ok(Some(count)) => resealed += count,
