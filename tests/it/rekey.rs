@@ -184,155 +184,164 @@ on_both_backends! {
     }
 }
 
-/// The re-seal of a `hookpanel serve` killed with SIGKILL partway: the next start with
-/// the new key alone is refused, naming how many secrets are left; the next with both
-/// keys finishes; then the new key alone starts, every webhook signs with its secret,
-/// and the retired key is refused.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_reseal_killed_partway_finishes_at_the_next_start() {
-    use std::process::Command;
+on_both_backends! {
+    /// The re-seal of a `hookpanel serve` killed with SIGKILL partway: the next start with
+    /// the new key alone is refused, naming how many secrets are left; the next with both
+    /// keys finishes; then the new key alone starts, every webhook signs with its secret,
+    /// and the retired key is refused.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_reseal_killed_partway_finishes_at_the_next_start() {
+        use std::process::Command;
 
-    use crate::cli::{BINARY, keygen, spawn_serve};
+        use crate::cli::{BINARY, keygen, spawn_serve};
 
-    const WEBHOOKS: usize = 30;
-    const ADMIN_KEY: &str = "hpk_crash_test_0123456789abcdefghijkl";
-    let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}", dir.path().join("rekey.db").display());
-    let client = reqwest::Client::new();
-    // An admin request to the service at `base_url`, its answer as JSON.
-    let call = |base_url: &str, path: &str, body: Option<Value>| {
-        let request = match body {
-            Some(body) => client
-                .post(format!("{base_url}/v1/admin{path}"))
-                .json(&body),
-            None => client.get(format!("{base_url}/v1/admin{path}")),
+        const WEBHOOKS: usize = 30;
+        const ADMIN_KEY: &str = "hpk_crash_test_0123456789abcdefghijkl";
+        let receiver = Receiver::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let postgres = match crate::backend::Backend::current() {
+            crate::backend::Backend::Sqlite => None,
+            crate::backend::Backend::Postgres => Some(crate::backend::PostgresDatabase::create().await),
         };
-        async move {
-            let answer: Value = request
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .expect("sent")
-                .json()
-                .await
-                .expect("json");
-            answer
-        }
-    };
-    let left = |base_url: String| async move {
-        call(&base_url, "/encryption-key", None).await["secrets_left_to_reseal"]
-            .as_u64()
-            .expect("count")
-    };
-    // A start refused: what it said.
-    let refused_start = |encryption_key: &str| {
-        let output = Command::new(BINARY)
-            .arg("serve")
-            .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
-            .env("HOOKPANEL_DB", &db)
-            .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
-            .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
-            .env_remove("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY")
-            .output()
-            .expect("runs");
-        assert!(!output.status.success(), "refused");
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    };
+        let db = match &postgres {
+            Some(database) => database.url().to_owned(),
+            None => format!("sqlite://{}", dir.path().join("rekey.db").display()),
+        };
+        let client = reqwest::Client::new();
+        // An admin request to the service at `base_url`, its answer as JSON.
+        let call = |base_url: &str, path: &str, body: Option<Value>| {
+            let request = match body {
+                Some(body) => client
+                    .post(format!("{base_url}/v1/admin{path}"))
+                    .json(&body),
+                None => client.get(format!("{base_url}/v1/admin{path}")),
+            };
+            async move {
+                let answer: Value = request
+                    .bearer_auth(ADMIN_KEY)
+                    .send()
+                    .await
+                    .expect("sent")
+                    .json()
+                    .await
+                    .expect("json");
+                answer
+            }
+        };
+        let left = |base_url: String| async move {
+            call(&base_url, "/encryption-key", None).await["secrets_left_to_reseal"]
+                .as_u64()
+                .expect("count")
+        };
+        // A start refused: what it said.
+        let refused_start = |encryption_key: &str| {
+            let output = Command::new(BINARY)
+                .arg("serve")
+                .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
+                .env("HOOKPANEL_DB", &db)
+                .env("HOOKPANEL_ENCRYPTION_KEY", encryption_key)
+                .env("HOOKPANEL_ADMIN_KEY", ADMIN_KEY)
+                .env_remove("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY")
+                .output()
+                .expect("runs");
+            assert!(!output.status.success(), "refused");
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        };
 
-    let old_key = keygen();
-    let (first, base_url) = spawn_serve(Command::new(BINARY).arg("serve"), &db, &old_key);
-    let mut secrets = Vec::new();
-    for n in 0..WEBHOOKS {
-        let path = format!("/w{n}");
-        let created = call(
+        let old_key = keygen();
+        let (first, base_url) = spawn_serve(Command::new(BINARY).arg("serve"), &db, &old_key);
+        let mut secrets = Vec::new();
+        for n in 0..WEBHOOKS {
+            let path = format!("/w{n}");
+            let created = call(
+                &base_url,
+                "/webhooks",
+                Some(json!({"name": format!("w{n}"), "url": receiver.url(&path), "events": ["order.created"]})),
+            )
+            .await;
+            secrets.push((path, created["secret"].as_str().expect("secret").to_owned()));
+        }
+        drop(first);
+
+        // Rolled, one secret per transaction, 50 ms apart: killed once some are done.
+        let new_key = keygen();
+        let (mut rolling, base_url) = spawn_serve(
+            Command::new(BINARY)
+                .args(["serve", "--reseal-batch", "1", "--reseal-pause", "50ms"])
+                .env("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY", &old_key),
+            &db,
+            &new_key,
+        );
+        let left_at_kill = wait_for("some secrets re-sealed", Duration::from_secs(20), || {
+            let base_url = base_url.clone();
+            let left = &left;
+            async move {
+                let count = left(base_url).await;
+                (count < WEBHOOKS as u64 - 2).then_some(count)
+            }
+        })
+        .await;
+        rolling.0.kill().expect("SIGKILL");
+        let _ = rolling.0.wait();
+        assert!(left_at_kill > 0, "killed partway: {left_at_kill} left");
+
+        let stderr = refused_start(&new_key);
+        assert!(
+            stderr.contains("still sealed with the previous encryption key"),
+            "{stderr}"
+        );
+
+        let (finishing, base_url) = spawn_serve(
+            Command::new(BINARY)
+                .arg("serve")
+                .env("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY", &old_key),
+            &db,
+            &new_key,
+        );
+        wait_for("the re-seal to finish", Duration::from_secs(20), || {
+            let base_url = base_url.clone();
+            let left = &left;
+            async move { (left(base_url).await == 0).then_some(()) }
+        })
+        .await;
+        drop(finishing);
+
+        let (new_alone, base_url) = spawn_serve(Command::new(BINARY).arg("serve"), &db, &new_key);
+        let emitted = call(
             &base_url,
-            "/webhooks",
-            Some(json!({"name": format!("w{n}"), "url": receiver.url(&path), "events": ["order.created"]})),
+            "/events",
+            Some(json!({"type": "order.created", "data": {"order": "ord_2"}})),
         )
         .await;
-        secrets.push((path, created["secret"].as_str().expect("secret").to_owned()));
-    }
-    drop(first);
-
-    // Rolled, one secret per transaction, 50 ms apart: killed once some are done.
-    let new_key = keygen();
-    let (mut rolling, base_url) = spawn_serve(
-        Command::new(BINARY)
-            .args(["serve", "--reseal-batch", "1", "--reseal-pause", "50ms"])
-            .env("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY", &old_key),
-        &db,
-        &new_key,
-    );
-    let left_at_kill = wait_for("some secrets re-sealed", Duration::from_secs(20), || {
-        let base_url = base_url.clone();
-        let left = &left;
-        async move {
-            let count = left(base_url).await;
-            (count < WEBHOOKS as u64 - 2).then_some(count)
+        let event_id = emitted["event_id"].as_str().expect("event id").to_owned();
+        let received = wait_for(
+            "every webhook's request",
+            Duration::from_secs(30),
+            || async {
+                let got: Vec<_> = secrets
+                    .iter()
+                    .filter_map(|(path, secret)| {
+                        receiver
+                            .received(path)
+                            .into_iter()
+                            .find(|r| String::from_utf8_lossy(&r.body).contains(&event_id))
+                            .map(|request| (secret.clone(), request))
+                    })
+                    .collect();
+                (got.len() == WEBHOOKS).then_some(got)
+            },
+        )
+        .await;
+        for (secret, request) in &received {
+            assert!(
+                signing::verify(secret, &request.headers, &request.body, Utc::now()).is_ok(),
+                "{} verifies with its secret",
+                request.path
+            );
         }
-    })
-    .await;
-    rolling.0.kill().expect("SIGKILL");
-    let _ = rolling.0.wait();
-    assert!(left_at_kill > 0, "killed partway: {left_at_kill} left");
+        drop(new_alone);
 
-    let stderr = refused_start(&new_key);
-    assert!(
-        stderr.contains("still sealed with the previous encryption key"),
-        "{stderr}"
-    );
-
-    let (finishing, base_url) = spawn_serve(
-        Command::new(BINARY)
-            .arg("serve")
-            .env("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY", &old_key),
-        &db,
-        &new_key,
-    );
-    wait_for("the re-seal to finish", Duration::from_secs(20), || {
-        let base_url = base_url.clone();
-        let left = &left;
-        async move { (left(base_url).await == 0).then_some(()) }
-    })
-    .await;
-    drop(finishing);
-
-    let (new_alone, base_url) = spawn_serve(Command::new(BINARY).arg("serve"), &db, &new_key);
-    let emitted = call(
-        &base_url,
-        "/events",
-        Some(json!({"type": "order.created", "data": {"order": "ord_2"}})),
-    )
-    .await;
-    let event_id = emitted["event_id"].as_str().expect("event id").to_owned();
-    let received = wait_for(
-        "every webhook's request",
-        Duration::from_secs(30),
-        || async {
-            let got: Vec<_> = secrets
-                .iter()
-                .filter_map(|(path, secret)| {
-                    receiver
-                        .received(path)
-                        .into_iter()
-                        .find(|r| String::from_utf8_lossy(&r.body).contains(&event_id))
-                        .map(|request| (secret.clone(), request))
-                })
-                .collect();
-            (got.len() == WEBHOOKS).then_some(got)
-        },
-    )
-    .await;
-    for (secret, request) in &received {
-        assert!(
-            signing::verify(secret, &request.headers, &request.body, Utc::now()).is_ok(),
-            "{} verifies with its secret",
-            request.path
-        );
+        let stderr = refused_start(&old_key);
+        assert!(stderr.contains("retired"), "{stderr}");
     }
-    drop(new_alone);
-
-    let stderr = refused_start(&old_key);
-    assert!(stderr.contains("retired"), "{stderr}");
 }
