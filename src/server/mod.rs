@@ -154,6 +154,8 @@ pub enum StartError {
         "{0} signing secrets are still sealed with the previous encryption key: start with HOOKPANEL_PREVIOUS_ENCRYPTION_KEY set to it until the re-seal has finished (GET /v1/admin/encryption-key says how many are left)"
     )]
     SecretsUnderPreviousKey(u64),
+    #[error("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY: {0}")]
+    PreviousKey(CryptoError),
 }
 
 impl AppState {
@@ -419,8 +421,9 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
         Some(path) => Catalog::from_file(path)?,
         None => Catalog::builtin()?,
     };
+    let keys = rekey::Keys::from_config(&config.secrets_at_rest)?;
     let store = Store::connect_with(&config.database_url, &config.database).await?;
-    let cipher = rekey::secret_cipher(&store, &config.secrets_at_rest).await?;
+    let cipher = rekey::secret_cipher(&store, keys).await?;
     let reseal = rekey::spawn_reseal(&store, &cipher, config.reseal);
     let generated_admin_key = bootstrap_key(&store, config.admin_key.as_ref()).await?;
     // On SQLite, claims left by a crashed run of this process are released now rather than

@@ -46,22 +46,37 @@ impl Default for ResealPace {
     }
 }
 
+/// The configured keys, checked before anything is opened: the current one, and the
+/// previous one during a rollover.
+pub(super) struct Keys {
+    cipher: SecretCipher,
+    previous: Option<SecretCipher>,
+}
+
+impl Keys {
+    pub(super) fn from_config(config: &SecretsAtRest) -> std::result::Result<Self, StartError> {
+        let (cipher, previous) = match config {
+            SecretsAtRest::Encrypted { key, previous } => (
+                SecretCipher::from_base64_key(key)?,
+                previous
+                    .as_deref()
+                    .map(|previous| SecretCipher::from_base64_key(previous))
+                    .transpose()
+                    .map_err(StartError::PreviousKey)?,
+            ),
+            SecretsAtRest::InsecurePlaintext => (SecretCipher::insecure_plaintext(), None),
+        };
+        Ok(Self { cipher, previous })
+    }
+}
+
 /// Checks the configured key (or plain text) against the database's, records it on the
 /// first start, and starts a rollover when the previous key is the one recorded.
 pub(super) async fn secret_cipher(
     store: &Store,
-    config: &SecretsAtRest,
+    keys: Keys,
 ) -> std::result::Result<SecretCipher, StartError> {
-    let (cipher, previous) = match config {
-        SecretsAtRest::Encrypted { key, previous } => (
-            SecretCipher::from_base64_key(key)?,
-            previous
-                .as_deref()
-                .map(|previous| SecretCipher::from_base64_key(previous))
-                .transpose()?,
-        ),
-        SecretsAtRest::InsecurePlaintext => (SecretCipher::insecure_plaintext(), None),
-    };
+    let Keys { cipher, previous } = keys;
     let previous = previous.filter(|previous| {
         let same = previous.key_id() == cipher.key_id();
         if same {

@@ -117,6 +117,25 @@ fn serve_refuses_to_start_without_an_encryption_key() {
 }
 
 #[test]
+fn serve_refuses_a_malformed_previous_key_before_touching_the_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .env("HOOKPANEL_ENCRYPTION_KEY", keygen())
+        .env("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY", "not a key")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY") && stderr.contains("32 bytes"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("x.db").exists(), "nothing was created");
+}
+
+#[test]
 fn keygen_prints_a_32_byte_base64_key() {
     use base64::Engine as _;
     let key = keygen();
