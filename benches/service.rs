@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
-//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|paced|resend|prune
+//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|paced|resend|prune|reseal
 //!
 //! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
 //! admin URL: each service gets a database of its own, dropped afterwards) runs the
@@ -41,6 +41,7 @@ struct Sizes {
     rate_requests: usize,
     paging_rows: usize,
     resend_rows: usize,
+    reseal_secrets: usize,
 }
 
 fn binary() -> String {
@@ -217,17 +218,22 @@ impl Service {
 }
 
 /// Starts `hookpanel serve` on `database_url`; returns it and its base URL.
-fn spawn(database_url: &str, env: &[(&str, &str)]) -> (Child, String) {
-    // One key for the whole run: a database reopened later needs the key it was
-    // sealed with.
+fn keygen() -> String {
+    Command::new(binary())
+        .arg("keygen")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .expect("keygen runs")
+}
+
+/// One key for the whole run: a database reopened later needs the key it was sealed with.
+fn run_encryption_key() -> &'static str {
     static ENCRYPTION_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let encryption_key = ENCRYPTION_KEY.get_or_init(|| {
-        Command::new(binary())
-            .arg("keygen")
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            .expect("keygen runs")
-    });
+    ENCRYPTION_KEY.get_or_init(keygen)
+}
+
+fn spawn(database_url: &str, env: &[(&str, &str)]) -> (Child, String) {
+    let encryption_key = run_encryption_key();
     let mut child = Command::new(binary())
         .arg("serve")
         .env("HOOKPANEL_LISTEN", "127.0.0.1:0")
@@ -1103,6 +1109,18 @@ async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
 
 /// `POST /events` of `payment.received` every 2 ms, one at a time, while `running`:
 /// when each began and how long it took.
+/// The webhook that receives what [`emit_beside`] emits (`payment.received`).
+async fn beside_webhook(client: &reqwest::Client, service: &Service, addr: SocketAddr) {
+    create_webhook_for(
+        client,
+        service,
+        "Healthy",
+        &format!("http://{addr}/healthy"),
+        "payment.received",
+    )
+    .await;
+}
+
 fn emit_beside(
     client: &reqwest::Client,
     service: &Arc<Service>,
@@ -1169,14 +1187,7 @@ async fn prune(rows_total: usize, rows: &mut Vec<Row>) {
         .expect("count");
     let began = Instant::now();
     let service = Arc::new(Service::start_with(&db, &[("HOOKPANEL_RETENTION", "1h")]));
-    create_webhook_for(
-        &client,
-        &service,
-        "Healthy",
-        &format!("http://{addr}/healthy"),
-        "payment.received",
-    )
-    .await;
+    beside_webhook(&client, &service, addr).await;
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let emitter = emit_beside(&client, &service, &running);
     // The oldest delivery is past the cutoff once every old one is gone.
@@ -1251,14 +1262,7 @@ async fn bulk_resend(failed: usize, rows: &mut Vec<Row>) {
     };
     fill(&db, &webhooks, failed, 1).await;
     let service = Arc::new(Service::start(&db));
-    create_webhook_for(
-        &client,
-        &service,
-        "Healthy",
-        &format!("http://{addr}/healthy"),
-        "payment.received",
-    )
-    .await;
+    beside_webhook(&client, &service, addr).await;
     for n in 0..100 {
         emit_type(&client, &service, "payment.received", &format!("warm-{n}")).await;
     }
@@ -1325,6 +1329,98 @@ async fn bulk_resend(failed: usize, rows: &mut Vec<Row>) {
     });
 }
 
+/// A database of `secrets` webhooks started with a new encryption key and the old one as
+/// the previous: how long until every secret is re-sealed, with `POST /events` at up to
+/// 500 a second beside it.
+async fn reseal(secrets: usize, rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let client = reqwest::Client::new();
+    let (addr, _arrivals) = start_receiver().await;
+    {
+        let service = Arc::new(Service::start(&db));
+        beside_webhook(&client, &service, addr).await;
+        futures_util::stream::iter(0..secrets)
+            .map(|n| {
+                let (client, service) = (client.clone(), Arc::clone(&service));
+                async move {
+                    create_webhook(
+                        &client,
+                        &service,
+                        &format!("w{n}"),
+                        &format!("http://{addr}/w"),
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+    }
+    let new_key = keygen();
+    let started = Instant::now();
+    let service = Arc::new(Service::start_with(
+        &db,
+        &[
+            ("HOOKPANEL_ENCRYPTION_KEY", &new_key),
+            ("HOOKPANEL_PREVIOUS_ENCRYPTION_KEY", run_encryption_key()),
+        ],
+    ));
+    let listening = started.elapsed();
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let emitter = emit_beside(&client, &service, &running);
+    let mut left_at_listening = None;
+    let finished = loop {
+        let status: Value = client
+            .get(service.url("/encryption-key"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        let left = status["secrets_left_to_reseal"].as_u64().expect("count");
+        left_at_listening.get_or_insert(left);
+        if left == 0 {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < SCENARIO_LIMIT,
+            "the re-seal did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    running.store(false, Ordering::Relaxed);
+    let mut during: Vec<Duration> = emitter
+        .await
+        .expect("emitter")
+        .into_iter()
+        .filter(|(at, _)| at.duration_since(started) < finished)
+        .map(|(_, took)| took)
+        .collect();
+    during.sort_unstable();
+    rows.push(Row {
+        what: format!(
+            "Encryption key rolled: {} secrets re-sealed within (listening after {:.2} s, {} left then)",
+            secrets + 1,
+            listening.as_secs_f64(),
+            left_at_listening.unwrap_or_default()
+        ),
+        figure: format!("{:.2} s", finished.as_secs_f64()),
+        target: "",
+    });
+    rows.push(Row {
+        what: format!(
+            "POST /events beside the re-seal at up to 500/s: p50 / p99 ({} emits)",
+            during.len()
+        ),
+        figure: p50_p99(&during, 2),
+        target: "",
+    });
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
@@ -1335,6 +1431,7 @@ fn main() {
             rate_requests: 1_000,
             paging_rows: 100_000,
             resend_rows: 20_000,
+            reseal_secrets: 2_000,
         }
     } else {
         Sizes {
@@ -1344,6 +1441,7 @@ fn main() {
             rate_requests: 5_000,
             paging_rows: 1_000_000,
             resend_rows: 100_000,
+            reseal_secrets: 10_000,
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1369,6 +1467,7 @@ fn main() {
         "paced",
         "resend",
         "prune",
+        "reseal",
     ];
     let runs = |scenario: &str| {
         only.is_none_or(|o| o == scenario) && !(on_postgres && sqlite_only.contains(&scenario))
@@ -1419,6 +1518,9 @@ fn main() {
         }
         if runs("prune") {
             prune(sizes.paging_rows, &mut rows).await;
+        }
+        if runs("reseal") {
+            reseal(sizes.reseal_secrets, &mut rows).await;
         }
     });
     println!("| measurement | result | target |");
