@@ -282,6 +282,15 @@ impl Client {
         self.get(&format!("/v1/admin/deliveries/{id}")).await
     }
 
+    /// A delivery found by a search: its `matched` names where the payload holds `q`.
+    pub async fn delivery_found_by(&self, id: &str, q: &str) -> Result<DeliveryDetail> {
+        let query = query_string(&crate::api::DeliveryDetailQuery {
+            q: Some(q.to_owned()),
+        })?;
+        self.get(&format!("/v1/admin/deliveries/{id}?{query}"))
+            .await
+    }
+
     pub async fn resend(&self, id: &str) -> Result<Delivery> {
         self.call(
             Method::POST,

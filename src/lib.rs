@@ -31,6 +31,7 @@ pub mod keychain;
 pub mod metrics;
 #[cfg(feature = "panel")]
 pub mod paths;
+pub mod search;
 pub mod server;
 pub mod signing;
 pub mod store;

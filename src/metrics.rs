@@ -51,6 +51,7 @@ pub struct Metrics {
     emits: Counter,
     emit_duration: Histogram,
     due_backlog: Gauge,
+    search_backlog: Gauge,
     oldest_due_age: Gauge<f64, AtomicU64>,
     slots_in_use: Gauge,
     slots: Gauge,
@@ -73,6 +74,8 @@ impl Default for Metrics {
 pub struct Snapshot {
     /// Deliveries due now and not held by an attempt.
     pub due_backlog: u64,
+    /// Events waiting to be indexed for payload search.
+    pub search_backlog: u64,
     /// How long the oldest of them has been due, in seconds (0 with none).
     pub oldest_due_age_seconds: f64,
     /// Attempt slots held by attempts under way, and how many there are.
@@ -121,6 +124,12 @@ impl Metrics {
             "Deliveries due now that no attempt holds yet",
             due_backlog.clone(),
         );
+        let search_backlog = Gauge::default();
+        registry.register(
+            "search_backlog",
+            "Events waiting to be indexed for payload search",
+            search_backlog.clone(),
+        );
         let oldest_due_age = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "oldest_due_age_seconds",
@@ -153,6 +162,7 @@ impl Metrics {
             emits,
             emit_duration,
             due_backlog,
+            search_backlog,
             oldest_due_age,
             slots_in_use,
             slots,
@@ -189,6 +199,8 @@ impl Metrics {
     pub fn encode(&self, snapshot: &Snapshot) -> Result<String, std::fmt::Error> {
         self.due_backlog
             .set(i64::try_from(snapshot.due_backlog).unwrap_or(i64::MAX));
+        self.search_backlog
+            .set(i64::try_from(snapshot.search_backlog).unwrap_or(i64::MAX));
         self.oldest_due_age.set(snapshot.oldest_due_age_seconds);
         self.slots_in_use
             .set(i64::try_from(snapshot.slots_in_use).unwrap_or(i64::MAX));

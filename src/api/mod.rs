@@ -465,6 +465,20 @@ pub struct DeliveryDetail {
     pub last_error: Option<String>,
     pub payload: serde_json::Value,
     pub attempts: Vec<Attempt>,
+    /// With `?q=`: the JSON paths of the payload whose value holds the search's text
+    /// (`customer.email`, `items[0].sku`), for the inspector to highlight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+}
+
+/// `GET /deliveries/{id}`'s query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryDetailQuery {
+    /// The search the delivery was found by: the answer's `matched` names where the
+    /// payload holds it.
+    pub q: Option<String>,
 }
 
 impl DeliveryDetail {
@@ -499,6 +513,7 @@ impl DeliveryDetail {
             last_error,
             payload,
             attempts,
+            matched: Vec::new(),
         }
     }
 
@@ -539,7 +554,8 @@ pub struct DeliveryQuery {
     /// no answer).
     #[param(value_type = Option<String>, example = "5xx")]
     pub code: Option<CodeClass>,
-    /// An event id or delivery id.
+    /// An event id or delivery id, exactly; or text the event's data holds: a word, an id
+    /// such as `ord_1042`, an email, or a "quoted phrase" (whole tokens, any case).
     pub q: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -567,7 +583,7 @@ pub struct DeliveryFilter {
     /// Class of the last HTTP answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeClass>,
-    /// An event id or delivery id.
+    /// An event id or delivery id, exactly; or text the event's data holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
 }

@@ -11,8 +11,9 @@ use super::extract::{ApiJson, ApiQuery};
 use super::{AppState, paging};
 use crate::api::{
     AuditAction, BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail,
-    DeliveryList, DeliveryQuery, ErrorBody,
+    DeliveryDetailQuery, DeliveryList, DeliveryQuery, ErrorBody,
 };
+use crate::search::Terms;
 use crate::store::StoreError;
 use crate::validate::FieldError;
 
@@ -52,12 +53,13 @@ pub async fn list(
 /// A delivery with the event's data and every attempt, oldest first.
 #[utoipa::path(
     get, path = "/deliveries/{id}", tag = "deliveries",
-    params(("id" = String, Path, description = "Delivery id")),
+    params(("id" = String, Path, description = "Delivery id"), DeliveryDetailQuery),
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody))
 )]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DeliveryDetailQuery>,
 ) -> Result<Json<DeliveryDetail>> {
     let (delivery, data, attempts) = state
         .store
@@ -68,7 +70,11 @@ pub async fn get(
         tracing::error!(delivery_id = id, "stored event data is not JSON: {err}");
         ApiError::internal()
     })?;
-    Ok(Json(DeliveryDetail::new(delivery, payload, attempts)))
+    let mut detail = DeliveryDetail::new(delivery, payload, attempts);
+    if let Some(terms) = query.q.as_deref().and_then(Terms::parse) {
+        detail.matched = terms.matched_paths(&data);
+    }
+    Ok(Json(detail))
 }
 
 /// Send again now with the same event id, whatever the delivery's status; every earlier

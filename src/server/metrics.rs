@@ -19,6 +19,7 @@ pub async fn get(State(state): State<AppState>) -> Result<Response> {
     let (slots_in_use, slots) = state.dispatch.slots();
     let snapshot = Snapshot {
         due_backlog,
+        search_backlog: state.store.search_backlog().await?,
         oldest_due_age_seconds: oldest_due.map_or(0.0, |due| {
             (now - due).num_milliseconds().max(0) as f64 / 1000.0
         }),

@@ -12,6 +12,7 @@ mod event_types;
 mod events;
 pub mod extract;
 pub mod inbox;
+mod indexer;
 mod listen;
 mod metrics;
 mod paging;
@@ -362,8 +363,8 @@ pub struct RunningService {
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     dispatcher: Dispatcher,
-    /// Prune the history and the audit log, where retentions are set, and re-seal
-    /// secrets during a key rollover.
+    /// Prune the history and the audit log, where retentions are set, index events for
+    /// payload search, and re-seal secrets during a key rollover.
     background: Vec<JoinHandle<()>>,
     store: Store,
 }
@@ -481,6 +482,7 @@ pub async fn start(config: ServiceConfig) -> Result<RunningService, StartError> 
     tracing::info!(%local_addr, "admin API listening");
     let background = [
         reseal,
+        Some(indexer::spawn(store.clone())),
         config.retention.map(|retention| {
             tokio::spawn(prune_periodically(
                 store.clone(),

@@ -166,6 +166,7 @@ mod access;
 mod rekey;
 mod resend;
 mod retention;
+mod search;
 
 /// What this process keeps beside the database, whatever the backend.
 #[derive(Debug, Default)]

@@ -1,17 +1,57 @@
 //! SQL that both backends share: the reads of the delivery history, written once and
 //! bound through each backend's query builder, which writes its own placeholders.
 
-use sqlx::QueryBuilder;
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::model::{AttemptHistoryRow, CountsRow, DeliveryRow, millis};
 use super::{Result, StoreError};
 use crate::api::{Attempt, CodeClass, Delivery, DeliveryQuery};
+use crate::search::Terms;
+
+/// How each backend finds the events whose data holds a search's terms: the one part of
+/// a delivery query that is not the same SQL on both (see `search.rs`).
+pub(super) trait PayloadMatch: sqlx::Database {
+    /// ` OR event_id IN (…)`: the deliveries of events whose data holds `terms`.
+    fn push_payload_match(sql: &mut QueryBuilder<Self>, terms: &Terms);
+}
+
+impl PayloadMatch for Sqlite {
+    fn push_payload_match(sql: &mut QueryBuilder<Self>, terms: &Terms) {
+        sql.push(
+            " OR event_id IN (SELECT e.id FROM events e WHERE e.rowid IN \
+               (SELECT rowid FROM event_text WHERE event_text MATCH ",
+        )
+        .push_bind(terms.fts5_query())
+        .push("))");
+    }
+}
+
+impl PayloadMatch for Postgres {
+    fn push_payload_match(sql: &mut QueryBuilder<Self>, terms: &Terms) {
+        sql.push(" OR event_id IN (SELECT s.event_id FROM event_search s WHERE s.tokens @> ")
+            .push_bind(terms.tokens.clone())
+            .push("::text[]");
+        if terms.phrase {
+            // The array holds no order: a phrase is also looked for in the data's text.
+            let escaped = terms
+                .tokens
+                .join(" ")
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            sql.push(" AND EXISTS (SELECT 1 FROM events e WHERE e.id = s.event_id AND lower(e.data) LIKE ")
+                .push_bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\')");
+        }
+        sql.push(")");
+    }
+}
 
 /// The filters and keyset of a page of deliveries, after `WHERE 1 = 1`: the same SQL on
 /// both backends, bound by each one's builder.
 fn push_delivery_conditions<DB>(sql: &mut QueryBuilder<DB>, query: &DeliveryQuery)
 where
-    DB: sqlx::Database,
+    DB: PayloadMatch,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -47,8 +87,11 @@ where
         sql.push(" AND (event_id = ")
             .push_bind(q.clone())
             .push(" OR id = ")
-            .push_bind(q.clone())
-            .push(")");
+            .push_bind(q.clone());
+        if let Some(terms) = Terms::parse(q) {
+            DB::push_payload_match(sql, &terms);
+        }
+        sql.push(")");
     }
     if let Some(cursor) = &query.cursor {
         sql.push(" AND id < ").push_bind(cursor.clone());
@@ -58,7 +101,7 @@ where
 /// [`push_delivery_conditions`], newest first, `limit` rows.
 fn push_delivery_page<DB>(sql: &mut QueryBuilder<DB>, query: &DeliveryQuery, limit: i64)
 where
-    DB: sqlx::Database,
+    DB: PayloadMatch,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -157,7 +200,7 @@ pub(super) async fn deliveries<DB>(
     limit: u32,
 ) -> Result<Vec<Delivery>>
 where
-    DB: sqlx::Database,
+    DB: PayloadMatch,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -249,7 +292,7 @@ pub(super) async fn resend_candidates<DB>(
     which: Candidates<'_>,
 ) -> Result<Vec<ResendCandidate>>
 where
-    DB: sqlx::Database,
+    DB: PayloadMatch,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,

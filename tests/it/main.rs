@@ -28,4 +28,5 @@ mod rate_limits;
 mod receiver;
 mod rekey;
 mod replicas;
+mod search;
 mod support;

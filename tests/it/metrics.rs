@@ -86,6 +86,7 @@ on_both_backends! {
         assert_eq!(value(&scrape, "hookpanel_events_emitted_total", &[]), Some(3.0));
         assert_eq!(value(&scrape, "hookpanel_emit_duration_seconds_count", &[]), Some(3.0));
         assert_eq!(value(&scrape, "hookpanel_due_backlog", &[]), Some(0.0));
+        assert!(value(&scrape, "hookpanel_search_backlog", &[]).is_some());
         assert_eq!(value(&scrape, "hookpanel_oldest_due_age_seconds", &[]), Some(0.0));
         assert_eq!(value(&scrape, "hookpanel_attempt_slots_in_use", &[]), Some(0.0));
         assert!(value(&scrape, "hookpanel_attempt_slots", &[]).is_some_and(|slots| slots >= 1.0));

@@ -24,6 +24,7 @@ mod claims;
 mod emits;
 mod history;
 mod rekey;
+mod search;
 mod webhooks;
 
 /// How long a replica signs with a secret it read before reading it again: the bound

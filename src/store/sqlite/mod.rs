@@ -23,6 +23,7 @@ mod emits;
 mod history;
 mod owner;
 mod rekey;
+mod search;
 mod webhooks;
 
 /// Whether a SQLite error is a condition that passes: busy, read-only, I/O error, disk

@@ -1,0 +1,49 @@
+//! Payload search: token arrays with a GIN index (see `store/search.rs`). Replicas share
+//! the queue: each takes a batch no other holds (`FOR UPDATE SKIP LOCKED`).
+
+use super::Database;
+use crate::search;
+use crate::store::Result;
+
+impl Database {
+    pub(in crate::store) async fn index_events(&self, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let taken: Vec<(String, Option<String>)> = sqlx::query_as(
+            "WITH taken AS (DELETE FROM search_queue WHERE event_id IN \
+               (SELECT event_id FROM search_queue ORDER BY event_id LIMIT $1 \
+                FOR UPDATE SKIP LOCKED) RETURNING event_id) \
+             SELECT t.event_id, e.data FROM taken t LEFT JOIN events e ON e.id = t.event_id",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        // Tokens hold no space: each event's travel as one text, split in SQL.
+        let (ids, tokens): (Vec<String>, Vec<String>) = taken
+            .iter()
+            .filter_map(|(id, data)| {
+                let data = data.as_deref()?;
+                Some((id.clone(), search::indexed_tokens(data).join(" ")))
+            })
+            .unzip();
+        sqlx::query(
+            "INSERT INTO event_search (event_id, tokens) \
+             SELECT t.id, string_to_array(t.tokens, ' ') \
+             FROM UNNEST($1::text[], $2::text[]) AS t (id, tokens) \
+             WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = t.id) \
+             ON CONFLICT (event_id) DO UPDATE SET tokens = excluded.tokens",
+        )
+        .bind(ids)
+        .bind(tokens)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(taken.len() as u64)
+    }
+
+    pub(in crate::store) async fn search_backlog(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM search_queue")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count.unsigned_abs())
+    }
+}
