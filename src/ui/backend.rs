@@ -62,6 +62,8 @@ pub enum Command {
     LoadDelivery {
         list: ListTag,
         id: String,
+        /// The list's search, if any: the answer names where the payload matched it.
+        search: Option<String>,
     },
     Resend {
         id: String,
@@ -639,9 +641,12 @@ impl Backend {
                 let result = self.export(query, format, path.clone()).await;
                 Event::Exported { list, path, result }
             }
-            Command::LoadDelivery { list, id } => Event::Delivery {
+            Command::LoadDelivery { list, id, search } => Event::Delivery {
                 list,
-                result: self.client.delivery(&id).await,
+                result: match search {
+                    Some(search) => self.client.delivery_found_by(&id, &search).await,
+                    None => self.client.delivery(&id).await,
+                },
             },
             Command::Resend { id } => {
                 let result = self.client.resend(&id).await;

@@ -1081,7 +1081,7 @@ fn each_filter_narrows_the_table_to_exactly_the_expected_rows() {
         .key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
     panel.harness.step();
     panel.harness.step();
-    panel.harness.get_by_label("Event id").type_text("ord-1");
+    panel.harness.get_by_label("Search").type_text("ord-1");
     panel.harness.key_press(egui::Key::Enter);
     panel.step_until_rows(2);
 }
@@ -1129,7 +1129,7 @@ fn the_inspector_shows_every_attempt_in_order_and_the_keyboard_drives_it() {
     }
     panel.harness.state_mut().show_view(View::Deliveries);
     panel.step_until_rows(7);
-    panel.type_into("Event id", &failing.event_id);
+    panel.type_into("Search", &failing.event_id);
     panel.harness.key_press(egui::Key::Enter);
     panel.step_until_rows(2);
 
@@ -1899,5 +1899,48 @@ fn rolling_the_local_encryption_key_reseals_and_forgets_the_old_key() {
         hookpanel::signing::verify(&secret, &request.headers, &request.body, chrono::Utc::now())
             .is_ok(),
         "the webhook signs with the secret it had"
+    );
+}
+
+/// Payload search in the panel: an order id typed into the search box lists the one
+/// delivery that carried it, and the inspector shows the field it was found in.
+#[test]
+fn an_order_id_typed_into_the_search_box_finds_its_one_delivery() {
+    let mut panel = Panel::start();
+    let receiver = panel.runtime.block_on(Receiver::start());
+    panel.api_webhook("Orders", receiver.url("/ok"), &["order.created"]);
+    let client = panel.client();
+    panel.runtime.block_on(async {
+        for n in 1040..1050 {
+            let event = EventIn {
+                event_type: "order.created".to_owned(),
+                data: json!({"order_id": format!("ord_{n}"),
+                             "customer": {"email": format!("c{n}@example.com")}}),
+                id: None,
+            };
+            client.emit(&event).await.expect("emitted");
+        }
+    });
+    panel.harness.state_mut().show_view(View::Deliveries);
+    panel.step_until_rows(10);
+    panel.type_into("Search", "ord_1042");
+    panel.harness.key_press(egui::Key::Enter);
+    panel.step_until_rows(1);
+
+    panel.harness.key_press(egui::Key::Escape);
+    panel.harness.step();
+    panel.harness.key_press(egui::Key::ArrowDown);
+    panel.harness.step();
+    panel.harness.key_press(egui::Key::Enter);
+    panel.step_until_label("Found by the search in");
+    panel.step_until_label("order_id");
+    assert!(
+        panel.harness.query_all_by_label("ord_1042").count() >= 1,
+        "the matched value shows: {}",
+        panel.labels()
+    );
+    assert!(
+        panel.harness.query_by_label("customer.email").is_none(),
+        "only the field that matched"
     );
 }

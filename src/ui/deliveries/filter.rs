@@ -59,7 +59,7 @@ pub struct Filter {
     /// Custom range bounds as typed (local time).
     pub from: String,
     pub until: String,
-    /// An event id or delivery id.
+    /// An event id, a delivery id, or text the payload holds.
     pub search: String,
 }
 
@@ -77,6 +77,11 @@ impl FilterErrors {
 }
 
 impl Filter {
+    /// The search text, when there is one.
+    pub fn searched(&self) -> Option<String> {
+        Some(self.search.trim().to_owned()).filter(|search| !search.is_empty())
+    }
+
     /// The query for the first page, or what is wrong with the custom time range.
     pub fn query(&self, now: DateTime<Utc>, limit: u32) -> Result<DeliveryQuery, FilterErrors> {
         let (since, until) = match self.range {
@@ -206,11 +211,11 @@ pub fn filter_ui(
         }
         let search = ui
             .horizontal(|ui| {
-                let label = ui.label("Event id");
+                let label = ui.label("Search");
                 ui.add(
                     egui::TextEdit::singleline(&mut filter.search)
-                        .hint_text("evt_… or dlv_…  (Ctrl+F)")
-                        .desired_width(200.0),
+                        .hint_text("Event id, delivery id or payload text (Ctrl+F)")
+                        .desired_width(300.0),
                 )
                 .labelled_by(label.id)
             })

@@ -71,6 +71,7 @@ pub fn inspector_ui(
         });
     ui.add_space(6.0);
     egui::ScrollArea::vertical().show(ui, |ui| {
+        matched_ui(ui, detail);
         let pretty = serde_json::to_string_pretty(&detail.payload).unwrap_or_default();
         egui::CollapsingHeader::new("Payload")
             .default_open(true)
@@ -89,6 +90,54 @@ pub fn inspector_ui(
         }
     });
     action
+}
+
+/// Where the payload holds what the list was searched for: each field with its value.
+fn matched_ui(ui: &mut Ui, detail: &DeliveryDetail) {
+    if detail.matched.is_empty() {
+        return;
+    }
+    ui.label(RichText::new("Found by the search in").strong());
+    egui::Grid::new("matched_fields")
+        .num_columns(2)
+        .spacing([12.0, 2.0])
+        .show(ui, |ui| {
+            for path in &detail.matched {
+                let value = detail
+                    .payload
+                    .pointer(&json_pointer(path))
+                    .map(|value| match value {
+                        serde_json::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_default();
+                ui.label(RichText::new(path).monospace());
+                ui.label(
+                    RichText::new(value)
+                        .monospace()
+                        .strong()
+                        .color(theme::WARNING),
+                );
+                ui.end_row();
+            }
+        });
+    ui.add_space(4.0);
+}
+
+/// `customer.email` or `items[0].sku` as a JSON pointer (`/items/0/sku`).
+fn json_pointer(path: &str) -> String {
+    let mut pointer = String::new();
+    for part in path.split('.') {
+        let mut pieces = part.split('[');
+        let key = pieces.next().unwrap_or_default();
+        pointer.push('/');
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        for index in pieces {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    pointer
 }
 
 /// One attempt of the timeline; the newest is open.
@@ -178,5 +227,18 @@ fn copy_button(ui: &mut Ui, text: &str) {
         .clicked()
     {
         ui.ctx().copy_text(text.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_pointer;
+
+    #[test]
+    fn a_matched_path_becomes_a_json_pointer() {
+        assert_eq!(json_pointer("customer.email"), "/customer/email");
+        assert_eq!(json_pointer("items[0].sku"), "/items/0/sku");
+        assert_eq!(json_pointer("grid[1][2]"), "/grid/1/2");
+        assert_eq!(json_pointer("a/b"), "/a~1b");
     }
 }

@@ -156,6 +156,7 @@ impl DeliveriesView {
             commands.send(Command::LoadDelivery {
                 list: self.list,
                 id: id.clone(),
+                search: self.filter.searched(),
             });
         }
         if let Some(chart) = &mut self.chart {
@@ -188,6 +189,7 @@ impl DeliveriesView {
         commands.send(Command::LoadDelivery {
             list: self.list,
             id: id.to_owned(),
+            search: None,
         });
     }
 
@@ -432,6 +434,7 @@ impl DeliveriesView {
             commands.send(Command::LoadDelivery {
                 list: self.list,
                 id,
+                search: self.filter.searched(),
             });
         }
     }
