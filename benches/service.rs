@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
-//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|paced|resend|prune|reseal
+//! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|paced|resend|prune|reseal|search
 //!
 //! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
 //! admin URL: each service gets a database of its own, dropped afterwards) runs the
@@ -42,6 +42,7 @@ struct Sizes {
     paging_rows: usize,
     resend_rows: usize,
     reseal_secrets: usize,
+    search_events: usize,
 }
 
 fn binary() -> String {
@@ -982,6 +983,34 @@ async fn paced_neighbour(events: usize, rows: &mut Vec<Row>) {
 /// Writes `total` finished deliveries (one in `failed_every` failed) over `webhooks`
 /// straight into the database, as a long-running service would have accumulated them.
 async fn fill(db: &Path, webhooks: &[String], total: usize, failed_every: usize) {
+    fill_with(db, webhooks, total, failed_every, |_| "{}".to_owned()).await;
+}
+
+/// An order's data as a shop would send it: an order id, a customer's email and name, an
+/// amount, a city and two line items.
+fn order_data(n: usize) -> String {
+    const CITIES: [&str; 4] = ["Berlin", "Köln", "Lyon", "Porto"];
+    json!({
+        "order_id": format!("ord_{n}"),
+        "customer": {"email": format!("customer{n}@example.com"), "name": format!("Customer {}", n % 9973)},
+        "total": format!("{}.{:02}", n % 500, n % 100),
+        "currency": "EUR",
+        "shipping": {"city": CITIES[n % 4], "carrier": "DHL"},
+        "items": [{"sku": format!("SKU-{}", n % 1000), "qty": 1}, {"sku": format!("SKU-{}", (n + 7) % 1000), "qty": 2}],
+    })
+    .to_string()
+}
+
+/// [`fill`], each event's data made by `data`. Events with data to index are left queued
+/// for the service's indexer; empty ones are not queued at all, so that the scenarios
+/// filling `{}` time what they did before payload search.
+async fn fill_with(
+    db: &Path,
+    webhooks: &[String],
+    total: usize,
+    failed_every: usize,
+    data: impl Fn(usize) -> String,
+) {
     use sqlx::{Connection as _, QueryBuilder, Sqlite};
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
@@ -996,7 +1025,7 @@ async fn fill(db: &Path, webhooks: &[String], total: usize, failed_every: usize)
         insert.push_values(chunk, |mut row, n| {
             row.push_bind(format!("fill-{n:08}"))
                 .push_bind("order.created")
-                .push_bind("{}")
+                .push_bind(data(*n))
                 .push_bind(now - (events - n) as i64 * 100);
         });
         insert.build().execute(&mut *tx).await.expect("events");
@@ -1026,7 +1055,189 @@ async fn fill(db: &Path, webhooks: &[String], total: usize, failed_every: usize)
         });
         insert.build().execute(&mut *tx).await.expect("deliveries");
     }
+    sqlx::query(
+        "DELETE FROM search_queue WHERE event_rowid IN \
+         (SELECT rowid FROM events WHERE data = '{}')",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("nothing to index");
     tx.commit().await.expect("commit");
+}
+
+/// The search index's backlog, from `GET /metrics`.
+async fn search_backlog(client: &reqwest::Client, service: &Service) -> u64 {
+    let text = client
+        .get(
+            service
+                .url("/metrics")
+                .replace("/v1/admin/metrics", "/metrics"),
+        )
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("hookpanel_search_backlog "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("hookpanel_search_backlog")
+}
+
+/// Payload search on `events` events with realistic data (SQLite): how long the index
+/// takes to catch up with them at start, its size, and `GET /deliveries?q=` for one
+/// order id, alone and with `status=failed`, while nothing else runs.
+async fn search(events: usize, rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let client = reqwest::Client::new();
+    let webhooks = {
+        let service = Service::start(&db);
+        // Unreachable on purpose: nothing is delivered while searches are timed.
+        vec![create_webhook(&client, &service, "Shop", "http://127.0.0.1:9/shop").await]
+    };
+    fill_with(&db, &webhooks, events, 10, order_data).await;
+    let started = Instant::now();
+    let service = Service::start(&db);
+    let limit = Instant::now() + SCENARIO_LIMIT;
+    while search_backlog(&client, &service).await > 0 {
+        assert!(Instant::now() < limit, "the index did not catch up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caught_up = started.elapsed();
+    let time = |query: String, expected: usize| {
+        let (client, url) = (client.clone(), service.url(&format!("/deliveries?{query}")));
+        async move {
+            let mut took = Vec::new();
+            for _ in 0..50 {
+                let began = Instant::now();
+                let page: Value = client
+                    .get(&url)
+                    .bearer_auth(ADMIN_KEY)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .expect("page")
+                    .json()
+                    .await
+                    .expect("json");
+                took.push(began.elapsed());
+                assert_eq!(
+                    page["items"].as_array().map(Vec::len),
+                    Some(expected),
+                    "{query}"
+                );
+            }
+            took.sort_unstable();
+            took
+        }
+    };
+    // Event 1040 is failed (one in ten, by its number); 1042 succeeded.
+    let one = time("q=ord_1042".to_owned(), 1).await;
+    let failed = time("q=ord_1040&status=failed".to_owned(), 1).await;
+    let email = time("q=customer77@example.com".to_owned(), 1).await;
+    let miss = time("q=ord_x".to_owned(), 0).await;
+    // The lag: from an emit's answer until a search finds it, with emits beside at up to
+    // 500 a second (to a webhook of their own).
+    let service = Arc::new(service);
+    let (addr, _arrivals) = start_receiver().await;
+    beside_webhook(&client, &service, addr).await;
+    create_webhook_for(
+        &client,
+        &service,
+        "Probe",
+        &format!("http://{addr}/probe"),
+        "order.cancelled",
+    )
+    .await;
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let emitter = emit_beside(&client, &service, &running);
+    let mut lags = Vec::new();
+    for n in 0..20 {
+        let token = format!("probe_{n}");
+        client
+            .post(service.url("/events"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"type": "order.cancelled", "data": {"order_id": token}}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("emitted");
+        let emitted = Instant::now();
+        loop {
+            let page: Value = client
+                .get(service.url(&format!("/deliveries?q={token}")))
+                .bearer_auth(ADMIN_KEY)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .expect("page")
+                .json()
+                .await
+                .expect("json");
+            if page["items"]
+                .as_array()
+                .is_some_and(|items| !items.is_empty())
+            {
+                break;
+            }
+            assert!(emitted.elapsed() < SCENARIO_LIMIT, "never indexed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lags.push(emitted.elapsed());
+    }
+    running.store(false, Ordering::Relaxed);
+    let beside = emitter.await.expect("emitter").len();
+    lags.sort_unstable();
+    drop(service);
+    let index_bytes: i64 = {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("database");
+        sqlx::query_scalar("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'event_text%'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("dbstat")
+    };
+    let file_bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
+    let label = format!("Payload search, {events} events with order data");
+    rows.push(Row {
+        what: format!("{label}: indexed at start in"),
+        figure: format!("{:.1} s", caught_up.as_secs_f64()),
+        target: "",
+    });
+    for (name, took) in [
+        ("q=ord_1042", one),
+        ("q=ord_1040&status=failed", failed),
+        ("q=<email>", email),
+        ("q=<no such token>", miss),
+    ] {
+        rows.push(Row {
+            what: format!("{label}: {name} p50 / p99"),
+            figure: p50_p99(&took, 2),
+            target: "≤ 100 ms",
+        });
+    }
+    rows.push(Row {
+        what: format!(
+            "{label}: from an emit's 202 until a search finds it, p50 / p99 (20 probes, {beside} emits beside)"
+        ),
+        figure: p50_p99(&lags, 1),
+        target: "≤ 1 s",
+    });
+    rows.push(Row {
+        what: format!("{label}: the FTS5 index's pages, and the whole file"),
+        figure: format!(
+            "{:.0} MiB of {:.0} MiB",
+            index_bytes as f64 / 1_048_576.0,
+            file_bytes as f64 / 1_048_576.0
+        ),
+        target: "",
+    });
 }
 
 /// GET /deliveries pages on a database of `paging_rows` deliveries.
@@ -1432,6 +1643,7 @@ fn main() {
             paging_rows: 100_000,
             resend_rows: 20_000,
             reseal_secrets: 2_000,
+            search_events: 100_000,
         }
     } else {
         Sizes {
@@ -1442,6 +1654,7 @@ fn main() {
             paging_rows: 1_000_000,
             resend_rows: 100_000,
             reseal_secrets: 10_000,
+            search_events: 1_000_000,
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1468,6 +1681,7 @@ fn main() {
         "resend",
         "prune",
         "reseal",
+        "search",
     ];
     let runs = |scenario: &str| {
         only.is_none_or(|o| o == scenario) && !(on_postgres && sqlite_only.contains(&scenario))
@@ -1518,6 +1732,9 @@ fn main() {
         }
         if runs("prune") {
             prune(sizes.paging_rows, &mut rows).await;
+        }
+        if runs("search") {
+            search(sizes.search_events, &mut rows).await;
         }
         if runs("reseal") {
             reseal(sizes.reseal_secrets, &mut rows).await;

@@ -21,8 +21,9 @@ impl Database {
         let (ids, tokens): (Vec<String>, Vec<String>) = taken
             .iter()
             .filter_map(|(id, data)| {
-                let data = data.as_deref()?;
-                Some((id.clone(), search::indexed_tokens(data).join(" ")))
+                let tokens = search::indexed_tokens(data.as_deref()?);
+                // Data with nothing to find (`{}`) takes no room in the index.
+                (!tokens.is_empty()).then(|| (id.clone(), tokens.join(" ")))
             })
             .unzip();
         sqlx::query(

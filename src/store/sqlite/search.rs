@@ -1,5 +1,7 @@
 //! Payload search: the FTS5 index (see `store/search.rs`).
 
+use sqlx::{QueryBuilder, Sqlite};
+
 use super::Database;
 use crate::search;
 use crate::store::Result;
@@ -19,28 +21,41 @@ impl Database {
         if queued.is_empty() {
             return Ok(0);
         }
-        let texts: Vec<(i64, Option<String>)> = queued
+        let queued_rowids: Vec<i64> = queued.iter().map(|(rowid, _)| *rowid).collect();
+        let taken = queued.len() as u64;
+        let texts: std::collections::HashMap<i64, String> = queued
             .into_iter()
-            .map(|(rowid, data)| (rowid, data.as_deref().and_then(search::indexed_text)))
+            .filter_map(|(rowid, data)| {
+                let text = search::indexed_text(data.as_deref()?)?;
+                Some((rowid, text))
+            })
             .collect();
         let mut tx = self.begin_write().await?;
-        for (rowid, text) in &texts {
-            let still_queued = sqlx::query("DELETE FROM search_queue WHERE event_rowid = ?")
-                .bind(rowid)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if let (true, Some(text)) = (still_queued, text) {
-                sqlx::query("INSERT INTO event_text (rowid, tokens) VALUES (?, ?)")
-                    .bind(rowid)
-                    .bind(text)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+        // The rows still queued: an event pruned meanwhile took its row with it.
+        let mut dequeue: QueryBuilder<Sqlite> =
+            QueryBuilder::new("DELETE FROM search_queue WHERE event_rowid IN (");
+        let mut rowids = dequeue.separated(", ");
+        for rowid in queued_rowids {
+            rowids.push_bind(rowid);
+        }
+        dequeue.push(") RETURNING event_rowid");
+        let still_queued: Vec<i64> = dequeue.build_query_scalar().fetch_all(&mut **tx).await?;
+        // Data with nothing to find (`{}`) takes no room in the index.
+        let rows: Vec<(i64, &String)> = still_queued
+            .iter()
+            .filter_map(|rowid| texts.get(rowid).map(|text| (*rowid, text)))
+            .filter(|(_, text)| !text.is_empty())
+            .collect();
+        if !rows.is_empty() {
+            let mut insert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO event_text (rowid, tokens) ");
+            insert.push_values(rows, |mut row, (rowid, text)| {
+                row.push_bind(rowid).push_bind(text.as_str());
+            });
+            insert.build().execute(&mut **tx).await?;
         }
         tx.commit().await?;
-        Ok(texts.len() as u64)
+        Ok(taken)
     }
 
     pub(in crate::store) async fn search_backlog(&self) -> Result<u64> {
