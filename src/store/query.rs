@@ -8,52 +8,76 @@ use super::{Result, StoreError};
 use crate::api::{Attempt, CodeClass, Delivery, DeliveryQuery};
 use crate::search::Terms;
 
-/// How each backend finds the events whose data holds a search's terms: the one part of
-/// a delivery query that is not the same SQL on both (see `search.rs`).
+/// How each backend finds what `q` names: a delivery or event by id, or the events whose
+/// data holds its terms (see `search.rs`). The one part of a delivery query that is not
+/// the same SQL on both, because each planner needs it said its own way to start from
+/// the search's few matches rather than walk the history testing each row.
 pub(super) trait PayloadMatch: sqlx::Database {
-    /// Written before a column, keeps the planner from reading that column's indexes. A
-    /// search's few matches are found fastest from the search; SQLite's planner would
-    /// otherwise walk, say, every failed delivery through the status index and test each.
+    /// Written before a filter's column beside a search, keeps the planner from that
+    /// column's indexes (SQLite would walk every failed delivery through the status index
+    /// and test each against the search).
     const BESIDE_A_SEARCH: &'static str;
 
-    /// ` OR event_id IN (…)`: the deliveries of events whose data holds `terms`.
-    fn push_payload_match(sql: &mut QueryBuilder<Self>, terms: &Terms);
+    /// ` AND …`: the deliveries `q` names.
+    fn push_search(sql: &mut QueryBuilder<Self>, q: &str);
 }
 
 impl PayloadMatch for Sqlite {
     const BESIDE_A_SEARCH: &'static str = "+";
 
-    fn push_payload_match(sql: &mut QueryBuilder<Self>, terms: &Terms) {
-        sql.push(
-            " OR event_id IN (SELECT e.id FROM events e WHERE e.rowid IN \
-               (SELECT rowid FROM event_text WHERE event_text MATCH ",
-        )
-        .push_bind(terms.fts5_query())
-        .push("))");
+    fn push_search(sql: &mut QueryBuilder<Self>, q: &str) {
+        sql.push(" AND (event_id = ")
+            .push_bind(q.to_owned())
+            .push(" OR id = ")
+            .push_bind(q.to_owned());
+        if let Some(terms) = Terms::parse(q) {
+            sql.push(
+                " OR event_id IN (SELECT e.id FROM events e WHERE e.rowid IN \
+                   (SELECT rowid FROM event_text WHERE event_text MATCH ",
+            )
+            .push_bind(terms.fts5_query())
+            .push("))");
+        }
+        sql.push(")");
     }
 }
 
 impl PayloadMatch for Postgres {
-    // PostgreSQL's planner weighs the GIN index's estimate itself.
+    // PostgreSQL weighs the GIN index's estimate against the others itself.
     const BESIDE_A_SEARCH: &'static str = "";
 
-    fn push_payload_match(sql: &mut QueryBuilder<Self>, terms: &Terms) {
-        sql.push(" OR event_id IN (SELECT s.event_id FROM event_search s WHERE s.tokens @> ")
+    fn push_search(sql: &mut QueryBuilder<Self>, q: &str) {
+        // The ids as an array computed first, rather than an OR or an IN: given either,
+        // PostgreSQL walks the whole history newest first, testing each row against the
+        // search (365 ms on 1 M deliveries); given an array it looks each id up (12 ms).
+        sql.push(" AND id = ANY(ARRAY(SELECT id FROM deliveries WHERE event_id = ")
+            .push_bind(q.to_owned())
+            .push(" UNION SELECT id FROM deliveries WHERE id = ")
+            .push_bind(q.to_owned());
+        if let Some(terms) = Terms::parse(q) {
+            sql.push(
+                " UNION SELECT d.id FROM event_search s JOIN deliveries d ON d.event_id = s.event_id \
+                 WHERE s.tokens @> ",
+            )
             .push_bind(terms.tokens.clone())
             .push("::text[]");
-        if terms.phrase {
-            // The array holds no order: a phrase is also looked for in the data's text.
-            let escaped = terms
-                .tokens
-                .join(" ")
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            sql.push(" AND EXISTS (SELECT 1 FROM events e WHERE e.id = s.event_id AND lower(e.data) LIKE ")
+            if terms.phrase {
+                // The array holds no order: a phrase is also looked for in the data's text.
+                let escaped = terms
+                    .tokens
+                    .join(" ")
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                sql.push(
+                    " AND EXISTS (SELECT 1 FROM events e WHERE e.id = s.event_id \
+                       AND lower(e.data) LIKE ",
+                )
                 .push_bind(format!("%{escaped}%"))
                 .push(" ESCAPE '\\')");
+            }
         }
-        sql.push(")");
+        sql.push("))");
     }
 }
 
@@ -104,14 +128,7 @@ where
         None => {}
     }
     if let Some(q) = &query.q {
-        sql.push(" AND (event_id = ")
-            .push_bind(q.clone())
-            .push(" OR id = ")
-            .push_bind(q.clone());
-        if let Some(terms) = Terms::parse(q) {
-            DB::push_payload_match(sql, &terms);
-        }
-        sql.push(")");
+        DB::push_search(sql, q);
     }
     if let Some(cursor) = &query.cursor {
         sql.push(" AND id < ").push_bind(cursor.clone());

@@ -6,7 +6,8 @@
 use super::{Result, Store};
 
 impl Store {
-    /// Indexes up to `limit` queued events, oldest first; how many left the queue.
+    /// Indexes up to `limit` queued events; `limit` when more may be waiting, fewer when
+    /// the queue is drained.
     pub async fn index_events(&self, limit: u32) -> Result<u64> {
         on_backend!(self, db => db.index_events(limit).await)
     }

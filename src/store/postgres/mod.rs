@@ -53,6 +53,8 @@ pub(super) struct Database {
     /// Held while this process writes a batch of emits (see `Store::emit_event`): the
     /// emits that arrive meanwhile wait and share the next transaction.
     emit_gate: Arc<tokio::sync::Mutex<()>>,
+    /// The last event id this process indexed (see `search.rs`).
+    search_cursor: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Why connecting failed, in one line: the server's own message, or the OS's.
@@ -112,6 +114,7 @@ impl Database {
         Ok(Self {
             pool,
             emit_gate: Arc::default(),
+            search_cursor: Arc::default(),
         })
     }
 
