@@ -1182,33 +1182,7 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
             .await
             .expect("analyze");
     }
-    let time = |query: String, expected: usize| {
-        let (client, url) = (client.clone(), service.url(&format!("/deliveries?{query}")));
-        async move {
-            let mut took = Vec::new();
-            for _ in 0..50 {
-                let began = Instant::now();
-                let page: Value = client
-                    .get(&url)
-                    .bearer_auth(ADMIN_KEY)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .expect("page")
-                    .json()
-                    .await
-                    .expect("json");
-                took.push(began.elapsed());
-                assert_eq!(
-                    page["items"].as_array().map(Vec::len),
-                    Some(expected),
-                    "{query}"
-                );
-            }
-            took.sort_unstable();
-            took
-        }
-    };
+    let time = |query: String, expected: usize| time_deliveries(&client, &service, query, expected);
     // Event 1040 is failed (one in ten, by its number); 1042 succeeded.
     let one = time("q=ord_1042".to_owned(), 1).await;
     let failed = time("q=ord_1040&status=failed".to_owned(), 1).await;
@@ -1329,6 +1303,39 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
     });
 }
 
+/// `GET /deliveries?{query}` 50 times, one after another, each answer checked to hold
+/// `expected` items; the times, sorted.
+async fn time_deliveries(
+    client: &reqwest::Client,
+    service: &Service,
+    query: String,
+    expected: usize,
+) -> Vec<Duration> {
+    let url = service.url(&format!("/deliveries?{query}"));
+    let mut took = Vec::new();
+    for _ in 0..50 {
+        let began = Instant::now();
+        let page: Value = client
+            .get(&url)
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("page")
+            .json()
+            .await
+            .expect("json");
+        took.push(began.elapsed());
+        assert_eq!(
+            page["items"].as_array().map(Vec::len),
+            Some(expected),
+            "{query}"
+        );
+    }
+    took.sort_unstable();
+    took
+}
+
 /// GET /deliveries pages on a database of `paging_rows` deliveries.
 async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1355,29 +1362,7 @@ async fn paging(sizes: &Sizes, rows: &mut Vec<Row>) {
     fill(&db, &webhooks, sizes.paging_rows, 10).await;
     let fill_time = filled.elapsed();
     let service = Service::start(&db);
-    let time_page = |query: String| {
-        let (client, url) = (client.clone(), service.url(&format!("/deliveries?{query}")));
-        async move {
-            let mut took = Vec::new();
-            for _ in 0..50 {
-                let began = Instant::now();
-                let page: Value = client
-                    .get(&url)
-                    .bearer_auth(ADMIN_KEY)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .expect("page")
-                    .json()
-                    .await
-                    .expect("json");
-                took.push(began.elapsed());
-                assert_eq!(page["items"].as_array().map(Vec::len), Some(100), "{query}");
-            }
-            took.sort_unstable();
-            took
-        }
-    };
+    let time_page = |query: String| time_deliveries(&client, &service, query, 100);
     let first = time_page("limit=100".to_owned()).await;
     let failed = time_page(format!(
         "limit=100&status=failed&webhook_id={}",

@@ -35,6 +35,23 @@ impl Backend {
     }
 }
 
+/// A database for a `hookpanel serve` the test spawns itself, on the running test's
+/// backend: the SQLite file `file` in `dir`, or a PostgreSQL database of its own, dropped
+/// with the returned guard.
+pub async fn spawned_database(
+    dir: &std::path::Path,
+    file: &str,
+) -> (Option<PostgresDatabase>, String) {
+    match Backend::current() {
+        Backend::Sqlite => (None, format!("sqlite://{}", dir.join(file).display())),
+        Backend::Postgres => {
+            let database = PostgresDatabase::create().await;
+            let url = database.url().to_owned();
+            (Some(database), url)
+        }
+    }
+}
+
 /// The admin URL of the PostgreSQL server the tests use.
 pub fn postgres_admin_url() -> String {
     std::env::var("HOOKPANEL_TEST_POSTGRES")

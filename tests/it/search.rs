@@ -223,16 +223,7 @@ on_both_backends! {
         const ADMIN_KEY: &str = "hpk_crash_test_0123456789abcdefghijkl";
         let receiver = Receiver::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let postgres = match crate::backend::Backend::current() {
-            crate::backend::Backend::Sqlite => None,
-            crate::backend::Backend::Postgres => {
-                Some(crate::backend::PostgresDatabase::create().await)
-            }
-        };
-        let db = match &postgres {
-            Some(database) => database.url().to_owned(),
-            None => format!("sqlite://{}", dir.path().join("search.db").display()),
-        };
+        let (_postgres, db) = crate::backend::spawned_database(dir.path(), "search.db").await;
         let encryption_key = keygen();
         let client = reqwest::Client::new();
         let (mut first, base_url) =
