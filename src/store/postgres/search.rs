@@ -27,7 +27,7 @@ impl Database {
         .bind(&after)
         .fetch_all(&mut *tx)
         .await?;
-        // Tokens hold no space: each event's travel as one text, split in SQL.
+        // Tokens hold no space: each event's go as one text, split in SQL.
         let (ids, tokens): (Vec<String>, Vec<String>) = taken
             .iter()
             .filter_map(|(id, data)| {
@@ -36,17 +36,19 @@ impl Database {
                 (!tokens.is_empty()).then(|| (id.clone(), tokens.join(" ")))
             })
             .unzip();
-        sqlx::query(
-            "INSERT INTO event_search (event_id, tokens) \
-             SELECT t.id, string_to_array(t.tokens, ' ') \
-             FROM UNNEST($1::text[], $2::text[]) AS t (id, tokens) \
-             WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = t.id) \
-             ON CONFLICT (event_id) DO UPDATE SET tokens = excluded.tokens",
-        )
-        .bind(ids)
-        .bind(tokens)
-        .execute(&mut *tx)
-        .await?;
+        if !ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO event_search (event_id, tokens) \
+                 SELECT t.id, string_to_array(t.tokens, ' ') \
+                 FROM UNNEST($1::text[], $2::text[]) AS t (id, tokens) \
+                 WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = t.id) \
+                 ON CONFLICT (event_id) DO UPDATE SET tokens = excluded.tokens",
+            )
+            .bind(ids)
+            .bind(tokens)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         let next = (taken.len() as u64 == u64::from(limit))
             .then(|| taken.iter().map(|(id, _)| id.clone()).max())
