@@ -187,10 +187,15 @@ impl Service {
         }
     }
 
-    /// The URL of `path` on the next replica, round robin.
+    /// The URL of admin route `path` on the next replica, round robin.
     fn url(&self, path: &str) -> String {
+        self.root_url(&format!("/v1/admin{path}"))
+    }
+
+    /// The URL of `path` from the root (`/metrics`) on the next replica, round robin.
+    fn root_url(&self, path: &str) -> String {
         let replica = self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len();
-        format!("{}/v1/admin{path}", self.bases[replica])
+        format!("{}{path}", self.bases[replica])
     }
 
     /// User + system CPU seconds the service (every replica) has used so far.
@@ -1120,11 +1125,7 @@ async fn fill_postgres(
 /// The search index's backlog, from `GET /metrics`.
 async fn search_backlog(client: &reqwest::Client, service: &Service) -> u64 {
     let text = client
-        .get(
-            service
-                .url("/metrics")
-                .replace("/v1/admin/metrics", "/metrics"),
-        )
+        .get(service.root_url("/metrics"))
         .bearer_auth(ADMIN_KEY)
         .send()
         .await

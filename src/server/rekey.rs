@@ -104,10 +104,7 @@ pub(super) async fn secret_cipher(
     if !cipher.encrypts() {
         return Err(StartError::DatabaseIsEncrypted);
     }
-    let sealed = STANDARD
-        .decode(&record)
-        .map_err(|_| StartError::WrongEncryptionKey)?;
-    if opens(&cipher, &sealed) {
+    if opens(&cipher, &record) {
         // Secrets sealed before key ids were kept were sealed with the recorded key.
         store.label_unlabelled_secrets(cipher.key_id()).await?;
         let left = store.secrets_not_sealed_with(cipher.key_id()).await?;
@@ -124,7 +121,7 @@ pub(super) async fn secret_cipher(
         };
     }
     match previous {
-        Some(previous) if opens(&previous, &sealed) => {
+        Some(previous) if opens(&previous, &record) => {
             store.label_unlabelled_secrets(previous.key_id()).await?;
             let audit = Audit::new(
                 store::SERVICE_ACTOR,
@@ -150,8 +147,7 @@ pub(super) async fn secret_cipher(
             } else {
                 // A replica swapped it a moment ago: to this same key, or it is not ours.
                 let now = store.meta(META_SECRETS_AT_REST).await?.unwrap_or_default();
-                let sealed = STANDARD.decode(now).unwrap_or_default();
-                if !opens(&cipher, &sealed) {
+                if !opens(&cipher, &now) {
                     return Err(StartError::WrongEncryptionKey);
                 }
             }
@@ -181,8 +177,13 @@ fn key_check_record(cipher: &SecretCipher) -> std::result::Result<String, Crypto
     })
 }
 
-fn opens(cipher: &SecretCipher, record: &[u8]) -> bool {
-    cipher.open_with_this_key(KEY_CHECK_CONTEXT, record).is_ok()
+/// Whether the key-check record (base64) opens with `cipher`'s own key.
+fn opens(cipher: &SecretCipher, record: &str) -> bool {
+    STANDARD.decode(record).is_ok_and(|sealed| {
+        cipher
+            .open_with_this_key(KEY_CHECK_CONTEXT, &sealed)
+            .is_ok()
+    })
 }
 
 /// Re-seals, in the background, what the previous key sealed, when a rollover is under

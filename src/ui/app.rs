@@ -20,7 +20,7 @@ use super::profiles::{ProfileAction, ProfilesView};
 use super::remote::Remote;
 use super::requests::{REFRESH_EVERY, Requests};
 use super::secret::SecretModal;
-use super::service_menu::{RollConfirm, ServiceMenu};
+use super::service_menu::RollConfirm;
 use super::webhooks::WebhooksView;
 use super::{theme, widgets};
 use crate::client::Client;
@@ -836,10 +836,7 @@ impl App {
                 self.settings_ui(ui);
                 if self.backend().is_some() {
                     let cannot_roll = self.cannot_roll();
-                    let menu = ServiceMenu {
-                        cannot_roll: cannot_roll.as_deref(),
-                    };
-                    if self.roll.ui(ui, &self.remote, &menu) {
+                    if self.roll.ui(ui, &self.remote, cannot_roll.as_deref()) {
                         self.roll_local_encryption_key();
                     }
                 }

@@ -293,7 +293,7 @@ pub enum Event {
     },
     AdminKeyKept {
         profile: String,
-        result: Result<(), String>,
+        result: Result<(), KeychainError>,
     },
     Audit {
         page: PageRequest,
@@ -724,8 +724,7 @@ impl Backend {
                 let account = Account::admin_key(&profile);
                 let result = self
                     .keychain_call(move |keychain| keychain.set(&account, &key.0))
-                    .await
-                    .map_err(|err| err.to_string());
+                    .await;
                 Event::AdminKeyKept { profile, result }
             }
             Command::LoadAudit { page, query } => Event::Audit {

@@ -8,6 +8,7 @@ use egui::RichText;
 use super::backend::{Command, Hidden, IssuedSecret, Kept, SecretReason};
 use super::commands::Commands;
 use super::{theme, widgets};
+use crate::keychain::KeychainError;
 
 pub struct SecretModal {
     issued: IssuedSecret,
@@ -34,15 +35,12 @@ impl SecretModal {
     }
 
     /// The keychain's answer to keeping the admin key for `profile`.
-    pub fn admin_key_kept(&mut self, profile: &str, result: Result<(), String>) {
+    pub fn admin_key_kept(&mut self, profile: &str, result: Result<(), KeychainError>) {
         if self.saving.as_deref() != Some(profile) {
             return;
         }
         self.saving = None;
-        self.issued.kept = match result {
-            Ok(()) => Kept::Saved,
-            Err(detail) => Kept::Failed(crate::keychain::KeychainError::Failed { detail }),
-        };
+        self.issued.kept = result.map_or_else(Kept::Failed, |()| Kept::Saved);
     }
 
     fn title(&self) -> String {

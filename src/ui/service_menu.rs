@@ -6,20 +6,15 @@ use egui::RichText;
 use super::remote::Remote;
 use super::{theme, widgets};
 
-/// What the menu knows of the service beyond [`Remote`].
-pub struct ServiceMenu<'a> {
-    /// Why the embedded service's key cannot be rolled from here, if it cannot.
-    pub cannot_roll: Option<&'a str>,
-}
-
 #[derive(Default)]
 pub struct RollConfirm {
     open: bool,
 }
 
 impl RollConfirm {
-    /// Draws the menu button; true when the roll was confirmed.
-    pub fn ui(&mut self, ui: &mut egui::Ui, remote: &Remote, menu: &ServiceMenu<'_>) -> bool {
+    /// Draws the menu button; true when the roll was confirmed. `cannot_roll` says why
+    /// the key cannot be rolled from here, if it cannot.
+    pub fn ui(&mut self, ui: &mut egui::Ui, remote: &Remote, cannot_roll: Option<&str>) -> bool {
         ui.menu_button("Service", |ui| {
             match &remote.encryption_key {
                 Some(status) => {
@@ -44,8 +39,7 @@ impl RollConfirm {
                 .as_ref()
                 .is_some_and(|status| status.secrets_left_to_reseal > 0);
             let refused = remote.cannot_change();
-            let why_not = menu
-                .cannot_roll
+            let why_not = cannot_roll
                 .map(str::to_owned)
                 .or(refused)
                 .or_else(|| rolling.then(|| "The last roll is still re-sealing".to_owned()));
