@@ -338,10 +338,14 @@ impl Store {
         handoff: Option<&Handoff>,
     ) -> BatchWritten {
         let now = millis(Utc::now());
-        match &self.backend {
+        let written = match &self.backend {
             super::Backend::Sqlite(db) => db.write_emits(turn, events, now, handoff).await,
             super::Backend::Postgres(db) => db.write_emits(turn, events, now, handoff).await,
+        };
+        if written.0.is_ok() {
+            self.shared.emits_written.notify_one();
         }
+        written
     }
 
     /// Waits for this process's turn to write a batch of emits.

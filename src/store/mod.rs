@@ -179,6 +179,9 @@ struct Shared {
     handoff: std::sync::Mutex<Option<Handoff>>,
     /// Key holders as last read: see [`Store::key_holder`].
     keys: std::sync::Mutex<access::KeyCache>,
+    /// Told when this process has written emits, which queued their events for the
+    /// search index: see [`Store::emits_written`].
+    emits_written: tokio::sync::Notify,
 }
 
 /// Every webhook's sealed signing secrets as last read, expired ones included. Every

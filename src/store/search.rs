@@ -12,6 +12,13 @@ impl Store {
         on_backend!(self, db => db.index_events(limit).await)
     }
 
+    /// Returns once this process has written emits since the last call (at once if it
+    /// has meanwhile). Events emitted through other processes are not told of: their own
+    /// indexers take them.
+    pub async fn emits_written(&self) {
+        self.shared.emits_written.notified().await;
+    }
+
     /// How many events wait to be indexed.
     pub async fn search_backlog(&self) -> Result<u64> {
         on_backend!(self, db => db.search_backlog().await)
