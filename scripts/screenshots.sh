@@ -77,9 +77,11 @@ click 160 158; shot webhooks             # the list, the failing webhook selecte
 click 880 62; shot new-webhook           # the create dialog
 click 476 642; sleep 0.5                # Cancel
 click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected
-click 303 93; sleep 0.5                 # Clear selection
-click 197 93; sleep 2; shot resend-all   # "Resend all N matching": the confirmation names N and the webhooks
+click 303 123; sleep 0.5                # Clear selection
+click 197 123; sleep 2; shot resend-all   # "Resend all N matching": the confirmation names N and the webhooks
 click 238 18; sleep 2; click 60 63; shot deliveries          # every delivery, the success-rate chart open
+click 1028 248; xdotool windowfocus "$window"; xdotool type --delay 40 "ord_107"; sleep 2  # a payload search for one order
+click 130 344; sleep 1; shot search      # its first delivery inspected: the order id highlighted in the payload
 click 460 18; sleep 2; shot inbox
 click 530 18; sleep 2; shot keys         # the admin keys, their roles and last use
 click 590 18; sleep 2; shot activity     # the audit log, newest first

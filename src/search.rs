@@ -27,6 +27,21 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
+/// The path of field `key` of the object at `parent` (`""` for the data itself), as
+/// [`Terms::matched_paths`] names it: `customer.email`.
+pub fn field_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// The path of item `index` of the array at `parent`: `items[0]`.
+pub fn item_path(parent: &str, index: usize) -> String {
+    format!("{parent}[{index}]")
+}
+
 /// Every value of `data` with its JSON path (`customer.email`, `items[0].sku`), objects'
 /// fields in key order, arrays' items in order.
 fn values(data: &Value) -> Vec<(String, String)> {
@@ -36,17 +51,12 @@ fn values(data: &Value) -> Vec<(String, String)> {
             Value::Number(number) => out.push((path, number.to_string())),
             Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
-                    walk(item, format!("{path}[{index}]"), out);
+                    walk(item, item_path(&path, index), out);
                 }
             }
             Value::Object(fields) => {
                 for (key, field) in fields {
-                    let path = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
-                    walk(field, path, out);
+                    walk(field, field_path(&path, key), out);
                 }
             }
             Value::Bool(_) | Value::Null => {}

@@ -209,13 +209,17 @@ pub fn filter_ui(
             changed |= time_field(ui, "From", &mut filter.from, errors.from.as_deref());
             changed |= time_field(ui, "Until", &mut filter.until, errors.until.as_deref());
         }
+        // Its own size, so that the row wraps before it rather than cutting it off when
+        // the inspector narrows the view.
+        let size = egui::vec2(SEARCH_WIDTH + 60.0, ui.spacing().interact_size.y);
+        let layout = egui::Layout::left_to_right(egui::Align::Center);
         let search = ui
-            .horizontal(|ui| {
+            .allocate_ui_with_layout(size, layout, |ui| {
                 let label = ui.label("Search");
                 ui.add(
                     egui::TextEdit::singleline(&mut filter.search)
                         .hint_text("Event id, delivery id or payload text (Ctrl+F)")
-                        .desired_width(300.0),
+                        .desired_width(SEARCH_WIDTH),
                 )
                 .labelled_by(label.id)
             })
@@ -223,7 +227,7 @@ pub fn filter_ui(
         if std::mem::take(search_focus) {
             search.request_focus();
         }
-        changed |= search.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        changed |= searched(ui, &search);
         if filter.narrows(fixed_status) && ui.button("Clear filters").clicked() {
             let status = filter.status.filter(|_| fixed_status);
             *filter = Filter {
@@ -234,6 +238,36 @@ pub fn filter_ui(
         }
     });
     changed
+}
+
+/// The search box's width.
+const SEARCH_WIDTH: f32 = 300.0;
+
+/// How long the search box waits after the last keystroke before it searches.
+const SEARCH_PAUSE: f64 = 0.3;
+
+/// Whether the search box's text is to be searched now: [`SEARCH_PAUSE`] after the typing
+/// stopped, so the results come as the operator types without a request per keystroke,
+/// or at once on Enter.
+fn searched(ui: &Ui, search: &egui::Response) -> bool {
+    let typed_at = search.id.with("typed_at");
+    let now = ui.input(|i| i.time);
+    if search.changed() {
+        ui.data_mut(|data| data.insert_temp(typed_at, now));
+    }
+    let entered = search.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let Some(at) = ui.data(|data| data.get_temp::<f64>(typed_at)) else {
+        return entered;
+    };
+    let waited = now - at;
+    if entered || waited >= SEARCH_PAUSE {
+        ui.data_mut(|data| data.remove::<f64>(typed_at));
+        true
+    } else {
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs_f64(SEARCH_PAUSE - waited));
+        false
+    }
 }
 
 fn code_label(code: CodeClass) -> &'static str {

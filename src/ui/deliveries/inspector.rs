@@ -6,6 +6,7 @@ use egui_extras::syntax_highlighting::{CodeTheme, code_view_ui};
 
 use super::super::remote::Remote;
 use super::super::{theme, widgets};
+use super::payload;
 use crate::api::{Attempt, DeliveryDetail};
 
 pub enum InspectorAction {
@@ -72,12 +73,19 @@ pub fn inspector_ui(
     ui.add_space(6.0);
     egui::ScrollArea::vertical().show(ui, |ui| {
         matched_ui(ui, detail);
-        let pretty = serde_json::to_string_pretty(&detail.payload).unwrap_or_default();
         egui::CollapsingHeader::new("Payload")
             .default_open(true)
             .show(ui, |ui| {
-                copy_button(ui, &pretty);
-                code_ui(ui, &pretty, "json");
+                // The Copy button comes first but copies the text drawn after it.
+                let copy = ui
+                    .small_button("Copy")
+                    .on_hover_text("Copy to the clipboard");
+                let pretty = code_frame(ui, |ui| {
+                    payload::payload_ui(ui, &detail.id, &detail.payload, &detail.matched)
+                });
+                if copy.clicked() {
+                    ui.ctx().copy_text(pretty);
+                }
             });
         ui.add_space(4.0);
         ui.label(RichText::new(format!("Attempts ({})", detail.attempts.len())).strong());
@@ -210,14 +218,20 @@ fn headers_ui(
 
 fn code_ui(ui: &mut Ui, code: &str, language: &str) {
     let theme = CodeTheme::from_style(ui.style());
+    code_frame(ui, |ui| code_view_ui(ui, &theme, code, language));
+}
+
+/// The background code is drawn on, the width of the inspector.
+fn code_frame<R>(ui: &mut Ui, add_contents: impl FnOnce(&mut Ui) -> R) -> R {
     egui::Frame::new()
         .fill(ui.visuals().extreme_bg_color)
         .inner_margin(6.0)
         .corner_radius(4.0)
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
-            code_view_ui(ui, &theme, code, language);
-        });
+            add_contents(ui)
+        })
+        .inner
 }
 
 fn copy_button(ui: &mut Ui, text: &str) {

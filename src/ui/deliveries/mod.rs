@@ -11,6 +11,7 @@ mod bulk;
 mod chart;
 mod filter;
 mod inspector;
+mod payload;
 mod rows;
 mod table;
 mod tools;
