@@ -175,6 +175,53 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// "Resend all N matching" for one customer: a bulk resend whose filter holds the
+    /// customer's email queues their failed deliveries and nobody else's.
+    #[tokio::test]
+    async fn one_customers_failed_deliveries_are_resent_by_a_search() {
+        let receiver = Receiver::start().await;
+        receiver.set("/down", Behaviour::Status(503));
+        let service = TestService::start().await;
+        let (hook, _) = webhook_to(&service, &receiver.url("/down"), json!(["order.created"])).await;
+        let mut ada = Vec::new();
+        let mut others = Vec::new();
+        for (n, email) in ["ada@example.com", "bob@example.com", "ada@example.com", "ada@example.co"]
+            .into_iter()
+            .enumerate()
+        {
+            let emitted = service
+                .emit(json!({"type": "order.created", "data": {"order_id": format!("ord_{n}"), "email": email}}))
+                .await;
+            let id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+            service.wait_for_delivery(&id, "failed").await;
+            if email == "ada@example.com" { ada.push(id) } else { others.push(id) }
+        }
+        indexed(&service).await;
+        receiver.set("/down", Behaviour::Status(200));
+
+        let (status, resent) = service
+            .json(
+                Method::POST,
+                "/deliveries/resend",
+                Some(json!({"filter": {"status": "failed", "q": "ada@example.com"}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{resent}");
+        assert_eq!(
+            resent,
+            json!({"queued": 2, "skipped": [], "skipped_total": 0, "queued_by_webhook": {hook: 2}})
+        );
+        for id in &ada {
+            service.wait_for_delivery(id, "succeeded").await;
+        }
+        for id in &others {
+            let (_, detail) = service.json(Method::GET, &format!("/deliveries/{id}"), None).await;
+            assert_eq!(detail["status"], "failed", "not ada's: {detail}");
+        }
+    }
+}
+
+on_both_backends! {
     /// Retention takes pruned events out of the index: a search finds them no more.
     #[tokio::test]
     async fn pruned_events_are_no_longer_found() {
