@@ -1223,6 +1223,8 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
     let failed = time("q=ord_1040&status=failed".to_owned(), 1).await;
     let email = time("q=customer77@example.com".to_owned(), 1).await;
     let miss = time("q=ord_x".to_owned(), 0).await;
+    // "Customer 77" names 101 of the million (n % 9973 == 77); every event holds "customer".
+    let phrase = time("q=%22customer%2077%22&limit=200".to_owned(), 101).await;
     // The lag: from an emit's answer until a search finds it, with emits beside at up to
     // 500 a second (to a webhook of their own).
     let service = Arc::new(service);
@@ -1313,6 +1315,7 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
         ("q=ord_1040&status=failed", failed),
         ("q=<email>", email),
         ("q=<no such token>", miss),
+        ("q=\"customer 77\" (a phrase; every event holds its first word)", phrase),
     ]) {
         rows.push(Row {
             what: format!("{label}: {name} p50 / p99"),

@@ -90,14 +90,11 @@ pub fn indexed_text(data: &str) -> Option<String> {
     Some(text)
 }
 
-/// The distinct tokens of an event's data (PostgreSQL's token array).
-pub fn indexed_tokens(data: &str) -> Vec<String> {
+/// The distinct tokens of an [`indexed_text`] (PostgreSQL's token array), in order.
+pub fn distinct_tokens(text: &str) -> Vec<&str> {
     let mut seen = std::collections::HashSet::new();
-    indexed_text(data)
-        .unwrap_or_default()
-        .split(' ')
+    text.split(' ')
         .filter(|token| !token.is_empty() && seen.insert(*token))
-        .map(str::to_owned)
         .collect()
 }
 

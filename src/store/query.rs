@@ -65,19 +65,17 @@ impl PayloadMatch for Postgres {
             .push_bind(terms.tokens.clone())
             .push("::text[]");
             if terms.phrase {
-                // The array holds no order: a phrase is also looked for in the data's text.
+                // The array holds no order: a phrase is looked for in the tokens in order,
+                // as whole tokens (a space either side), as FTS5 does on SQLite.
                 let escaped = terms
                     .tokens
                     .join(" ")
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_");
-                sql.push(
-                    " AND EXISTS (SELECT 1 FROM events e WHERE e.id = s.event_id \
-                       AND lower(e.data) LIKE ",
-                )
-                .push_bind(format!("%{escaped}%"))
-                .push(" ESCAPE '\\')");
+                sql.push(" AND ' ' || s.text || ' ' LIKE ")
+                    .push_bind(format!("% {escaped} %"))
+                    .push(" ESCAPE '\\'");
             }
             sql.push("))");
         }

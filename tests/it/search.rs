@@ -78,6 +78,8 @@ on_both_backends! {
             "order_id": "ord_10420",
             "customer": {"email": "bob@example.com"},
             "note": "street main",
+            // "main street" inside longer words: not the phrase.
+            "venue": "Domain Streets",
         })).await;
         // Escapes in the JSON text: "K\u00f6ln", and a quote inside a string.
         service
@@ -121,6 +123,7 @@ on_both_backends! {
         assert_eq!(sorted(found(&service, &q("köln")).await), koeln, "an escape decoded");
         assert_eq!(sorted(found(&service, &q("KÖLN")).await), koeln);
         assert_eq!(sorted(found(&service, &q("cheese")).await), koeln);
+        assert_eq!(sorted(found(&service, &q("\"say cheese\"")).await), koeln, "a phrase behind escapes");
         // Ids still match exactly.
         assert_eq!(sorted(found(&service, &q("evt-bob")).await), bob);
         assert_eq!(found(&service, &q(&ada[0])).await, [ada[0].clone()]);

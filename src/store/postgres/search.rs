@@ -31,25 +31,35 @@ impl Database {
         .bind(&after)
         .fetch_all(&mut *tx)
         .await?;
-        // Tokens hold no space: each event's go as one text, split in SQL.
-        let (ids, tokens): (Vec<String>, Vec<String>) = taken
-            .iter()
-            .filter_map(|(id, data)| {
-                let tokens = search::indexed_tokens(data.as_deref()?);
-                // Data with nothing to find (`{}`) takes no room in the index.
-                (!tokens.is_empty()).then(|| (id.clone(), tokens.join(" ")))
-            })
-            .unzip();
+        // Tokens hold no space: each event's go as one text, in order (for phrases), and
+        // distinct (for the GIN index), split in SQL.
+        let mut ids = Vec::new();
+        let mut texts = Vec::new();
+        let mut distinct = Vec::new();
+        for (id, data) in &taken {
+            let Some(text) = data.as_deref().and_then(search::indexed_text) else {
+                continue;
+            };
+            // Data with nothing to find (`{}`) takes no room in the index.
+            if text.is_empty() {
+                continue;
+            }
+            distinct.push(search::distinct_tokens(&text).join(" "));
+            texts.push(text);
+            ids.push(id.clone());
+        }
         if !ids.is_empty() {
             sqlx::query(
-                "INSERT INTO event_search (event_id, tokens) \
-                 SELECT t.id, string_to_array(t.tokens, ' ') \
-                 FROM UNNEST($1::text[], $2::text[]) AS t (id, tokens) \
+                "INSERT INTO event_search (event_id, tokens, text) \
+                 SELECT t.id, string_to_array(t.tokens, ' '), t.text \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t (id, tokens, text) \
                  WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = t.id) \
-                 ON CONFLICT (event_id) DO UPDATE SET tokens = excluded.tokens",
+                 ON CONFLICT (event_id) DO UPDATE \
+                   SET tokens = excluded.tokens, text = excluded.text",
             )
             .bind(ids)
-            .bind(tokens)
+            .bind(distinct)
+            .bind(texts)
             .execute(&mut *tx)
             .await?;
         }
