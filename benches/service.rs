@@ -1315,7 +1315,10 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
         ("q=ord_1040&status=failed", failed),
         ("q=<email>", email),
         ("q=<no such token>", miss),
-        ("q=\"customer 77\" (a phrase; every event holds its first word)", phrase),
+        (
+            "q=\"customer 77\" (a phrase; every event holds its first word)",
+            phrase,
+        ),
     ]) {
         rows.push(Row {
             what: format!("{label}: {name} p50 / p99"),
