@@ -182,6 +182,8 @@ struct Shared {
     /// Told when this process has written emits, which queued their events for the
     /// search index: see [`Store::emits_written`].
     emits_written: tokio::sync::Notify,
+    /// Where retention's pass over events goes on from: see `Store::prune`.
+    undelivered_scan: std::sync::Mutex<String>,
 }
 
 /// Every webhook's sealed signing secrets as last read, expired ones included. Every

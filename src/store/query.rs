@@ -432,8 +432,51 @@ where
     let mut deliveries = QueryBuilder::new("DELETE FROM deliveries WHERE id IN (");
     push_list(&mut deliveries, ids);
     deliveries.push(")");
+    [attempts, deliveries, delete_undelivered(events)]
+}
+
+/// Deletes those of `events` that no delivery is left of.
+pub(super) fn delete_undelivered<DB>(events: &[String]) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
     let mut orphans = QueryBuilder::new("DELETE FROM events WHERE id IN (");
     push_list(&mut orphans, events);
     orphans.push(") AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
-    [attempts, deliveries, orphans]
+    orphans
+}
+
+/// The next `limit` events after `after`, in id order, with when each was emitted: a
+/// chunk of the pass that finds events no delivery was ever made for.
+pub(super) fn events_after<DB>(after: &str, limit: i64) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = QueryBuilder::new("SELECT id, created_at FROM events WHERE id > ");
+    sql.push_bind(after.to_owned())
+        .push(" ORDER BY id LIMIT ")
+        .push_bind(limit);
+    sql
+}
+
+/// What a chunk of [`events_after`] leaves to do: the ids emitted before `cutoff` (to
+/// delete if no delivery was made for them), and where the next chunk starts (`None`
+/// after the last).
+pub(super) fn undelivered_candidates(
+    chunk: Vec<(String, i64)>,
+    cutoff: i64,
+    limit: i64,
+) -> (Vec<String>, Option<String>) {
+    let next = (i64::try_from(chunk.len()).unwrap_or(i64::MAX) >= limit)
+        .then(|| chunk.last().map(|(id, _)| id.clone()))
+        .flatten();
+    let old = chunk
+        .into_iter()
+        .filter(|(_, created_at)| *created_at < cutoff)
+        .map(|(id, _)| id)
+        .collect();
+    (old, next)
 }

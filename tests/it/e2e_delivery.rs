@@ -1254,6 +1254,10 @@ on_both_backends! {
         service
             .emit(json!({"type": "payment.received", "id": "evt-both", "data": {}}))
             .await;
+        let nobody = service
+            .emit(json!({"type": "shipment.delivered", "id": "evt-nobody", "data": {}}))
+            .await;
+        assert_eq!(nobody["deliveries"], 0, "no webhook takes it");
         let only_ok = only_delivery(&service, "evt-only-ok").await;
         service.wait_for_delivery(&only_ok, "succeeded").await;
         let both = service.deliveries_of("evt-both").await;
@@ -1308,5 +1312,16 @@ on_both_backends! {
         let left = service.deliveries_of("evt-both").await;
         assert_eq!(left.len(), 1, "{left:?}");
         assert_eq!(left[0]["id"], both_down.as_str());
+
+        // An event no delivery was ever made for goes too: once a webhook takes its type,
+        // its id fans out anew. (Emitting it again before it went changes nothing.)
+        webhook_to(&service, &receiver.url("/ok"), json!(["shipment.delivered"])).await;
+        wait_for("the undelivered event to be pruned", Duration::from_secs(20), || async {
+            let again = service
+                .emit(json!({"type": "shipment.delivered", "id": "evt-nobody", "data": {}}))
+                .await;
+            (again["deliveries"] == 1).then_some(())
+        })
+        .await;
     }
 }

@@ -204,7 +204,8 @@ async fn three_replicas_share_a_burst_and_one_killed_mid_burst_loses_and_doubles
             (5, true),
             (6, true),
             (7, true),
-            (8, true)
+            (8, true),
+            (9, true)
         ]
     );
     let settled = wait_for("every delivery settled and no claim left", Duration::from_secs(60), || async {
