@@ -1,9 +1,9 @@
 //! Moving a SQLite database to PostgreSQL (`hookpanel migrate`): every table, in one
 //! PostgreSQL transaction, so that the move is all-or-nothing. Sealed signing secrets are
 //! copied as they are: the target is used with the same encryption key. Claims are not
-//! copied (nothing is under way once the source's service is stopped), nor are the hourly
-//! delivery counts, which the target's triggers rebuild from the deliveries as they
-//! arrive.
+//! copied (nothing is under way once the source's service is stopped). The hourly
+//! delivery counts are copied last, over those the target's triggers built from the
+//! deliveries as they arrived: the source's also count the deliveries retention pruned.
 
 use sqlx::{FromRow, Postgres, Transaction};
 
@@ -127,6 +127,12 @@ async fn copy(
             }
         }
     }
+    let hours = copy_delivery_counts(source, &mut tx).await?;
+    counts.push(TableCount {
+        table: "delivery_counts",
+        source: hours,
+        target: 0,
+    });
     for (table, column) in [("webhook_secrets", "id"), ("delivery_attempts", "id")] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
@@ -156,6 +162,37 @@ async fn copy(
     // filtered page of deliveries took 0.4 s instead of 0.1 ms at 1 M rows.
     sqlx::query("ANALYZE").execute(target.pool()).await?;
     Ok(counts)
+}
+
+/// Replaces the target's hourly delivery counts with the source's, and returns how many
+/// there are. The target's triggers counted only the deliveries copied; the hours whose
+/// deliveries retention pruned would be gone from the success-rate chart.
+async fn copy_delivery_counts(
+    source: &sqlx::SqlitePool,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<u64> {
+    let hours: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT webhook_id, hour_start, succeeded, failed FROM delivery_counts \
+         ORDER BY webhook_id, hour_start",
+    )
+    .fetch_all(source)
+    .await?;
+    sqlx::query("DELETE FROM delivery_counts")
+        .execute(&mut **tx)
+        .await?;
+    for chunk in hours.chunks(usize::try_from(BATCH).unwrap_or(usize::MAX)) {
+        sqlx::query(
+            "INSERT INTO delivery_counts (webhook_id, hour_start, succeeded, failed) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])",
+        )
+        .bind(column(chunk, |h| h.0.clone()))
+        .bind(column(chunk, |h| h.1))
+        .bind(column(chunk, |h| h.2))
+        .bind(column(chunk, |h| h.3))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(hours.len() as u64)
 }
 
 async fn count(source: &sqlx::SqlitePool, table: &str) -> Result<u64> {

@@ -98,7 +98,29 @@ async fn a_migrated_database_serves_the_same_history_and_signs_with_the_same_sec
         },
     )
     .await;
+    // An hour whose deliveries retention pruned: counted for the chart, with no rows.
+    {
+        use sqlx::Connection as _;
+        let mut source = sqlx::SqliteConnection::connect(&sqlite.database_url)
+            .await
+            .expect("the source");
+        let hour = (Utc::now().timestamp_millis() / 3_600_000 - 5) * 3_600_000;
+        sqlx::query(
+            "INSERT INTO delivery_counts (webhook_id, hour_start, succeeded, failed) \
+             VALUES (?, ?, 7, 2)",
+        )
+        .bind(&fine)
+        .bind(hour)
+        .execute(&mut source)
+        .await
+        .expect("a pruned hour's counts");
+    }
     let before = everything(&client).await;
+    assert!(
+        before["stats"].to_string().contains("\"succeeded\":7"),
+        "the pruned hour is in the chart: {}",
+        before["stats"]
+    );
     let encryption_key = sqlite.encryption_key.clone();
     let from = sqlite.database_url.clone();
     sqlite.service.shutdown().await.expect("stopped");
