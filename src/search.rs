@@ -43,7 +43,8 @@ pub fn item_path(parent: &str, index: usize) -> String {
 }
 
 /// Every value of `data` with its JSON path (`customer.email`, `items[0].sku`), objects'
-/// fields in key order, arrays' items in order.
+/// fields in key order, arrays' items in order: what is indexed, and what
+/// [`Terms::matched_paths`] names.
 fn values(data: &Value) -> Vec<(String, String)> {
     fn walk(value: &Value, path: String, out: &mut Vec<(String, String)>) {
         match value {

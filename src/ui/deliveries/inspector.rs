@@ -72,20 +72,15 @@ pub fn inspector_ui(
         });
     ui.add_space(6.0);
     egui::ScrollArea::vertical().show(ui, |ui| {
-        matched_ui(ui, detail);
+        let payload = payload::payload_view(ui, &detail.id, &detail.payload, &detail.matched);
+        matched_ui(ui, &payload.matched);
         egui::CollapsingHeader::new("Payload")
             .default_open(true)
             .show(ui, |ui| {
-                // The Copy button comes first but copies the text drawn after it.
-                let copy = ui
-                    .small_button("Copy")
-                    .on_hover_text("Copy to the clipboard");
-                let pretty = code_frame(ui, |ui| {
-                    payload::payload_ui(ui, &detail.id, &detail.payload, &detail.matched)
+                copy_button(ui, &payload.job.text);
+                code_frame(ui, |ui| {
+                    ui.add(egui::Label::new(payload.job.clone()).selectable(true))
                 });
-                if copy.clicked() {
-                    ui.ctx().copy_text(pretty);
-                }
             });
         ui.add_space(4.0);
         ui.label(RichText::new(format!("Attempts ({})", detail.attempts.len())).strong());
@@ -101,8 +96,8 @@ pub fn inspector_ui(
 }
 
 /// Where the payload holds what the list was searched for: each field with its value.
-fn matched_ui(ui: &mut Ui, detail: &DeliveryDetail) {
-    if detail.matched.is_empty() {
+fn matched_ui(ui: &mut Ui, matched: &[(String, String)]) {
+    if matched.is_empty() {
         return;
     }
     ui.label(RichText::new("Found by the search in").strong());
@@ -110,15 +105,7 @@ fn matched_ui(ui: &mut Ui, detail: &DeliveryDetail) {
         .num_columns(2)
         .spacing([12.0, 2.0])
         .show(ui, |ui| {
-            for path in &detail.matched {
-                let value = detail
-                    .payload
-                    .pointer(&json_pointer(path))
-                    .map(|value| match value {
-                        serde_json::Value::String(text) => text.clone(),
-                        other => other.to_string(),
-                    })
-                    .unwrap_or_default();
+            for (path, value) in matched {
                 ui.label(RichText::new(path).monospace());
                 ui.label(
                     RichText::new(value)
@@ -130,22 +117,6 @@ fn matched_ui(ui: &mut Ui, detail: &DeliveryDetail) {
             }
         });
     ui.add_space(4.0);
-}
-
-/// `customer.email` or `items[0].sku` as a JSON pointer (`/items/0/sku`).
-fn json_pointer(path: &str) -> String {
-    let mut pointer = String::new();
-    for part in path.split('.') {
-        let mut pieces = part.split('[');
-        let key = pieces.next().unwrap_or_default();
-        pointer.push('/');
-        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-        for index in pieces {
-            pointer.push('/');
-            pointer.push_str(index.trim_end_matches(']'));
-        }
-    }
-    pointer
 }
 
 /// One attempt of the timeline; the newest is open.
@@ -241,18 +212,5 @@ fn copy_button(ui: &mut Ui, text: &str) {
         .clicked()
     {
         ui.ctx().copy_text(text.to_owned());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_pointer;
-
-    #[test]
-    fn a_matched_path_becomes_a_json_pointer() {
-        assert_eq!(json_pointer("customer.email"), "/customer/email");
-        assert_eq!(json_pointer("items[0].sku"), "/items/0/sku");
-        assert_eq!(json_pointer("grid[1][2]"), "/grid/1/2");
-        assert_eq!(json_pointer("a/b"), "/a~1b");
     }
 }

@@ -3,6 +3,7 @@
 //! the eye goes straight to `ord_1042`.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, Ui};
@@ -12,23 +13,33 @@ use serde_json::Value;
 use super::super::theme;
 use crate::search;
 
-/// Draws `payload` with the values at `matched` (paths as `search` names them)
-/// highlighted; the layout is computed once per delivery and search, not every frame.
-/// Returns the text drawn, as serde_json's pretty printer writes it (for Copy).
-pub fn payload_ui(ui: &mut Ui, delivery_id: &str, payload: &Value, matched: &[String]) -> String {
-    type Cache = egui::cache::FrameCache<LayoutJob, Layouter>;
+/// A payload laid out for the inspector: computed once per delivery and search, not
+/// every frame.
+pub struct PayloadView {
+    /// serde_json's pretty text, coloured, the matched values highlighted.
+    pub job: LayoutJob,
+    /// Each matched value with its path, in the payload's order: strings as they read,
+    /// other values as JSON.
+    pub matched: Vec<(String, String)>,
+}
+
+/// `payload` laid out with the values at `matched` (paths as `search` names them)
+/// highlighted, from egui's frame cache.
+pub fn payload_view(
+    ui: &Ui,
+    delivery_id: &str,
+    payload: &Value,
+    matched: &[String],
+) -> Arc<PayloadView> {
+    type Cache = egui::cache::FrameCache<Arc<PayloadView>, Layouter>;
     let key = LayoutKey {
         delivery_id,
         payload,
         matched,
         theme: &CodeTheme::from_style(ui.style()),
     };
-    let job = ui
-        .ctx()
-        .memory_mut(|memory| memory.caches.cache::<Cache>().get(key).clone());
-    let text = job.text.clone();
-    ui.add(egui::Label::new(job).selectable(true));
-    text
+    ui.ctx()
+        .memory_mut(|memory| Arc::clone(memory.caches.cache::<Cache>().get(key)))
 }
 
 /// What the layout depends on. A delivery's payload never changes, so its id stands for
@@ -52,28 +63,31 @@ impl Hash for LayoutKey<'_> {
 #[derive(Default)]
 struct Layouter;
 
-impl egui::cache::ComputerMut<LayoutKey<'_>, LayoutJob> for Layouter {
-    fn compute(&mut self, key: LayoutKey<'_>) -> LayoutJob {
-        payload_job(key.payload, key.matched, key.theme)
+impl egui::cache::ComputerMut<LayoutKey<'_>, Arc<PayloadView>> for Layouter {
+    fn compute(&mut self, key: LayoutKey<'_>) -> Arc<PayloadView> {
+        Arc::new(lay_out(key.payload, key.matched, key.theme))
     }
 }
 
 /// The payload's layout: serde_json's pretty text, in `theme`'s colours, with the values
 /// at `matched` on the highlight colour.
-pub fn payload_job(payload: &Value, matched: &[String], theme: &CodeTheme) -> LayoutJob {
+pub fn lay_out(payload: &Value, matched: &[String], theme: &CodeTheme) -> PayloadView {
     let mut printer = Printer {
-        job: LayoutJob::default(),
+        view: PayloadView {
+            job: LayoutJob::default(),
+            matched: Vec::new(),
+        },
         matched,
         string: theme.format(TokenType::StringLiteral).clone(),
         literal: theme.format(TokenType::Literal).clone(),
         punctuation: theme.format(TokenType::Punctuation).clone(),
     };
     printer.value(payload, "", 0);
-    printer.job
+    printer.view
 }
 
 struct Printer<'a> {
-    job: LayoutJob,
+    view: PayloadView,
     matched: &'a [String],
     string: TextFormat,
     literal: TextFormat,
@@ -115,6 +129,11 @@ impl Printer<'_> {
                     _ => self.literal.clone(),
                 };
                 let format = if self.matched.iter().any(|matched| matched == path) {
+                    let text = match scalar {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    self.view.matched.push((path.to_owned(), text));
                     TextFormat {
                         color: Color32::BLACK,
                         background: theme::WARNING,
@@ -137,7 +156,7 @@ impl Printer<'_> {
     }
 
     fn append(&mut self, text: &str, format: TextFormat) {
-        self.job.append(text, 0.0, format);
+        self.view.job.append(text, 0.0, format);
     }
 }
 
@@ -167,9 +186,10 @@ mod tests {
             "items": [{"sku": "SKU-1", "qty": 2}, [1, "two"]],
             "quote": "say \"hi\"\n",
         });
-        let job = payload_job(&payload, &[], &theme());
+        let view = lay_out(&payload, &[], &theme());
+        assert!(view.matched.is_empty());
         assert_eq!(
-            job.text,
+            view.job.text,
             serde_json::to_string_pretty(&payload).expect("pretty")
         );
     }
@@ -182,7 +202,8 @@ mod tests {
             "items": [{"sku": "ord_1042"}],
         });
         let matched = ["customer.email".to_owned(), "items[0].sku".to_owned()];
-        let job = payload_job(&payload, &matched, &theme());
+        let view = lay_out(&payload, &matched, &theme());
+        let job = &view.job;
         let highlighted: Vec<&str> = job
             .sections
             .iter()
@@ -190,5 +211,12 @@ mod tests {
             .map(|section| &job.text[section.byte_range.start.0..section.byte_range.end.0])
             .collect();
         assert_eq!(highlighted, ["\"ada@example.com\"", "\"ord_1042\""]);
+        assert_eq!(
+            view.matched,
+            [
+                ("customer.email".to_owned(), "ada@example.com".to_owned()),
+                ("items[0].sku".to_owned(), "ord_1042".to_owned())
+            ]
+        );
     }
 }
