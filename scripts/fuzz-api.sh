@@ -48,12 +48,15 @@ for _ in $(seq 1 100); do
 done
 
 status=0
+# One worker: with two threads, hypothesis's ast.parse calls raced on CPython 3.11.7's
+# AST recursion counter (python/cpython#106905, fixed in later releases) and the run
+# ended in "SystemError: AST constructor recursion depth mismatch", now and then.
 python3 -m schemathesis.cli run "http://127.0.0.1:$port/v1/admin/openapi.json" \
     --checks all \
     --max-examples "$examples" \
     --header "Authorization: Bearer $key" \
     --suppress-health-check all \
-    --workers 2 \
+    --workers 1 \
     --seed "$seed" || status=$?
 if [[ $status -ne 0 ]]; then
     echo "--- the service's log ---"
