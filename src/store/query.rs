@@ -447,36 +447,25 @@ where
     orphans
 }
 
-/// The next `limit` events after `after`, in id order, with when each was emitted: a
-/// chunk of the pass that finds events no delivery was ever made for.
-pub(super) fn events_after<DB>(after: &str, limit: i64) -> QueryBuilder<DB>
+/// The next `limit` event ids after `after`, in id order, with when each was emitted: a
+/// chunk of retention's pass over events (see `Store::prune`).
+pub(super) async fn events_after<DB>(
+    pool: &sqlx::Pool<DB>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, i64)>>
 where
     DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    (String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
 {
-    let mut sql = QueryBuilder::new("SELECT id, created_at FROM events WHERE id > ");
+    let mut sql: QueryBuilder<DB> =
+        QueryBuilder::new("SELECT id, created_at FROM events WHERE id > ");
     sql.push_bind(after.to_owned())
         .push(" ORDER BY id LIMIT ")
         .push_bind(limit);
-    sql
-}
-
-/// What a chunk of [`events_after`] leaves to do: the ids emitted before `cutoff` (to
-/// delete if no delivery was made for them), and where the next chunk starts (`None`
-/// after the last).
-pub(super) fn undelivered_candidates(
-    chunk: Vec<(String, i64)>,
-    cutoff: i64,
-    limit: i64,
-) -> (Vec<String>, Option<String>) {
-    let next = (i64::try_from(chunk.len()).unwrap_or(i64::MAX) >= limit)
-        .then(|| chunk.last().map(|(id, _)| id.clone()))
-        .flatten();
-    let old = chunk
-        .into_iter()
-        .filter(|(_, created_at)| *created_at < cutoff)
-        .map(|(id, _)| id)
-        .collect();
-    (old, next)
+    Ok(sql.build_query_as().fetch_all(pool).await?)
 }

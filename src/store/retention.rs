@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::model::millis;
-use super::{Result, Store};
+use super::{Result, Store, query};
 
 /// Deliveries deleted per transaction: a few milliseconds of the writer's time.
 const BATCH: i64 = 200;
@@ -69,10 +69,19 @@ impl Store {
             .unwrap_or_default();
         let mut pruned = 0;
         for _ in 0..SCAN_CHUNKS {
-            let (deleted, next) =
-                on_backend!(self, db => db.prune_undelivered(cutoff, &after, SCAN).await)?;
-            pruned += deleted;
-            match next {
+            let chunk =
+                on_backend!(self, db => query::events_after(db.pool(), &after, SCAN).await)?;
+            let full = i64::try_from(chunk.len()).unwrap_or(i64::MAX) >= SCAN;
+            let next = chunk.last().map(|(id, _)| id.clone());
+            let old: Vec<String> = chunk
+                .into_iter()
+                .filter(|(_, created_at)| *created_at < cutoff)
+                .map(|(id, _)| id)
+                .collect();
+            if !old.is_empty() {
+                pruned += on_backend!(self, db => db.delete_undelivered(&old).await)?;
+            }
+            match next.filter(|_| full) {
                 Some(next) => after = next,
                 // The end of the events: the next round starts the pass again.
                 None => {

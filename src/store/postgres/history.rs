@@ -104,31 +104,16 @@ impl Database {
         Ok(deleted)
     }
 
-    /// One chunk of the pass over events (see `Store::prune`): deletes those of the
-    /// `limit` events after `after` that were emitted before `cutoff` and have no
-    /// delivery; returns how many went and where the next chunk starts.
-    pub(in crate::store) async fn prune_undelivered(
-        &self,
-        cutoff: i64,
-        after: &str,
-        limit: i64,
-    ) -> Result<(u64, Option<String>)> {
-        let chunk: Vec<(String, i64)> = query::events_after::<Postgres>(after, limit)
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await?;
-        let (old, next) = query::undelivered_candidates(chunk, cutoff, limit);
-        if old.is_empty() {
-            return Ok((0, next));
-        }
+    /// Deletes those of `events` that no delivery is left of (see `Store::prune`).
+    pub(in crate::store) async fn delete_undelivered(&self, events: &[String]) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let deleted = query::delete_undelivered::<Postgres>(&old)
+        let deleted = query::delete_undelivered::<Postgres>(events)
             .build()
             .execute(&mut *tx)
             .await?
             .rows_affected();
         tx.commit().await?;
-        Ok((deleted, next))
+        Ok(deleted)
     }
 
     /// Deletes the hourly counts of hours before `before`.
