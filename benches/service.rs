@@ -63,7 +63,7 @@ struct BenchDatabase {
 impl BenchDatabase {
     fn create(admin: &str) -> Self {
         let name = format!("hookpanel_bench_{}", ulid::Ulid::new()).to_lowercase();
-        on_admin_connection(admin, format!("CREATE DATABASE {name}"));
+        run_sql(admin, format!("CREATE DATABASE {name}"));
         Self {
             admin: admin.to_owned(),
             name,
@@ -78,25 +78,25 @@ impl BenchDatabase {
 
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
-        on_admin_connection(
+        run_sql(
             &self.admin,
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
     }
 }
 
-/// Runs one statement on the admin URL, from a thread of its own (callers may be inside
-/// the bench's runtime).
-fn on_admin_connection(admin: &str, statement: String) {
+/// Runs `statement` (one or several, `;`-separated) on the database at `url`, from a thread
+/// of its own (callers may be inside the bench's runtime, or dropping a value).
+fn run_sql(url: &str, statement: String) {
     use sqlx::Connection as _;
-    let admin = admin.to_owned();
+    let url = url.to_owned();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let mut connection = sqlx::PgConnection::connect(&admin)
+            let mut connection = sqlx::PgConnection::connect(&url)
                 .await
                 .expect("the PostgreSQL server answers");
             sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
@@ -1122,18 +1122,6 @@ async fn fill_postgres(
     }
 }
 
-/// Runs `statements`, one by one, on the database at `url`.
-async fn on_connection(url: &str, statements: &[&'static str]) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("database");
-    for &statement in statements {
-        sqlx::query(statement)
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|err| panic!("{statement}: {err}"));
-    }
-}
-
 /// The search index's backlog, from `GET /metrics`.
 async fn search_backlog(client: &reqwest::Client, service: &Service) -> u64 {
     let text = client
@@ -1169,15 +1157,13 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
         let url = service.database.as_ref().expect("a database").url();
         // No autovacuum until the searches before ANALYZE are timed: they are what an
         // operator meets between a big fill (or an upgrade) and autovacuum's first pass.
-        on_connection(
+        run_sql(
             &url,
-            &[
-                "ALTER TABLE events SET (autovacuum_enabled = false)",
-                "ALTER TABLE deliveries SET (autovacuum_enabled = false)",
-                "ALTER TABLE event_search SET (autovacuum_enabled = false)",
-            ],
-        )
-        .await;
+            "ALTER TABLE events SET (autovacuum_enabled = false); \
+             ALTER TABLE deliveries SET (autovacuum_enabled = false); \
+             ALTER TABLE event_search SET (autovacuum_enabled = false)"
+                .to_owned(),
+        );
         fill_postgres(&url, &webhook, events, 10, order_data).await;
         (service, Instant::now())
     } else {
@@ -1207,16 +1193,14 @@ async fn search(events: usize, rows: &mut Vec<Row>) {
             time("q=ord_1040&status=failed".to_owned(), 1).await,
         ));
         // What autovacuum does a little later: statistics for the tables just filled.
-        on_connection(
+        run_sql(
             &database.url(),
-            &[
-                "ALTER TABLE events RESET (autovacuum_enabled)",
-                "ALTER TABLE deliveries RESET (autovacuum_enabled)",
-                "ALTER TABLE event_search RESET (autovacuum_enabled)",
-                "ANALYZE",
-            ],
-        )
-        .await;
+            "ALTER TABLE events RESET (autovacuum_enabled); \
+             ALTER TABLE deliveries RESET (autovacuum_enabled); \
+             ALTER TABLE event_search RESET (autovacuum_enabled); \
+             ANALYZE"
+                .to_owned(),
+        );
     }
     // Event 1040 is failed (one in ten, by its number); 1042 succeeded.
     let one = time("q=ord_1042".to_owned(), 1).await;

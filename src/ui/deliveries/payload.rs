@@ -71,7 +71,7 @@ impl egui::cache::ComputerMut<LayoutKey<'_>, Arc<PayloadView>> for Layouter {
 
 /// The payload's layout: serde_json's pretty text, in `theme`'s colours, with the values
 /// at `matched` on the highlight colour.
-pub fn lay_out(payload: &Value, matched: &[String], theme: &CodeTheme) -> PayloadView {
+fn lay_out(payload: &Value, matched: &[String], theme: &CodeTheme) -> PayloadView {
     let mut printer = Printer {
         view: PayloadView {
             job: LayoutJob::default(),
