@@ -51,7 +51,8 @@ status=0
 # One worker: with two threads, hypothesis's ast.parse calls raced on CPython 3.11.7's
 # AST recursion counter (python/cpython#106905, fixed in later releases) and the run
 # ended in "SystemError: AST constructor recursion depth mismatch", now and then.
-python3 -m schemathesis.cli run "http://127.0.0.1:$port/v1/admin/openapi.json" \
+python3 -m schemathesis.cli --config-file "$(dirname "$0")/schemathesis.toml" \
+    run "http://127.0.0.1:$port/v1/admin/openapi.json" \
     --checks all \
     --max-examples "$examples" \
     --header "Authorization: Bearer $key" \
