@@ -324,6 +324,11 @@ pub(super) enum Candidates<'a> {
         query: &'a DeliveryQuery,
         limit: i64,
     },
+    /// Every delivery `query` lists from `oldest` on, up to its cursor: a page again.
+    From {
+        query: &'a DeliveryQuery,
+        oldest: &'a str,
+    },
 }
 
 pub(super) async fn resend_candidates<DB>(
@@ -339,9 +344,23 @@ where
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     ResendCandidate: for<'r> sqlx::FromRow<'r, DB::Row>,
 {
+    match candidates(which) {
+        Some(mut sql) => Ok(sql.build_query_as().fetch_all(pool).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The read of [`Candidates`]; none for no ids.
+fn candidates<DB>(which: Candidates<'_>) -> Option<QueryBuilder<DB>>
+where
+    DB: PayloadMatch,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
     let mut sql: QueryBuilder<DB> = QueryBuilder::new(CANDIDATE_COLUMNS);
     match which {
-        Candidates::Ids([]) => return Ok(Vec::new()),
+        Candidates::Ids([]) => return None,
         Candidates::Ids(ids) => {
             sql.push("id IN (");
             push_list(&mut sql, ids);
@@ -351,8 +370,34 @@ where
             sql.push("1 = 1");
             push_delivery_page(&mut sql, query, limit);
         }
+        Candidates::From { query, oldest } => {
+            sql.push("1 = 1");
+            push_delivery_conditions(&mut sql, query);
+            sql.push(" AND id >= ").push_bind(oldest.to_owned());
+        }
     }
-    Ok(sql.build_query_as().fetch_all(pool).await?)
+    Some(sql)
+}
+
+/// `UPDATE deliveries SET …` queuing deliveries again with a fresh retry cycle, where no
+/// attempt holds them and their webhook is active; the caller adds which, and what the
+/// statement returns.
+fn push_requeue<DB>(sql: &mut QueryBuilder<DB>, now: i64)
+where
+    DB: sqlx::Database,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    sql.push(
+        "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END, \
+           retry_step = 0, lease_until = NULL, next_attempt_at = ",
+    )
+    .push_bind(now)
+    .push(" WHERE (lease_until IS NULL OR lease_until <= ")
+    .push_bind(now)
+    .push(
+        ") AND webhook_id IN (SELECT w.id FROM webhooks w \
+           WHERE w.is_active AND w.deleted_at IS NULL)",
+    );
 }
 
 /// The UPDATE that queues `ids` again with a fresh retry cycle, where no attempt holds
@@ -363,20 +408,90 @@ where
     String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
-    let mut sql = QueryBuilder::new(
-        "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END, \
-           retry_step = 0, lease_until = NULL, next_attempt_at = ",
-    );
-    sql.push_bind(now)
-        .push(" WHERE (lease_until IS NULL OR lease_until <= ")
-        .push_bind(now)
-        .push(
-            ") AND webhook_id IN (SELECT w.id FROM webhooks w \
-               WHERE w.is_active AND w.deleted_at IS NULL) AND id IN (",
-        );
+    let mut sql = QueryBuilder::new("");
+    push_requeue(&mut sql, now);
+    sql.push(" AND id IN (");
     push_list(&mut sql, ids);
     sql.push(") RETURNING id");
     sql
+}
+
+/// One page of a bulk resend by filter, as it was written in one transaction.
+#[derive(Default)]
+pub(super) struct RequeuedPage {
+    /// Deliveries the page held.
+    pub read: usize,
+    /// The oldest of them: the next page's cursor.
+    pub oldest: Option<String>,
+    /// Those queued again, with their webhook ids.
+    pub queued: Vec<(String, String)>,
+    /// The rest, as they stand, for the answer to say why.
+    pub passed_over: Vec<ResendCandidate>,
+}
+
+/// Queues again the next `limit` deliveries `query` lists, after its cursor, in the
+/// transaction `conn` is in. The page is found and written by the database in one
+/// statement, not read out and written back by id: at 100 000 deliveries, reading them
+/// out cost as much again as writing them. Only when some were passed over are they read,
+/// to say why.
+pub(super) async fn requeue_page<DB>(
+    conn: &mut DB::Connection,
+    query: &DeliveryQuery,
+    limit: i64,
+    now: i64,
+) -> Result<RequeuedPage>
+where
+    DB: PayloadMatch,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    (i64, Option<String>): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    ResendCandidate: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut extent: QueryBuilder<DB> = QueryBuilder::new(
+        "SELECT CAST(COUNT(*) AS BIGINT), MIN(id) FROM (SELECT id FROM deliveries WHERE 1 = 1",
+    );
+    push_delivery_page(&mut extent, query, limit);
+    extent.push(") AS page");
+    let (read, oldest): (i64, Option<String>) =
+        extent.build_query_as().fetch_one(&mut *conn).await?;
+    let Some(oldest) = oldest else {
+        return Ok(RequeuedPage::default());
+    };
+    let mut update = QueryBuilder::new("");
+    push_requeue(&mut update, now);
+    update.push(" AND id IN (SELECT id FROM deliveries WHERE 1 = 1");
+    push_delivery_page(&mut update, query, limit);
+    update.push(") RETURNING id, webhook_id");
+    let queued: Vec<(String, String)> = update.build_query_as().fetch_all(&mut *conn).await?;
+    let read = usize::try_from(read).unwrap_or(usize::MAX);
+    let mut passed_over = Vec::new();
+    if queued.len() < read {
+        let which = Candidates::From {
+            query,
+            oldest: &oldest,
+        };
+        if let Some(mut sql) = candidates::<DB>(which) {
+            let written: std::collections::HashSet<&str> =
+                queued.iter().map(|(id, _)| id.as_str()).collect();
+            passed_over = sql
+                .build_query_as::<ResendCandidate>()
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .filter(|candidate| !written.contains(candidate.id.as_str()))
+                .collect();
+        }
+    }
+    Ok(RequeuedPage {
+        read,
+        oldest: Some(oldest),
+        queued,
+        passed_over,
+    })
 }
 
 /// `a, b, c` as binds.

@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::model::millis;
 use super::query::{Candidates, ResendCandidate};
 use super::{Result, Store, lookup, matches_nothing};
-use crate::api::{BulkResent, DeliveryFilter, SkipReason};
+use crate::api::{BulkResent, DeliveryFilter, DeliveryQuery, SkipReason};
 
 /// Deliveries read and written per transaction: a few milliseconds of the writer's time
 /// each on SQLite, so emits wait little between chunks.
@@ -68,40 +68,55 @@ impl Store {
         dry_run: bool,
     ) -> Result<BulkResent> {
         let mut query = filter.query();
-        let mut tally = BulkResent::default();
         if matches_nothing(&query) {
-            return Ok(tally);
+            return Ok(BulkResent::default());
+        }
+        if dry_run {
+            return self.resend_matching_dry(query).await;
         }
         let limit = i64::try_from(CHUNK).unwrap_or(i64::MAX);
-        let mut writing: Option<Vec<ResendCandidate>> = None;
-        let mut more = true;
-        // Each round moves the cursor past the ids it read, so the rounds end. The next
-        // chunk is read while the one before it is written.
-        while more || writing.is_some() {
-            let read = async {
-                if more {
-                    let which = Candidates::Matching {
-                        query: &query,
-                        limit,
-                    };
-                    on_backend!(self, db => db.resend_candidates(which).await)
-                } else {
-                    Ok(Vec::new())
-                }
+        let mut tally = BulkResent::default();
+        // Each page moves the cursor past the deliveries it held, so the pages end.
+        loop {
+            let now = millis(Utc::now());
+            let page = on_backend!(self, db => db.requeue_page(&query, limit, now).await)?;
+            for (_, webhook_id) in &page.queued {
+                tally.queued += 1;
+                *tally
+                    .queued_by_webhook
+                    .entry(webhook_id.clone())
+                    .or_default() += 1;
+            }
+            for candidate in &page.passed_over {
+                // In the page's own transaction, a delivery of an active webhook that
+                // was not queued is one an attempt holds.
+                let reason = skip_reason(candidate, now).unwrap_or(SkipReason::InFlight);
+                tally.skip(&candidate.id, reason);
+            }
+            if page.read < CHUNK {
+                return Ok(tally);
+            }
+            query.cursor = page.oldest;
+        }
+    }
+
+    /// What [`Store::resend_matching`] would do now, changing nothing.
+    async fn resend_matching_dry(&self, mut query: DeliveryQuery) -> Result<BulkResent> {
+        let limit = i64::try_from(CHUNK).unwrap_or(i64::MAX);
+        let mut tally = BulkResent::default();
+        loop {
+            let which = Candidates::Matching {
+                query: &query,
+                limit,
             };
-            let (candidates, ()) = tokio::try_join!(read, async {
-                match writing.take() {
-                    Some(candidates) => self.requeue(candidates, dry_run, &mut tally).await,
-                    None => Ok(()),
-                }
-            })?;
-            if more {
-                more = candidates.len() == CHUNK;
-                query.cursor = candidates.last().map(|candidate| candidate.id.clone());
-                writing = Some(candidates);
+            let candidates = on_backend!(self, db => db.resend_candidates(which).await)?;
+            let read = candidates.len();
+            query.cursor = candidates.last().map(|candidate| candidate.id.clone());
+            self.requeue(candidates, true, &mut tally).await?;
+            if read < CHUNK {
+                return Ok(tally);
             }
         }
-        Ok(tally)
     }
 
     /// Queues the candidates that may be queued, in one transaction (none for a dry
@@ -115,16 +130,10 @@ impl Store {
         let now = millis(Utc::now());
         let mut eligible = Vec::with_capacity(candidates.len());
         for candidate in candidates {
-            let reason = match candidate.webhook_state.as_str() {
-                _ if candidate.lease_until.is_some_and(|until| until > now) => SkipReason::InFlight,
-                "active" => {
-                    eligible.push((candidate.id, candidate.webhook_id));
-                    continue;
-                }
-                "inactive" => SkipReason::WebhookInactive,
-                _ => SkipReason::WebhookGone,
-            };
-            tally.skip(&candidate.id, reason);
+            match skip_reason(&candidate, now) {
+                Some(reason) => tally.skip(&candidate.id, reason),
+                None => eligible.push((candidate.id, candidate.webhook_id)),
+            }
         }
         let ids: Vec<String> = eligible.iter().map(|(id, _)| id.clone()).collect();
         let queued: HashSet<String> = if dry_run {
@@ -145,5 +154,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Why `candidate` may not be queued again at `now`, if it may not.
+fn skip_reason(candidate: &ResendCandidate, now: i64) -> Option<SkipReason> {
+    match candidate.webhook_state.as_str() {
+        _ if candidate.lease_until.is_some_and(|until| until > now) => Some(SkipReason::InFlight),
+        "active" => None,
+        "inactive" => Some(SkipReason::WebhookInactive),
+        _ => Some(SkipReason::WebhookGone),
     }
 }

@@ -6,7 +6,7 @@ use sqlx::{Postgres, Transaction};
 use super::Database;
 use crate::api::{Attempt, Delivery, DeliveryQuery};
 use crate::store::model::{CountsRow, millis};
-use crate::store::query::{self, Candidates, ResendCandidate};
+use crate::store::query::{self, Candidates, RequeuedPage, ResendCandidate};
 use crate::store::{Audit, Result, StoreError};
 
 /// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
@@ -73,6 +73,19 @@ impl Database {
             .await?;
         tx.commit().await?;
         Ok(queued)
+    }
+
+    /// One page of a bulk resend by filter, in a transaction of its own.
+    pub(in crate::store) async fn requeue_page(
+        &self,
+        query: &DeliveryQuery,
+        limit: i64,
+        now: i64,
+    ) -> Result<RequeuedPage> {
+        let mut tx = self.pool.begin().await?;
+        let page = query::requeue_page::<Postgres>(&mut *tx, query, limit, now).await?;
+        tx.commit().await?;
+        Ok(page)
     }
 
     /// One batch of pruning, in a transaction of its own: the number of deliveries
