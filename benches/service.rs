@@ -5,6 +5,7 @@
 //! cargo bench --bench service            (N = 20 000 events)
 //! cargo bench --bench service -- --quick (N = 2 000, 100 000 rows: a smoke run)
 //! cargo bench --bench service -- --only e2e|e2e-1|e2e-4|rate|paging|outage|outage-422|outage-500|neighbour|paced|resend|prune|reseal|search
+//! cargo bench --bench service -- --only neighbour|paced --backlog 100000
 //!
 //! On PostgreSQL: `HOOKPANEL_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an
 //! admin URL: each service gets a database of its own, dropped afterwards) runs the
@@ -846,10 +847,14 @@ enum Neighbour {
     Paced(u32),
 }
 
-/// Sends `events` events to a healthy webhook beside `neighbour` (given as many first);
+/// Sends `events` events to a healthy webhook beside `neighbour` (given `backlog` first);
 /// returns how long they took to arrive, the service's CPU seconds meanwhile, and how
 /// many requests reached the neighbour's receiver meanwhile.
-async fn healthy_beside(events: usize, neighbour: Neighbour) -> (Duration, f64, usize) {
+async fn healthy_beside(
+    events: usize,
+    backlog: usize,
+    neighbour: Neighbour,
+) -> (Duration, f64, usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let service = Service::start(&dir.path().join("bench.db"));
     let (healthy_addr, healthy) = start_receiver().await;
@@ -867,7 +872,7 @@ async fn healthy_beside(events: usize, neighbour: Neighbour) -> (Duration, f64, 
         "order.created",
     )
     .await;
-    let send = |event_type: &'static str, prefix: &'static str| {
+    let send = |event_type: &'static str, prefix: &'static str, events: usize| {
         let (client, service) = (&client, &service);
         futures_util::stream::iter(0..events)
             .map(move |n| async move {
@@ -894,7 +899,7 @@ async fn healthy_beside(events: usize, neighbour: Neighbour) -> (Duration, f64, 
             .await
             .and_then(reqwest::Response::error_for_status)
             .expect("webhook created");
-        send("order.cancelled", "neighbour").await;
+        send("order.cancelled", "neighbour", backlog).await;
         // Measure while they wait, not while the burst that queued them is written.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -906,7 +911,7 @@ async fn healthy_beside(events: usize, neighbour: Neighbour) -> (Duration, f64, 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    tokio::join!(send("order.created", "healthy"), arrived);
+    tokio::join!(send("order.created", "healthy", events), arrived);
     (
         began.elapsed(),
         service.cpu_seconds() - cpu_before,
@@ -917,13 +922,14 @@ async fn healthy_beside(events: usize, neighbour: Neighbour) -> (Duration, f64, 
 /// A healthy webhook's pace alone, and while deliveries wait on one whose receiver never
 /// answers: three rounds of each, alternating, since this VM's speed swings by a third
 /// within a minute.
-async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
+async fn noisy_neighbour(events: usize, backlog: usize, rows: &mut Vec<Row>) {
     let mut ratios = Vec::new();
     let mut rounds = Vec::new();
     let mut hanging_requests = 0;
     for _ in 0..3 {
-        let (solo, solo_cpu, _) = healthy_beside(events, Neighbour::None).await;
-        let (beside, beside_cpu, hanging) = healthy_beside(events, Neighbour::Hanging).await;
+        let (solo, solo_cpu, _) = healthy_beside(events, 0, Neighbour::None).await;
+        let (beside, beside_cpu, hanging) =
+            healthy_beside(events, backlog, Neighbour::Hanging).await;
         hanging_requests = hanging;
         let solo_rate = events as f64 / solo.as_secs_f64();
         let beside_rate = events as f64 / beside.as_secs_f64();
@@ -939,7 +945,7 @@ async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
     rows.push(Row {
         what: format!(
             "noisy neighbour, {events} events to a healthy webhook: deliveries/s alone / \
-             while {events} deliveries wait on a webhook whose receiver never answers, \
+             while {backlog} deliveries wait on a webhook whose receiver never answers, \
              three rounds"
         ),
         figure: format!(
@@ -954,13 +960,14 @@ async fn noisy_neighbour(events: usize, rows: &mut Vec<Row>) {
 /// A healthy webhook's pace alone, and while a rate-limited webhook (100/s) has a
 /// backlog of as many deliveries waiting their turn: rate-limited deliveries stay due, and
 /// a claim for the others passes over them. Three rounds, alternating.
-async fn paced_neighbour(events: usize, rows: &mut Vec<Row>) {
+async fn paced_neighbour(events: usize, backlog: usize, rows: &mut Vec<Row>) {
     const RATE: u32 = 100;
     let mut ratios = Vec::new();
     let mut rounds = Vec::new();
     for _ in 0..3 {
-        let (solo, solo_cpu, _) = healthy_beside(events, Neighbour::None).await;
-        let (beside, beside_cpu, paced) = healthy_beside(events, Neighbour::Paced(RATE)).await;
+        let (solo, solo_cpu, _) = healthy_beside(events, 0, Neighbour::None).await;
+        let (beside, beside_cpu, paced) =
+            healthy_beside(events, backlog, Neighbour::Paced(RATE)).await;
         let solo_rate = events as f64 / solo.as_secs_f64();
         let beside_rate = events as f64 / beside.as_secs_f64();
         ratios.push(beside_rate / solo_rate);
@@ -977,7 +984,7 @@ async fn paced_neighbour(events: usize, rows: &mut Vec<Row>) {
     rows.push(Row {
         what: format!(
             "rate-limited neighbour, {events} events to a healthy webhook: deliveries/s alone \
-             / while {events} deliveries wait their turn on a webhook limited to {RATE}/s, \
+             / while {backlog} deliveries wait their turn on a webhook limited to {RATE}/s, \
              three rounds"
         ),
         figure: format!("{}; median {:.0} %", rounds.join(", "), ratios[1] * 100.0),
@@ -1768,6 +1775,14 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(String::as_str);
+    // `--backlog <n>`: how many deliveries wait on the neighbour in `neighbour` and
+    // `paced` (as many as the healthy webhook gets, unless given).
+    let backlog = args
+        .iter()
+        .position(|a| a == "--backlog")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(sizes.neighbour_events);
     // The scenarios that fill or read the SQLite file directly run on SQLite only.
     let on_postgres = std::env::var(POSTGRES_ADMIN).is_ok();
     let sqlite_only = [
@@ -1820,10 +1835,10 @@ fn main() {
             .await;
         }
         if runs("neighbour") {
-            noisy_neighbour(sizes.neighbour_events, &mut rows).await;
+            noisy_neighbour(sizes.neighbour_events, backlog, &mut rows).await;
         }
         if runs("paced") {
-            paced_neighbour(sizes.neighbour_events, &mut rows).await;
+            paced_neighbour(sizes.neighbour_events, backlog, &mut rows).await;
         }
         if runs("resend") {
             bulk_resend(sizes.resend_rows, &mut rows).await;
