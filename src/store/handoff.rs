@@ -124,6 +124,32 @@ impl ClaimLimits {
             .find(|(id, _)| id == webhook_id)
             .map_or(self.per_webhook, |(_, room)| *room)
     }
+
+    /// What is left of these limits once a claim has taken deliveries of `taken` (a
+    /// webhook once per delivery).
+    pub fn after_taking<'a>(&self, taken: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for webhook_id in taken {
+            *counts.entry(webhook_id).or_default() += 1;
+        }
+        let mut left = Self {
+            full: self.full.clone(),
+            room: Vec::with_capacity(self.room.len() + counts.len()),
+            per_webhook: self.per_webhook,
+        };
+        for (webhook_id, room) in &self.room {
+            if !counts.contains_key(webhook_id.as_str()) {
+                left.room.push((webhook_id.clone(), *room));
+            }
+        }
+        for (webhook_id, took) in counts {
+            match self.room_for(webhook_id).saturating_sub(took) {
+                0 => left.full.push(webhook_id.to_owned()),
+                room => left.room.push((webhook_id.to_owned(), room)),
+            }
+        }
+        left
+    }
 }
 
 /// The dispatcher's side of the handoff, registered with [`Store::hand_new_deliveries_to`].

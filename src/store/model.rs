@@ -568,6 +568,12 @@ pub(super) struct JobRow {
     deleted_at: Option<i64>,
 }
 
+impl JobRow {
+    pub(in crate::store) fn webhook_id(&self) -> &str {
+        &self.webhook_id
+    }
+}
+
 /// Turns a claim's rows into jobs: those of rate-limited webhooks (`paced`), then the
 /// others. A row that cannot be read keeps its claim until the lease runs out, and is
 /// tried again then. `oldest_due_at` is the others' alone: deliveries that waited for

@@ -724,3 +724,97 @@ fn ordered_ids_keep_their_order_within_a_millisecond() {
         "every id is greater than the one before"
     );
 }
+
+/// A claim reads a window of the earliest due deliveries only. When the deliveries of a
+/// full webhook fill it, it still finds the others' behind them, and so does the
+/// dispatcher's look for the next due time.
+#[tokio::test]
+async fn a_claim_finds_due_deliveries_behind_a_full_webhooks_backlog() {
+    let (_dir, store) = temp_store().await;
+    let hanging = webhook(&store, "hanging", &["order.cancelled"]).await;
+    let healthy = webhook(&store, "healthy", &["order.created"]).await;
+    store
+        .emit_event(event("evt_healthy", "order.created"))
+        .await
+        .expect("emitted");
+    // Behind a backlog of 5 000 (more than the look for the next due time reads at once),
+    // each due a millisecond after the one before; the healthy webhook's delivery last. A
+    // shared millisecond would put them all at the window's end.
+    let now = Utc::now();
+    let start = now.timestamp_millis() - 60_000;
+    sqlx::query(
+        "WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 4999) \
+         INSERT INTO events (id, event_type, data, created_at) \
+         SELECT printf('evt_hanging_%05d', i), 'order.cancelled', '{}', ?1 FROM n",
+    )
+    .bind(start)
+    .execute(store.sqlite_pool())
+    .await
+    .expect("backlog's events");
+    sqlx::query(
+        "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, created_at, \
+           next_attempt_at) \
+         SELECT 'dlv_' || id, id, ?1, event_type, 'pending', created_at, \
+           created_at + CAST(substr(id, 13) AS INTEGER) \
+         FROM events WHERE id LIKE 'evt_hanging_%'",
+    )
+    .bind(&hanging)
+    .execute(store.sqlite_pool())
+    .await
+    .expect("hanging backlog");
+    sqlx::query("UPDATE deliveries SET next_attempt_at = ?1 WHERE webhook_id = ?2")
+        .bind(start + 10_000)
+        .bind(&healthy)
+        .execute(store.sqlite_pool())
+        .await
+        .expect("healthy due");
+    // With one slot and a share of two, the claim's window is six deliveries.
+    let limits = ClaimLimits {
+        full: vec![hanging.clone()],
+        room: Vec::new(),
+        per_webhook: 2,
+    };
+
+    let next = store
+        .next_due_at(now, &limits.full, ClaimScope::All)
+        .await
+        .expect("next due");
+    let claimed = store
+        .claim_due(
+            now,
+            now + TimeDelta::seconds(60),
+            1,
+            &limits,
+            ClaimScope::All,
+        )
+        .await
+        .expect("claim")
+        .jobs;
+
+    assert_eq!(
+        next.unpaced.map(|at| at.timestamp_millis()),
+        Some(start + 10_000)
+    );
+    let claimed: Vec<(&str, &str)> = claimed
+        .iter()
+        .map(|job| (job.event_id.as_str(), job.webhook_id.as_str()))
+        .collect();
+    assert_eq!(claimed, [("evt_healthy", healthy.as_str())]);
+}
+
+#[test]
+fn limits_after_a_claim_leave_each_webhook_its_room_less_what_was_taken() {
+    let limits = ClaimLimits {
+        full: vec!["wh_full".to_owned()],
+        room: vec![("wh_some".to_owned(), 3), ("wh_untouched".to_owned(), 1)],
+        per_webhook: 4,
+    };
+
+    let left = limits.after_taking(["wh_some", "wh_fresh", "wh_some", "wh_some"]);
+
+    assert_eq!(left.room_for("wh_full"), 0);
+    assert_eq!(left.room_for("wh_some"), 0);
+    assert_eq!(left.room_for("wh_fresh"), 3);
+    assert_eq!(left.room_for("wh_untouched"), 1);
+    assert_eq!(left.room_for("wh_other"), 4);
+}
