@@ -45,6 +45,19 @@ macro_rules! window_end {
     };
 }
 
+/// `due_webhooks`: every webhook with a delivery due now or later, and a NULL row last,
+/// found by skipping through `deliveries_due_by_webhook` from one webhook to the next.
+macro_rules! due_webhooks {
+    () => {
+        "WITH RECURSIVE due_webhooks (webhook_id) AS ( \
+           SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE next_attempt_at IS NOT NULL) \
+           UNION ALL \
+           SELECT (SELECT MIN(d.webhook_id) FROM deliveries d \
+                   WHERE d.next_attempt_at IS NOT NULL AND d.webhook_id > w.webhook_id) \
+           FROM due_webhooks w WHERE w.webhook_id IS NOT NULL)"
+    };
+}
+
 /// The webhooks a claim paces, as a subquery: rate-limited and not deleted (a deleted
 /// webhook's deliveries fail without a request).
 macro_rules! paced_webhooks {
@@ -194,13 +207,8 @@ impl Database {
             return Ok(earliest);
         }
         let earliest: Option<i64> = sqlx::query_scalar(concat!(
-            "WITH RECURSIVE due_webhooks (webhook_id) AS ( \
-               SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE next_attempt_at IS NOT NULL) \
-               UNION ALL \
-               SELECT (SELECT MIN(d.webhook_id) FROM deliveries d \
-                       WHERE d.next_attempt_at IS NOT NULL AND d.webhook_id > w.webhook_id) \
-               FROM due_webhooks w WHERE w.webhook_id IS NOT NULL) \
-             SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d \
+            due_webhooks!(),
+            " SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d \
                          WHERE d.webhook_id = w.webhook_id AND d.next_attempt_at IS NOT NULL \
                            AND (d.lease_until IS NULL OR d.lease_until <= ?2))) \
              FROM due_webhooks w \
@@ -267,7 +275,7 @@ async fn claim_unpaced(
     limits: &ClaimLimits,
 ) -> Result<Vec<JobRow>> {
     let window = claim_window(limit, limits);
-    let mut rows: Vec<JobRow> = sqlx::query_as(concat!(
+    let statement = sqlx::query_as(concat!(
         "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
            SELECT id FROM ( \
              SELECT id, next_attempt_at, \
@@ -287,17 +295,13 @@ async fn claim_unpaced(
            WHERE nth <= room ORDER BY next_attempt_at LIMIT ?7) \
          RETURNING ",
         job_columns!()
-    ))
-    .bind(millis(lease_until))
-    .bind(millis(now))
-    .bind(full_json(&limits.full)?)
-    .bind(room_json(limits))
-    .bind(i64::try_from(limits.per_webhook).unwrap_or(i64::MAX))
-    .bind(i64::from(limit).saturating_mul(CLAIM_CANDIDATES_PER_SLOT))
-    .bind(i64::from(limit))
-    .bind(window)
-    .fetch_all(&mut *connection)
-    .await?;
+    ));
+    let mut rows = with_claim_binds(statement, lease_until, now, limits)?
+        .bind(i64::from(limit).saturating_mul(CLAIM_CANDIDATES_PER_SLOT))
+        .bind(i64::from(limit))
+        .bind(window)
+        .fetch_all(&mut *connection)
+        .await?;
     let taken = u32::try_from(rows.len()).unwrap_or(u32::MAX);
     if taken >= limit {
         return Ok(rows);
@@ -343,14 +347,9 @@ async fn claim_per_webhook(
     limit: u32,
     limits: &ClaimLimits,
 ) -> Result<Vec<JobRow>> {
-    let rows = sqlx::query_as(concat!(
-        "WITH RECURSIVE due_webhooks (webhook_id) AS ( \
-           SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE next_attempt_at IS NOT NULL) \
-           UNION ALL \
-           SELECT (SELECT MIN(d.webhook_id) FROM deliveries d \
-                   WHERE d.next_attempt_at IS NOT NULL AND d.webhook_id > w.webhook_id) \
-           FROM due_webhooks w WHERE w.webhook_id IS NOT NULL) \
-         UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
+    let statement = sqlx::query_as(concat!(
+        due_webhooks!(),
+        " UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
            SELECT id FROM ( \
              SELECT d.id, d.next_attempt_at, \
                ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at) AS nth, \
@@ -367,17 +366,32 @@ async fn claim_per_webhook(
         ")) WHERE nth <= room ORDER BY next_attempt_at LIMIT ?6) \
          RETURNING ",
         job_columns!()
-    ))
-    .bind(millis(lease_until))
-    .bind(millis(now))
-    .bind(full_json(&limits.full)?)
-    .bind(room_json(limits))
-    .bind(i64::try_from(limits.per_webhook).unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *connection)
-    .await?;
+    ));
+    let rows = with_claim_binds(statement, lease_until, now, limits)?
+        .bind(i64::from(limit))
+        .fetch_all(&mut *connection)
+        .await?;
     Ok(rows)
 }
+
+/// A claim statement with what both kinds share bound as `?1` to `?5`: the lease's end,
+/// now, the full webhooks, each listed webhook's room, and the share of any other.
+fn with_claim_binds<'q>(
+    statement: ClaimStatement<'q>,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limits: &ClaimLimits,
+) -> Result<ClaimStatement<'q>> {
+    Ok(statement
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .bind(full_json(&limits.full)?)
+        .bind(room_json(limits))
+        .bind(i64::try_from(limits.per_webhook).unwrap_or(i64::MAX)))
+}
+
+type ClaimStatement<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Sqlite, JobRow, sqlx::sqlite::SqliteArguments>;
 
 /// The full webhooks, as a JSON array for `json_each`.
 fn full_json(full: &[String]) -> Result<String> {
