@@ -335,10 +335,10 @@ fn claim_window(limit: u32, limits: &ClaimLimits) -> i64 {
         .saturating_add(i64::try_from(under_way).unwrap_or(i64::MAX))
 }
 
-/// Claims up to `limit` due deliveries, earliest first, of each webhook that has any and
-/// is neither full nor rate-limited, as its room allows: one index range per such webhook
-/// (`deliveries_due_by_webhook`), the webhooks found by skipping through that index from
-/// one to the next. Its cost grows with the webhooks that have deliveries due or under
+/// Claims up to `limit` due deliveries in all, earliest first, from the webhooks that
+/// have any and are neither full nor rate-limited, each within its room: one index range
+/// per such webhook (`deliveries_due_by_webhook`), the webhooks found by skipping through
+/// that index from one to the next. Its cost grows with the webhooks that have deliveries due or under
 /// way, not with how many of them wait, which is why it is the fallback and not the rule.
 async fn claim_per_webhook(
     connection: &mut SqliteConnection,
