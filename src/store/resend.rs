@@ -7,7 +7,8 @@ use chrono::Utc;
 
 use super::model::millis;
 use super::query::{Candidates, ResendCandidate};
-use super::{Result, Store, lookup, matches_nothing};
+use super::sqlite::ClaimsHeldBack;
+use super::{Backend, Result, Store, lookup, matches_nothing};
 use crate::api::{BulkResent, DeliveryFilter, DeliveryQuery, SkipReason};
 
 /// Deliveries read and written per transaction: a few milliseconds of the writer's time
@@ -29,6 +30,11 @@ impl Store {
                 Err(_) => tally.skip(id, SkipReason::NotFound),
             }
         }
+        let _claims_wait = if dry_run {
+            None
+        } else {
+            self.hold_claims_back().await
+        };
         let mut chunks = findable.chunks(CHUNK);
         let mut next = chunks.next();
         let mut writing: Option<Vec<ResendCandidate>> = None;
@@ -76,6 +82,7 @@ impl Store {
         }
         let limit = i64::try_from(CHUNK).unwrap_or(i64::MAX);
         let mut tally = BulkResent::default();
+        let _claims_wait = self.hold_claims_back().await;
         // Each page moves the cursor past the deliveries it held, so the pages end.
         loop {
             let now = millis(Utc::now());
@@ -97,6 +104,16 @@ impl Store {
                 return Ok(tally);
             }
             query.cursor = page.oldest;
+        }
+    }
+
+    /// On SQLite, the dispatcher's claims wait a while for the bulk resend that holds
+    /// this (see `sqlite::Database::hold_claims_back`), so that its chunks are not each
+    /// queued behind them for the one writer. PostgreSQL's writers do not take turns.
+    async fn hold_claims_back(&self) -> Option<ClaimsHeldBack> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db.hold_claims_back().await),
+            Backend::Postgres(_) => None,
         }
     }
 

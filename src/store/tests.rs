@@ -656,6 +656,41 @@ async fn a_bulk_resend_by_filter_goes_through_every_chunk_and_skips_what_it_must
 }
 
 #[tokio::test]
+async fn a_claim_waits_a_while_for_a_bulk_resend_and_then_claims_all_the_same() {
+    let (_dir, store) = temp_store().await;
+    webhook(&store, "orders", &["order.created"]).await;
+    store
+        .emit_event(event("evt_0", "order.created"))
+        .await
+        .expect("emitted");
+    let Backend::Sqlite(db) = &store.backend else {
+        panic!("temp_store is on SQLite");
+    };
+    let resend_running = db.hold_claims_back().await;
+
+    let asked = std::time::Instant::now();
+    let jobs = store
+        .claim_due(
+            Utc::now(),
+            Utc::now() + TimeDelta::seconds(60),
+            10,
+            &ClaimLimits::unlimited(),
+            ClaimScope::All,
+        )
+        .await
+        .expect("claim")
+        .jobs;
+    // A timer's lower bound, not a speed: the claim gave way for its whole allowance.
+    assert!(asked.elapsed() >= sqlite::CLAIMS_GIVE_WAY_FOR);
+    assert_eq!(
+        jobs.len(),
+        1,
+        "a bulk resend does not starve the dispatcher"
+    );
+    drop(resend_running);
+}
+
+#[tokio::test]
 async fn a_bulk_resend_by_ids_skips_inactive_deleted_and_unknown_ones() {
     let (_dir, store) = temp_store().await;
     let active = webhook(&store, "active", &["order.created"]).await;

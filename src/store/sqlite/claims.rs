@@ -73,7 +73,8 @@ impl Database {
     /// around it (a single statement is atomic by itself): with sqlx every statement is a
     /// round trip to a worker thread, and a claim with its transaction and a second query
     /// for the jobs took four. With some, one transaction: what each one's pace allows
-    /// (`pace.rs`), the pace moved on, then the rest.
+    /// (`pace.rs`), the pace moved on, then the rest. A bulk resend running goes first,
+    /// for a while ([`Database::hold_claims_back`]).
     pub(in crate::store) async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -82,6 +83,7 @@ impl Database {
         limits: &ClaimLimits,
         scope: ClaimScope,
     ) -> Result<Claimed> {
+        self.give_way_to_bulk_resends().await;
         let turn = self.write_turn().await?;
         let paced: Vec<PacedRow> = sqlx::query_as(
             "SELECT w.id AS webhook_id, w.rate_limit, p.next_at_us, EXISTS ( \
