@@ -480,3 +480,65 @@ on_both_backends! {
         assert_eq!(receiver.received("/hang").len(), SHARE);
     }
 }
+
+on_both_backends! {
+    /// A claim walks only a window of the earliest due deliveries (a few per free slot):
+    /// here the hanging webhook's waiting backlog fills it, and the healthy webhook's retry,
+    /// due after all of them, is found per webhook.
+    #[tokio::test]
+    async fn a_retry_due_behind_a_hanging_webhooks_backlog_is_claimed() {
+        const SLOTS: usize = 4;
+        const SHARE: usize = 2;
+        // Far beyond the window: (SLOTS - SHARE) × 4 + SHARE.
+        const BACKLOG: usize = 60;
+        let receiver = Receiver::start().await;
+        receiver.set("/hang", Behaviour::Sleep(Duration::from_secs(60)));
+        receiver.set("/healthy", Behaviour::FailTimes(1));
+        let service = TestService::start_with(|config| {
+            config.delivery.concurrency = SLOTS;
+            config.delivery.per_webhook_concurrency = SHARE;
+            config.delivery.attempt_timeout = Duration::from_secs(60);
+        })
+        .await;
+        webhook_to(&service, &receiver.url("/hang"), json!(["order.cancelled"])).await;
+        webhook_to(
+            &service,
+            &receiver.url("/healthy"),
+            json!(["order.created"]),
+        )
+        .await;
+        for n in 0..BACKLOG {
+            service
+                .emit(json!({"type": "order.cancelled", "data": {"n": n}}))
+                .await;
+        }
+        wait_for(
+            "the hanging receiver to hold its share",
+            Duration::from_secs(10),
+            || async { (receiver.received("/hang").len() >= SHARE).then_some(()) },
+        )
+        .await;
+
+        // Its first attempt is handed over at once and fails; the retry is due 200 ms on,
+        // behind the whole backlog.
+        let emitted = service
+            .emit(json!({"type": "order.created", "data": {"n": 0}}))
+            .await;
+
+        wait_for(
+            "the healthy webhook's retry",
+            Duration::from_secs(10),
+            || async { (receiver.received("/healthy").len() == 2).then_some(()) },
+        )
+        .await;
+        let event_id = emitted["event_id"].as_str().expect("event id");
+        let delivery = only_delivery(&service, event_id).await;
+        let delivered = service.wait_for_delivery(&delivery, "succeeded").await;
+        assert_eq!(
+            delivered["attempts"].as_array().map(Vec::len),
+            Some(2),
+            "{delivered}"
+        );
+        assert_eq!(receiver.received("/hang").len(), SHARE);
+    }
+}

@@ -5,17 +5,10 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::Database;
+use crate::store::handoff::{CLAIM_CANDIDATES_PER_SLOT, NEXT_DUE_WINDOW};
 use crate::store::model::{JobRow, claimed, from_millis, micros, millis};
 use crate::store::pace::{self, PacedDue, PacedRow};
 use crate::store::{ClaimLimits, ClaimScope, Claimed, NextDue, Result, StoreError};
-
-/// How many due deliveries a claim looks at per delivery it may take, so that webhooks
-/// at their share's end do not make it look at every due delivery.
-const CLAIM_CANDIDATES_PER_SLOT: i64 = 4;
-
-/// How many of the earliest due deliveries [`Database::next_due_at`] looks at before it
-/// looks per webhook instead.
-const NEXT_DUE_WINDOW: i64 = 4096;
 
 /// What a claim returns of each delivery it takes: its job (a literal for `concat!`).
 macro_rules! job_columns {
@@ -263,7 +256,7 @@ impl Database {
 /// are passed over in the index alone (`deliveries_due` holds the webhook), and the share
 /// is applied to the first [`CLAIM_CANDIDATES_PER_SLOT`] × `limit` due deliveries of the
 /// others. It walks the index no further than a window of the earliest due deliveries of
-/// all webhooks ([`claim_window`] of them, see `window_end!`). When the window yielded
+/// all webhooks ([`ClaimLimits::claim_window`] of them, see `window_end!`). When the window yielded
 /// fewer than `limit` and more lie beyond it, the rest is taken per webhook
 /// ([`claim_per_webhook`]).
 ///
@@ -276,7 +269,7 @@ async fn claim_unpaced(
     limit: u32,
     limits: &ClaimLimits,
 ) -> Result<Vec<JobRow>> {
-    let window = claim_window(limit, limits);
+    let window = limits.claim_window(limit);
     let statement = sqlx::query_as(concat!(
         "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
            SELECT id FROM ( \
@@ -321,20 +314,6 @@ async fn claim_unpaced(
     let limits = limits.after_taking(rows.iter().map(JobRow::webhook_id));
     rows.extend(claim_per_webhook(connection, now, lease_until, limit - taken, &limits).await?);
     Ok(rows)
-}
-
-/// How many of the earliest due deliveries a claim of `limit` looks at: those under way
-/// (they stay due until recorded) and [`CLAIM_CANDIDATES_PER_SLOT`] per slot.
-fn claim_window(limit: u32, limits: &ClaimLimits) -> i64 {
-    let under_way = limits
-        .room
-        .iter()
-        .map(|(_, room)| limits.per_webhook.saturating_sub(*room))
-        .chain(limits.full.iter().map(|_| limits.per_webhook))
-        .fold(0_usize, usize::saturating_add);
-    i64::from(limit)
-        .saturating_mul(CLAIM_CANDIDATES_PER_SLOT)
-        .saturating_add(i64::try_from(under_way).unwrap_or(i64::MAX))
 }
 
 /// Claims up to `limit` due deliveries in all, earliest first, from the webhooks that
