@@ -21,6 +21,8 @@ use crate::api::{Attempt, Delivery, DeliveryQuery, StatsBucket, StatsPoint, Webh
 
 #[macro_use]
 mod model;
+#[macro_use]
+mod claim_sql;
 mod emit;
 mod handoff;
 mod pace;

@@ -23,6 +23,21 @@ macro_rules! job_columns {
     };
 }
 
+/// The end of every claim: the deliveries in `chosen` leased until `$1`, returned with
+/// their events and webhooks (a literal for `concat!`).
+macro_rules! lease_chosen {
+    () => {
+        concat!(
+            "UPDATE deliveries d SET lease_until = $1 \
+             FROM events e, webhooks w \
+             WHERE d.id = ANY(ARRAY(SELECT id FROM chosen)) \
+               AND e.id = d.event_id AND w.id = d.webhook_id \
+             RETURNING ",
+            job_columns!()
+        )
+    };
+}
+
 /// The deliveries of webhook `$webhook` due by `$until`, `$d` being `deliveries`: the
 /// bound is a row comparison, which means `$d.next_attempt_at <= $until` here but which
 /// only `deliveries_due_by_webhook` can serve. With the plain comparison the planner
@@ -47,42 +62,6 @@ macro_rules! due_of_webhook {
             $until,
             ")"
         )
-    };
-}
-
-/// The due time of the delivery after the first `$window` due by `$until` (NULL when
-/// there are no more): where a walk of `deliveries_due` ends. Read from the index alone.
-macro_rules! window_end {
-    ($until:literal, $window:literal) => {
-        concat!(
-            "SELECT next_attempt_at FROM deliveries \
-             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ",
-            $until,
-            " ORDER BY next_attempt_at OFFSET ",
-            $window,
-            " LIMIT 1"
-        )
-    };
-}
-
-/// `due_webhooks`: every webhook with a delivery due now or later, and a NULL row last,
-/// found by skipping through `deliveries_due_by_webhook` from one webhook to the next.
-macro_rules! due_webhooks {
-    () => {
-        "WITH RECURSIVE due_webhooks (webhook_id) AS ( \
-           SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE next_attempt_at IS NOT NULL) \
-           UNION ALL \
-           SELECT (SELECT MIN(d.webhook_id) FROM deliveries d \
-                   WHERE d.next_attempt_at IS NOT NULL AND d.webhook_id > w.webhook_id) \
-           FROM due_webhooks w WHERE w.webhook_id IS NOT NULL)"
-    };
-}
-
-/// The webhooks a claim paces, as a subquery: rate-limited and not deleted (a deleted
-/// webhook's deliveries fail without a request).
-macro_rules! paced_webhooks {
-    () => {
-        "SELECT id FROM webhooks WHERE rate_limit IS NOT NULL AND deleted_at IS NULL"
     };
 }
 
@@ -136,13 +115,8 @@ impl Database {
                        SELECT id FROM deliveries d WHERE ",
                     due_of_webhook!("d", "$2", "$3"),
                     " AND (lease_until IS NULL OR lease_until <= $3) \
-                       ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                     UPDATE deliveries d SET lease_until = $1 \
-                     FROM events e, webhooks w \
-                     WHERE d.id = ANY(ARRAY(SELECT id FROM chosen)) \
-                       AND e.id = d.event_id AND w.id = d.webhook_id \
-                     RETURNING ",
-                    job_columns!()
+                       ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+                    lease_chosen!()
                 ))
                 .bind(millis(lease_until))
                 .bind(&planned.webhook_id)
@@ -210,13 +184,8 @@ impl Database {
                  FROM candidates c \
                  LEFT JOIN UNNEST($4::text[], $5::bigint[]) AS r(webhook_id, room) \
                    ON r.webhook_id = c.webhook_id) ranked \
-               WHERE nth <= room ORDER BY next_attempt_at LIMIT $8) \
-             UPDATE deliveries d SET lease_until = $1 \
-             FROM events e, webhooks w \
-             WHERE d.id = ANY(ARRAY(SELECT id FROM chosen)) \
-               AND e.id = d.event_id AND w.id = d.webhook_id \
-             RETURNING ",
-            job_columns!()
+               WHERE nth <= room ORDER BY next_attempt_at LIMIT $8) ",
+            lease_chosen!()
         ));
         let rows: Vec<JobRow> = with_claim_binds(statement, lease_until, now, limits)
             .bind(i64::from(limit).saturating_mul(CLAIM_CANDIDATES_PER_SLOT))
@@ -274,13 +243,8 @@ impl Database {
                  AND dw.webhook_id NOT IN (",
             paced_webhooks!(),
             ")), \
-             chosen AS (SELECT id FROM candidates ORDER BY next_attempt_at LIMIT $7) \
-             UPDATE deliveries d SET lease_until = $1 \
-             FROM events e, webhooks w \
-             WHERE d.id = ANY(ARRAY(SELECT id FROM chosen)) \
-               AND e.id = d.event_id AND w.id = d.webhook_id \
-             RETURNING ",
-            job_columns!()
+             chosen AS (SELECT id FROM candidates ORDER BY next_attempt_at LIMIT $7) ",
+            lease_chosen!()
         ));
         let rows = with_claim_binds(statement, lease_until, now, limits)
             .bind(i64::from(limit))
