@@ -76,7 +76,7 @@ click() { xdotool mousemove --window "$window" "$1" "$2" click 1; }
 click 160 158; shot webhooks             # the list, the failing webhook selected: its rate limit, its previous secret
 click 880 62; shot new-webhook           # the create dialog
 click 476 642; sleep 0.5                # Cancel
-click 340 18; sleep 2; click 560 158; sleep 1; shot failed   # failed deliveries, first one inspected
+click 340 18; sleep 2; click 460 158; sleep 1; shot failed   # failed deliveries, first one inspected
 click 303 123; sleep 0.5                # Clear selection
 click 197 123; sleep 2; shot resend-all   # "Resend all N matching": the confirmation names N and the webhooks
 click 238 18; sleep 2; click 60 63; shot deliveries          # every delivery, the success-rate chart open

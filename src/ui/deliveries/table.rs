@@ -58,14 +58,16 @@ pub fn table_ui(ui: &mut Ui, state: &TableState<'_>, remote: &Remote) -> TableOu
         .striped(true)
         .sense(egui::Sense::click())
         .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+        // Narrow enough that beside the open inspector (440 of a 1 280 window) the error
+        // column still starts with the reason; its whole text shows on hover.
         .column(Column::exact(86.0))
         .column(Column::initial(80.0).resizable(true))
-        .column(Column::initial(104.0).resizable(true))
-        .column(Column::initial(150.0).resizable(true).clip(true))
-        .column(Column::initial(150.0).resizable(true).clip(true))
-        .column(Column::initial(52.0).resizable(true))
-        .column(Column::initial(48.0).resizable(true))
-        .column(Column::initial(70.0).resizable(true))
+        .column(Column::initial(84.0).resizable(true))
+        .column(Column::initial(112.0).resizable(true).clip(true))
+        .column(Column::initial(136.0).resizable(true).clip(true))
+        .column(Column::initial(44.0).resizable(true))
+        .column(Column::initial(40.0).resizable(true))
+        .column(Column::initial(64.0).resizable(true))
         .column(Column::remainder().at_least(120.0).clip(true));
     if let Some(offset) = state.scroll_to {
         builder = builder.vertical_scroll_offset(offset);
