@@ -25,15 +25,30 @@ pub const TRUNCATED_HEADERS_MARKER: &str = "hookpanel-truncated";
 enum RedirectRefused {
     #[error("more than {max} redirects: the receiver must answer at its final URL")]
     TooMany { max: usize },
+    /// 301, 302 and 303 make clients repeat a POST as a GET without its body: the payload
+    /// would not arrive, yet the final 200 would count as delivered.
+    #[error(
+        "the receiver answered {status} with Location {location}: following it would \
+         resend the POST as a GET without the payload (only 307 and 308 keep it); set the \
+         webhook's URL to the final one"
+    )]
+    ChangesMethod { status: u16, location: String },
+    /// A signature sent to another host could be replayed by it to the webhook's receiver.
+    #[error(
+        "a redirect to another host ({location}): signed deliveries are not sent across \
+         hosts; set the webhook's URL to the receiver's"
+    )]
+    OtherHost { location: String },
     #[error("a redirect from https to http ({to}): the delivery would leave TLS")]
     Downgrade { to: String },
     #[error(transparent)]
     Destination(Refused),
 }
 
-/// Whether the redirect to `next`, after the URLs in `previous` (the first being the
-/// webhook's), may be followed.
+/// Whether the redirect answered with `status` to `next`, after the URLs in `previous`
+/// (the first being the webhook's), may be followed.
 fn redirect_refusal(
+    status: reqwest::StatusCode,
     previous: &[Url],
     next: &Url,
     max_redirects: usize,
@@ -42,14 +57,37 @@ fn redirect_refusal(
     if previous.len() > max_redirects {
         return Some(RedirectRefused::TooMany { max: max_redirects });
     }
-    if next.scheme() != "https" && previous.iter().any(|url| url.scheme() == "https") {
-        return Some(RedirectRefused::Downgrade {
-            to: next.to_string(),
+    if !matches!(status.as_u16(), 307 | 308) {
+        return Some(RedirectRefused::ChangesMethod {
+            status: status.as_u16(),
+            location: without_query(next),
         });
     }
-    guard::check_url(next, allow_private)
-        .err()
-        .map(RedirectRefused::Destination)
+    if next.scheme() != "https" && previous.iter().any(|url| url.scheme() == "https") {
+        return Some(RedirectRefused::Downgrade {
+            to: without_query(next),
+        });
+    }
+    if let Err(refused) = guard::check_url(next, allow_private) {
+        return Some(RedirectRefused::Destination(refused));
+    }
+    let webhook_host = previous.first().and_then(Url::host);
+    (webhook_host.is_some() && webhook_host != next.host()).then(|| RedirectRefused::OtherHost {
+        location: without_query(next),
+    })
+}
+
+/// A URL as an error may quote it: its query and fragment, which may carry a token, left out.
+fn without_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    if had_query {
+        format!("{shown}?…")
+    } else {
+        shown.to_string()
+    }
 }
 
 /// What an attempt means for the delivery.
@@ -94,6 +132,7 @@ impl Sender {
             })
             .redirect(Policy::custom(move |attempt| {
                 match redirect_refusal(
+                    attempt.status(),
                     attempt.previous(),
                     attempt.url(),
                     max_redirects,
@@ -296,29 +335,72 @@ mod tests {
     #[test]
     fn redirects_may_not_leave_tls_nor_reach_a_refused_destination() {
         let url = |text: &str| Url::parse(text).expect("url");
+        let kept = reqwest::StatusCode::TEMPORARY_REDIRECT;
         let from_https = [url("https://hooks.example.com/a")];
         assert!(matches!(
-            redirect_refusal(&from_https, &url("http://hooks.example.com/b"), 2, true),
+            redirect_refusal(
+                kept,
+                &from_https,
+                &url("http://hooks.example.com/b"),
+                2,
+                true
+            ),
             Some(RedirectRefused::Downgrade { .. })
         ));
-        assert!(
-            redirect_refusal(&from_https, &url("https://other.example.com/"), 2, false).is_none()
-        );
         assert!(matches!(
-            redirect_refusal(&from_https, &url("https://[64:ff9b::a9fe:a9fe]/"), 2, true),
+            redirect_refusal(
+                kept,
+                &from_https,
+                &url("https://[64:ff9b::a9fe:a9fe]/"),
+                2,
+                true
+            ),
             Some(RedirectRefused::Destination(_))
         ));
         let from_http = [url("http://localhost:8080/a")];
-        assert!(redirect_refusal(&from_http, &url("http://localhost:8080/b"), 2, true).is_none());
+        let same_host = url("http://localhost:8080/b");
+        assert!(redirect_refusal(kept, &from_http, &same_host, 2, true).is_none());
+        let upgraded = url("https://localhost/b");
+        assert!(redirect_refusal(kept, &from_http, &upgraded, 2, true).is_none());
         let three = [
             url("https://a.example/"),
-            url("https://b.example/"),
-            url("https://c.example/"),
+            url("https://a.example/b"),
+            url("https://a.example/c"),
         ];
         assert!(matches!(
-            redirect_refusal(&three, &url("https://d.example/"), 2, true),
+            redirect_refusal(kept, &three, &url("https://a.example/d"), 2, true),
             Some(RedirectRefused::TooMany { max: 2 })
         ));
+    }
+
+    #[test]
+    fn only_redirects_that_keep_the_post_and_its_host_are_followed() {
+        let url = |text: &str| Url::parse(text).expect("url");
+        let from = [url("https://hooks.example.com/a")];
+        let next = url("https://hooks.example.com/b?token=hidden");
+        for code in [301, 302, 303] {
+            let status = reqwest::StatusCode::from_u16(code).expect("status");
+            let refusal = redirect_refusal(status, &from, &next, 2, false);
+            assert!(
+                matches!(refusal, Some(RedirectRefused::ChangesMethod { status, .. }) if status == code),
+                "{code}: {refusal:?}"
+            );
+            let message = refusal.map(|r| r.to_string()).unwrap_or_default();
+            assert!(
+                message.contains("https://hooks.example.com/b?…"),
+                "{message}"
+            );
+            assert!(!message.contains("hidden"), "{message}");
+        }
+        for code in [307, 308] {
+            let status = reqwest::StatusCode::from_u16(code).expect("status");
+            assert!(redirect_refusal(status, &from, &next, 2, false).is_none());
+            let elsewhere = url("https://other.example.com/b");
+            assert!(matches!(
+                redirect_refusal(status, &from, &elsewhere, 2, false),
+                Some(RedirectRefused::OtherHost { .. })
+            ));
+        }
     }
 
     /// Names that resolve to disguised destinations are refused by the delivery path

@@ -368,6 +368,120 @@ async fn redirects_are_followed_up_to_two_hops() {
     assert!(receiver.received("/redirect/0").len() == 2);
 }
 
+#[tokio::test]
+async fn only_307_and_308_deliver_through_a_redirect_and_never_to_another_host() {
+    let receiver = Receiver::start().await;
+    let service = TestService::start().await;
+    let port = receiver.addr.port();
+    let mut webhooks = Vec::new();
+    for code in [301_u16, 302, 303, 307, 308] {
+        receiver.set(
+            &format!("/moved/{code}"),
+            Behaviour::Redirect {
+                status: code,
+                to: format!("/landing/{code}?token=kept-out-of-errors"),
+            },
+        );
+        let (id, _) = webhook_to(
+            &service,
+            &receiver.url(&format!("/moved/{code}")),
+            json!(["*"]),
+        )
+        .await;
+        webhooks.push((code, id));
+    }
+    // The same receiver, named by another host: a signature must not go there.
+    receiver.set(
+        "/moved/elsewhere",
+        Behaviour::Redirect {
+            status: 308,
+            to: format!("http://localhost:{port}/landing/elsewhere"),
+        },
+    );
+    let (elsewhere_id, _) =
+        webhook_to(&service, &receiver.url("/moved/elsewhere"), json!(["*"])).await;
+
+    let emitted = service
+        .emit(json!({"type": "order.created", "data": {"order": "ord_301"}}))
+        .await;
+    let event_id = emitted["event_id"].as_str().expect("id").to_owned();
+    let deliveries = service.deliveries_of(&event_id).await;
+    assert_eq!(deliveries.len(), 6, "{deliveries:?}");
+    let outcome = |webhook_id: &str| {
+        let delivery = deliveries
+            .iter()
+            .find(|d| d["webhook_id"] == webhook_id)
+            .expect("a delivery per webhook");
+        let id = delivery["id"].as_str().expect("id").to_owned();
+        let service = &service;
+        async move {
+            wait_for("a final status", Duration::from_secs(20), || async {
+                let (_, detail) = service
+                    .json(Method::GET, &format!("/deliveries/{id}"), None)
+                    .await;
+                matches!(detail["status"].as_str(), Some("succeeded" | "failed")).then_some(detail)
+            })
+            .await
+        }
+    };
+
+    for (code, webhook_id) in &webhooks {
+        let detail = outcome(webhook_id).await;
+        let first = receiver.received(&format!("/moved/{code}"));
+        assert_eq!(first.len(), 1, "{code}: one POST, not retried");
+        let landed = receiver.received(&format!("/landing/{code}"));
+        if matches!(code, 307 | 308) {
+            assert_eq!(detail["status"], "succeeded", "{code}: {detail}");
+            assert_eq!(landed.len(), 1, "{code}");
+            assert_eq!(landed[0].method, Method::POST, "{code}");
+            assert_eq!(landed[0].body, first[0].body, "{code}: the payload follows");
+            assert!(!landed[0].body.is_empty());
+            for header in [
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "x-webhook-signature",
+            ] {
+                assert!(landed[0].headers.get(header).is_some(), "{code}: {header}");
+                assert_eq!(
+                    landed[0].headers.get(header),
+                    first[0].headers.get(header),
+                    "{code}: {header} is the same after the redirect"
+                );
+            }
+        } else {
+            assert_eq!(detail["status"], "failed", "{code}: {detail}");
+            assert!(landed.is_empty(), "{code}: nothing went to the Location");
+            let attempts = detail["attempts"].as_array().expect("attempts");
+            assert_eq!(
+                attempts.len(),
+                1,
+                "{code}: a method-changing redirect is not retried"
+            );
+            let error = attempts[0]["error"].as_str().unwrap_or_default();
+            assert!(error.contains(&code.to_string()), "{error}");
+            assert!(
+                error.contains(&format!("/landing/{code}?…")),
+                "names the Location: {error}"
+            );
+            assert!(!error.contains("kept-out-of-errors"), "{error}");
+        }
+    }
+
+    let detail = outcome(&elsewhere_id).await;
+    assert_eq!(detail["status"], "failed", "{detail}");
+    assert!(
+        receiver.received("/landing/elsewhere").is_empty(),
+        "no signature went to another host"
+    );
+    let error = detail["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("another host"), "{error}");
+    assert!(
+        error.contains(&format!("localhost:{port}/landing/elsewhere")),
+        "{error}"
+    );
+}
+
 on_both_backends! {
     #[tokio::test]
     async fn gone_deactivates_and_other_4xx_fail_without_retry() {

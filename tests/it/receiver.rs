@@ -23,6 +23,11 @@ pub enum Behaviour {
     RedirectChain,
     /// A 307 to this absolute URL.
     RedirectTo(String),
+    /// This redirect status (301, 302, 303, 307, 308) to this URL.
+    Redirect {
+        status: u16,
+        to: String,
+    },
     /// 200 with a body of this many bytes, streamed in 64 KiB chunks.
     Huge(usize),
     /// 200, then the body one byte every 100 ms, for this many bytes.
@@ -35,6 +40,7 @@ pub enum Behaviour {
 pub struct Received {
     /// When the request arrived (its body read).
     pub arrived: std::time::Instant,
+    pub method: axum::http::Method,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -96,6 +102,7 @@ impl Receiver {
 
 async fn answer(
     State(shared): State<Arc<Mutex<Shared>>>,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -105,6 +112,7 @@ async fn answer(
         let mut shared = shared.lock().expect("lock");
         shared.received.push(Received {
             arrived: std::time::Instant::now(),
+            method,
             path: path.clone(),
             headers,
             body,
@@ -147,6 +155,10 @@ async fn answer(
         }
         Behaviour::RedirectTo(url) => {
             (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response()
+        }
+        Behaviour::Redirect { status, to } => {
+            let status = StatusCode::from_u16(status).expect("status");
+            (status, [(header::LOCATION, to)]).into_response()
         }
         Behaviour::Huge(bytes) => {
             let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
