@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use egui::{Event, Modifiers, MouseWheelSource, MouseWheelUnit, RawInput, TouchPhase, pos2, vec2};
-use hookpanel::api::{Delivery, DeliveryList, DeliveryStatus, Webhook, WebhookKind};
+use hookpanel::api::{Delivery, DeliveryList, DeliveryStatus, Webhook, WebhookHealth, WebhookKind};
 use hookpanel::ui::backend::PageRequest;
 use hookpanel::ui::commands::Commands;
 use hookpanel::ui::deliveries::DeliveriesView;
@@ -75,6 +75,11 @@ fn remote() -> Remote {
             last_status_code: None,
             last_success_at: None,
             failing_since: None,
+            last_error: None,
+            pending: 0,
+            retrying: 0,
+            oldest_due_at: None,
+            health: WebhookHealth::Healthy,
         })
         .collect();
     Remote {
@@ -119,6 +124,8 @@ fn main() {
         Ok(DeliveryList {
             items: deliveries(),
             next_cursor: None,
+            total: None,
+            total_capped: false,
         }),
         &remote,
     );

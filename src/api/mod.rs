@@ -138,6 +138,70 @@ pub struct Webhook {
     /// Auto-disable counts from here.
     #[serde(default)]
     pub failing_since: Option<DateTime<Utc>>,
+    /// The latest attempt's error in words ("timed out: …", "could not connect: …",
+    /// "the receiver answered 500 Internal Server Error"); none after a success.
+    pub last_error: Option<String>,
+    /// Deliveries not finished: pending (in flight included) and retrying. Kept as state,
+    /// as the finished counts are.
+    pub pending: u64,
+    /// Of those, the ones that failed at least once and wait for their next try.
+    pub retrying: u64,
+    /// The earliest time one of its unfinished deliveries is (or was) due: long past while
+    /// its receiver holds the work up.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// The one state every view colours by, computed by the service (see [`WebhookHealth`]).
+    pub health: WebhookHealth,
+}
+
+/// A webhook's health, from its state and its recorded attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookHealth {
+    /// Delivering: nothing failing, nothing held up.
+    Healthy,
+    /// Delivering, but retries wait, more than 5 % of the last 24 h's finished deliveries
+    /// failed, or due work has waited over a minute.
+    Degraded,
+    /// Every attempt since `failing_since` failed: its receiver is down, refusing, or
+    /// timing out.
+    Failing,
+    /// Deactivated: it takes no deliveries.
+    Inactive,
+}
+
+/// Due work that has waited this long makes a webhook `degraded`: its receiver is slow,
+/// or its rate limit or concurrency cannot keep up.
+pub const OVERDUE_AFTER_SECS: i64 = 60;
+
+impl WebhookHealth {
+    /// The rule, in one place: inactive before failing, failing before degraded.
+    pub fn of(webhook: &Webhook, now: DateTime<Utc>) -> Self {
+        if !webhook.is_active {
+            return Self::Inactive;
+        }
+        if webhook.failing_since.is_some() {
+            return Self::Failing;
+        }
+        let finished = webhook.success_24h + webhook.failed_24h;
+        let failing_share = webhook.failed_24h * 20 > finished;
+        let overdue = webhook
+            .oldest_due_at
+            .is_some_and(|due| (now - due).num_seconds() > OVERDUE_AFTER_SECS);
+        if webhook.retrying > 0 || (webhook.failed_24h > 0 && failing_share) || overdue {
+            Self::Degraded
+        } else {
+            Self::Healthy
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Failing => "failing",
+            Self::Inactive => "inactive",
+        }
+    }
 }
 
 /// A secret rotated out that still signs, beside the current one, until `expires_at`.
@@ -175,6 +239,11 @@ impl Webhook {
             last_status_code: None,
             last_success_at: None,
             failing_since: None,
+            last_error: None,
+            pending: 0,
+            retrying: 0,
+            oldest_due_at: None,
+            health: WebhookHealth::Healthy,
         }
     }
 }
@@ -430,8 +499,15 @@ pub struct Delivery {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryList {
     pub items: Vec<Delivery>,
-    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// On a first page (no `cursor`): how many deliveries the filters match, across all
+    /// pages, counted up to `DELIVERY_TOTAL_CAP` (10 000); absent on later pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// True when more than `total` match: `total` is the cap, not the count.
+    #[serde(default)]
+    pub total_capped: bool,
 }
 
 /// One HTTP attempt of a delivery, as it happened.
@@ -561,7 +637,27 @@ pub struct DeliveryQuery {
     pub cursor: Option<String>,
     /// Page size, 1–500 (default 100).
     pub limit: Option<u32>,
+    /// `desc` (default): newest first; `asc`: oldest first. The whole history is in this
+    /// order, and a cursor goes on in it.
+    #[param(value_type = Option<String>, example = "asc")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<SortOrder>,
 }
+
+/// The order of a listing, by creation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// How many deliveries `total` counts at most: counting walks one index entry per
+/// delivery, so beyond this many an exact count would cost a scan that grows with the
+/// history on every first page (a 1 M history in an outage). 10 001 entries take a few
+/// milliseconds; past them `total_capped` is true and `total` reads as "10 000 or more".
+pub const DELIVERY_TOTAL_CAP: u64 = 10_000;
 
 /// The deliveries a bulk resend covers: the filters of `GET /deliveries`, with the same
 /// meaning. No condition at all covers the whole history.
@@ -601,6 +697,7 @@ impl DeliveryFilter {
             q: self.q.clone(),
             cursor: None,
             limit: None,
+            order: None,
         }
     }
 

@@ -10,8 +10,8 @@ use super::error::{ApiError, OrNotFound as _, Result};
 use super::extract::{ApiJson, ApiQuery};
 use super::{AppState, paging};
 use crate::api::{
-    AuditAction, BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, Delivery, DeliveryDetail,
-    DeliveryDetailQuery, DeliveryList, DeliveryQuery, ErrorBody,
+    AuditAction, BULK_RESEND_MAX_IDS, BulkResendIn, BulkResent, DELIVERY_TOTAL_CAP, Delivery,
+    DeliveryDetail, DeliveryDetailQuery, DeliveryList, DeliveryQuery, ErrorBody,
 };
 use crate::search::Terms;
 use crate::store::StoreError;
@@ -43,11 +43,32 @@ pub async fn list(
         return Ok(Json(DeliveryList {
             items: Vec::new(),
             next_cursor: None,
+            total: query.cursor.is_none().then_some(0),
+            total_capped: false,
         }));
     }
     let mut items = state.store.deliveries(&query, limit).await?;
     let next_cursor = paging::next_cursor(&mut items, limit, |delivery| &delivery.id);
-    Ok(Json(DeliveryList { items, next_cursor }))
+    // Counted on a first page only: the later pages share its filters.
+    let (total, total_capped) = if query.cursor.is_some() {
+        (None, false)
+    } else if next_cursor.is_none() {
+        // The whole match is on this page: no count needed.
+        (Some(items.len() as u64), false)
+    } else {
+        let counted = state
+            .store
+            .count_deliveries(&query, DELIVERY_TOTAL_CAP)
+            .await?;
+        let capped = counted > DELIVERY_TOTAL_CAP;
+        (Some(counted.min(DELIVERY_TOTAL_CAP)), capped)
+    };
+    Ok(Json(DeliveryList {
+        items,
+        next_cursor,
+        total,
+        total_capped,
+    }))
 }
 
 /// A delivery with the event's data and every attempt, oldest first.
@@ -78,14 +99,15 @@ pub async fn get(
 }
 
 /// Send again now with the same event id, whatever the delivery's status; every earlier
-/// attempt stays in its history.
+/// attempt stays in its history. Refused (409 `webhook_inactive`) while its webhook is
+/// deactivated or deleted, as a bulk resend skips those.
 #[utoipa::path(
     post, path = "/deliveries/{id}/resend", tag = "deliveries",
     params(("id" = String, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "Queued", body = Delivery),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "An attempt is under way", body = ErrorBody),
+        (status = 409, description = "An attempt is under way (`attempt_in_progress`), or its webhook is deactivated or deleted (`webhook_inactive`)", body = ErrorBody),
     )
 )]
 pub async fn resend(

@@ -92,6 +92,15 @@ impl From<StoreError> for ApiError {
                 "last_admin_key",
                 "this is the only admin key left: create another admin key before revoking it",
             ),
+            StoreError::WebhookInactive { deleted } => Self::new(
+                StatusCode::CONFLICT,
+                "webhook_inactive",
+                if deleted {
+                    "this delivery's webhook is deleted: nothing would receive it"
+                } else {
+                    "this delivery's webhook is deactivated: activate it, then resend"
+                },
+            ),
             StoreError::Unavailable(_) => {
                 tracing::error!("storage unavailable: {err}");
                 Self::new(

@@ -79,6 +79,9 @@ pub enum StoreError {
     },
     #[error("an attempt is under way")]
     Busy,
+    /// A delivery cannot go out: its webhook is deactivated, or deleted.
+    #[error("its webhook is {}", if *deleted { "deleted" } else { "deactivated" })]
+    WebhookInactive { deleted: bool },
     /// A key's name is another key's already.
     #[error("another key has this name")]
     NameTaken,
@@ -531,6 +534,15 @@ impl Store {
             return Ok(Vec::new());
         }
         on_backend!(self, db => db.deliveries(query, limit).await)
+    }
+
+    /// How many deliveries `query`'s filters match, up to `cap` and one more (see
+    /// [`crate::api::DELIVERY_TOTAL_CAP`]).
+    pub async fn count_deliveries(&self, query: &DeliveryQuery, cap: u64) -> Result<u64> {
+        if matches_nothing(query) {
+            return Ok(0);
+        }
+        on_backend!(self, db => query::count_deliveries(db.pool(), query, cap).await)
     }
 
     /// Finished deliveries per time bucket since `since`, by their last attempt's time.

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use super::{Result, StoreError};
-use crate::api::{Attempt, Delivery, DeliveryStatus, PreviousSecret, Webhook, WebhookKind};
+use crate::api::{
+    Attempt, Delivery, DeliveryStatus, PreviousSecret, Webhook, WebhookHealth, WebhookKind,
+};
 use crate::crypto::Sealed;
 
 pub(super) fn millis(at: DateTime<Utc>) -> i64 {
@@ -255,9 +257,11 @@ fn headers_from_json(text: &str) -> Result<std::collections::BTreeMap<String, St
 
 /// What one batch of attempts tells of one webhook's health.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct HealthChange {
+pub(super) struct HealthChange<'a> {
     pub last_attempt_at: i64,
     pub last_status_code: Option<i64>,
+    /// The latest attempt's error in words; none when it succeeded.
+    pub last_error: Option<&'a str>,
     pub last_success_at: Option<i64>,
     /// The first failed attempt after the batch's last success (or in the batch, when it
     /// has none).
@@ -267,15 +271,18 @@ pub(super) struct HealthChange {
 }
 
 /// Folds a batch of attempts into one change per webhook, in the order they started.
-pub(super) fn health_changes<'a>(attempts: &[AttemptToRecord<'a>]) -> Vec<(&'a str, HealthChange)> {
+pub(super) fn health_changes<'a>(
+    attempts: &'a [AttemptToRecord<'a>],
+) -> Vec<(&'a str, HealthChange<'a>)> {
     let mut ordered: Vec<&AttemptToRecord<'a>> = attempts.iter().collect();
     ordered.sort_by_key(|a| a.record.started_at);
-    let mut changes: HashMap<&str, HealthChange> = HashMap::new();
+    let mut changes: HashMap<&str, HealthChange<'a>> = HashMap::new();
     for attempt in ordered {
         let at = millis(attempt.record.started_at);
         let change = changes.entry(attempt.webhook_id).or_default();
         change.last_attempt_at = at;
         change.last_status_code = attempt.record.status_code.map(i64::from);
+        change.last_error = attempt.record.error.as_deref();
         if attempt.outcome == AttemptOutcome::Succeeded {
             change.last_success_at = Some(at);
             change.failing_since = None;
@@ -287,7 +294,7 @@ pub(super) fn health_changes<'a>(attempts: &[AttemptToRecord<'a>]) -> Vec<(&'a s
         }
     }
     // In key order: concurrent writers (replicas) then lock the health rows in one order.
-    let mut changes: Vec<(&str, HealthChange)> = changes.into_iter().collect();
+    let mut changes: Vec<(&str, HealthChange<'a>)> = changes.into_iter().collect();
     changes.sort_unstable_by(|a, b| a.0.cmp(b.0));
     changes
 }
@@ -300,7 +307,11 @@ macro_rules! webhook_columns {
             "id, name, url, kind, description, owner, is_active, rate_limit, \
              disabled_reason, secret_hint, created_at, updated_at, \
              h.last_attempt_at AS last_delivery_at, h.last_status_code, h.last_success_at, \
-             h.failing_since, COALESCE(h.failed_total, 0) AS failed_total, \
+             h.failing_since, COALESCE(h.failed_total, 0) AS failed_total, h.last_error, \
+             COALESCE(b.pending, 0) AS pending, COALESCE(b.retrying, 0) AS retrying, \
+             (SELECT MIN(d.next_attempt_at) FROM deliveries d \
+                WHERE d.webhook_id = webhooks.id AND d.next_attempt_at IS NOT NULL) \
+                AS oldest_due_at, \
              (SELECT MAX(s.created_at) FROM webhook_secrets s \
                 WHERE s.webhook_id = webhooks.id AND s.expires_at IS NULL) AS secret_created_at, \
              (SELECT CAST(COALESCE(SUM(c.succeeded), 0) AS BIGINT) FROM delivery_counts c \
@@ -311,7 +322,8 @@ macro_rules! webhook_columns {
                 WHERE c.webhook_id = webhooks.id AND c.hour_start >= ",
             $since,
             ") AS failed_24h \
-             FROM webhooks LEFT JOIN webhook_health h ON h.webhook_id = webhooks.id"
+             FROM webhooks LEFT JOIN webhook_health h ON h.webhook_id = webhooks.id \
+             LEFT JOIN webhook_backlog b ON b.webhook_id = webhooks.id"
         )
     };
 }
@@ -336,6 +348,10 @@ pub(super) struct WebhookRow {
     last_success_at: Option<i64>,
     failing_since: Option<i64>,
     failed_total: i64,
+    last_error: Option<String>,
+    pending: i64,
+    retrying: i64,
+    oldest_due_at: Option<i64>,
     secret_created_at: Option<i64>,
     success_24h: i64,
     failed_24h: i64,
@@ -351,7 +367,7 @@ impl WebhookRow {
         events: Vec<String>,
         previous_secrets: Vec<PreviousSecret>,
     ) -> Result<Webhook> {
-        Ok(Webhook {
+        let mut webhook = Webhook {
             // A webhook always has a current secret; should it have lost it, its creation
             // is the closest answer.
             secret_created_at: from_millis(self.secret_created_at.unwrap_or(self.created_at))?,
@@ -378,7 +394,14 @@ impl WebhookRow {
             last_status_code: self
                 .last_status_code
                 .and_then(|code| u16::try_from(code).ok()),
-        })
+            last_error: self.last_error,
+            pending: u64::try_from(self.pending + self.retrying).unwrap_or(0),
+            retrying: u64::try_from(self.retrying).unwrap_or(0),
+            oldest_due_at: optional_time(self.oldest_due_at)?,
+            health: WebhookHealth::Healthy,
+        };
+        webhook.health = WebhookHealth::of(&webhook, Utc::now());
+        Ok(webhook)
     }
 }
 

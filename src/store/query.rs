@@ -5,7 +5,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::model::{AttemptHistoryRow, CountsRow, DeliveryRow, millis};
 use super::{Result, StoreError};
-use crate::api::{Attempt, CodeClass, Delivery, DeliveryQuery};
+use crate::api::{Attempt, CodeClass, Delivery, DeliveryQuery, SortOrder};
 use crate::search::Terms;
 
 /// How each backend finds what `q` names: a delivery or event by id, or the events whose
@@ -133,7 +133,11 @@ where
         DB::push_search(sql, q);
     }
     if let Some(cursor) = &query.cursor {
-        sql.push(" AND id < ").push_bind(cursor.clone());
+        let beyond = match query.order.unwrap_or_default() {
+            SortOrder::Desc => " AND id < ",
+            SortOrder::Asc => " AND id > ",
+        };
+        sql.push(beyond).push_bind(cursor.clone());
     }
 }
 
@@ -146,7 +150,11 @@ where
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
     push_delivery_conditions(sql, query);
-    sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    let order = match query.order.unwrap_or_default() {
+        SortOrder::Desc => " ORDER BY id DESC LIMIT ",
+        SortOrder::Asc => " ORDER BY id ASC LIMIT ",
+    };
+    sql.push(order).push_bind(limit);
 }
 
 /// The hourly counts summed per bucket of `width`, after `SELECT (hour_start / `.
@@ -257,6 +265,37 @@ where
     rows.into_iter().map(Delivery::try_from).collect()
 }
 
+/// How many deliveries `query`'s filters match (its cursor ignored), counted up to `cap`
+/// and one more: the walk is bounded whatever the history's size.
+pub(super) async fn count_deliveries<DB>(
+    pool: &sqlx::Pool<DB>,
+    query: &DeliveryQuery,
+    cap: u64,
+) -> Result<u64>
+where
+    DB: PayloadMatch,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    &'static str: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let uncursored = DeliveryQuery {
+        cursor: None,
+        ..query.clone()
+    };
+    let mut sql: QueryBuilder<DB> = QueryBuilder::new(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 AS one FROM deliveries WHERE 1 = 1",
+    );
+    push_delivery_conditions(&mut sql, &uncursored);
+    sql.push(" LIMIT ")
+        .push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1))
+        .push(") AS matched");
+    let (count,): (i64,) = sql.build_query_as().fetch_one(pool).await?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 /// The hourly counts summed per bucket of `width` from `start` (see [`push_stats_query`]).
 pub(super) async fn stats<DB>(
     pool: &sqlx::Pool<DB>,
@@ -308,12 +347,23 @@ pub(super) struct ResendCandidate {
     pub webhook_state: String,
 }
 
+/// Whether a row of `deliveries`' webhook takes deliveries: `active`, `inactive` or
+/// `gone` (deleted), as SQL both backends take; a literal for `concat!`.
+macro_rules! webhook_state_sql {
+    () => {
+        "COALESCE((SELECT CASE WHEN w.deleted_at IS NOT NULL THEN 'gone' \
+                               WHEN w.is_active THEN 'active' ELSE 'inactive' END \
+                   FROM webhooks w WHERE w.id = deliveries.webhook_id), 'gone')"
+    };
+}
+pub(super) use webhook_state_sql;
+
 /// The columns of a [`ResendCandidate`], from `deliveries`.
-const CANDIDATE_COLUMNS: &str = "SELECT id, webhook_id, lease_until, \
-     COALESCE((SELECT CASE WHEN w.deleted_at IS NOT NULL THEN 'gone' \
-                           WHEN w.is_active THEN 'active' ELSE 'inactive' END \
-               FROM webhooks w WHERE w.id = deliveries.webhook_id), 'gone') AS webhook_state \
-     FROM deliveries WHERE ";
+const CANDIDATE_COLUMNS: &str = concat!(
+    "SELECT id, webhook_id, lease_until, ",
+    webhook_state_sql!(),
+    " AS webhook_state FROM deliveries WHERE "
+);
 
 /// Which deliveries a chunk of a bulk resend reads.
 pub(super) enum Candidates<'a> {

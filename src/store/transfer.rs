@@ -476,7 +476,7 @@ async fn copy_batch(
             let rows: Vec<HealthRow> = page(
                 source,
                 "webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since, \
-                 failed_total",
+                 failed_total, last_error",
                 table,
                 "webhook_id",
                 after,
@@ -486,9 +486,9 @@ async fn copy_batch(
             let n = rows.len() as u64;
             sqlx::query(
                 "INSERT INTO webhook_health (webhook_id, last_attempt_at, last_status_code, \
-                   last_success_at, failing_since, failed_total) \
+                   last_success_at, failing_since, failed_total, last_error) \
                  SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], \
-                   $5::bigint[], $6::bigint[])",
+                   $5::bigint[], $6::bigint[], $7::text[])",
             )
             .bind(column(&rows, |r| r.0.clone()))
             .bind(column(&rows, |r| r.1))
@@ -496,6 +496,7 @@ async fn copy_batch(
             .bind(column(&rows, |r| r.3))
             .bind(column(&rows, |r| r.4))
             .bind(column(&rows, |r| r.5))
+            .bind(column(&rows, |r| r.6.clone()))
             .execute(&mut **tx)
             .await?;
             Ok((n, last))
@@ -572,7 +573,8 @@ type KeyRow = (String, String, String, String, i64, Option<i64>);
 /// id, at, actor, action, target_id, detail.
 type AuditLogRow = (String, i64, String, String, Option<String>, String);
 
-/// webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since.
+/// webhook_id, last_attempt_at, last_status_code, last_success_at, failing_since,
+/// failed_total, last_error.
 type HealthRow = (
     String,
     Option<i64>,
@@ -580,6 +582,7 @@ type HealthRow = (
     Option<i64>,
     Option<i64>,
     i64,
+    Option<String>,
 );
 
 #[derive(FromRow)]

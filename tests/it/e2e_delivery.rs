@@ -1439,3 +1439,179 @@ on_both_backends! {
         .await;
     }
 }
+
+on_both_backends! {
+    #[tokio::test]
+    async fn a_resend_to_an_inactive_or_deleted_webhook_is_refused_as_bulk_resend_skips_it() {
+        let receiver = Receiver::start().await;
+        receiver.set("/gone-soon", Behaviour::Status(400));
+        let service = TestService::start().await;
+        let (webhook_id, _) =
+            webhook_to(&service, &receiver.url("/gone-soon"), json!(["order.created"])).await;
+        let emitted = service
+            .emit(json!({"type": "order.created", "data": {}}))
+            .await;
+        let delivery_id = only_delivery(&service, emitted["event_id"].as_str().expect("id")).await;
+        service.wait_for_delivery(&delivery_id, "failed").await;
+        deactivate(&service, &webhook_id).await;
+
+        let resend = format!("/deliveries/{delivery_id}/resend");
+        let (status, answer) = service.json(Method::POST, &resend, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert_eq!(answer["error"]["code"], "webhook_inactive", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("deactivated")),
+            "{answer}"
+        );
+        // Nothing was queued, and nothing more arrived.
+        let (_, detail) = service
+            .json(Method::GET, &format!("/deliveries/{delivery_id}"), None)
+            .await;
+        assert_eq!(detail["status"], "failed", "{detail}");
+        assert_eq!(receiver.received("/gone-soon").len(), 1);
+
+        let (status, _) = service
+            .call(Method::DELETE, &format!("/webhooks/{webhook_id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, answer) = service.json(Method::POST, &resend, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("deleted")),
+            "{answer}"
+        );
+    }
+}
+
+/// Every page of `GET /deliveries?{filters}` in turn: the ids, and each page's answer.
+async fn every_page(service: &TestService, filters: &str) -> (Vec<String>, Vec<Value>) {
+    let mut ids = Vec::new();
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let path = match &cursor {
+            None => format!("/deliveries?{filters}"),
+            Some(cursor) => format!("/deliveries?{filters}&cursor={cursor}"),
+        };
+        let (status, page) = service.json(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        ids.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|d| d["id"].as_str().expect("id").to_owned()),
+        );
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        pages.push(page);
+        if cursor.is_none() {
+            return (ids, pages);
+        }
+    }
+    panic!("more than 100 pages");
+}
+
+on_both_backends! {
+    #[tokio::test]
+    async fn totals_count_every_match_and_order_asc_walks_the_whole_history_oldest_first() {
+        let receiver = Receiver::start().await;
+        receiver.set("/refuses", Behaviour::Status(400));
+        let service = TestService::start().await;
+        let (ok_id, _) = webhook_to(&service, &receiver.url("/ok"), json!(["order.created"])).await;
+        let (bad_id, _) =
+            webhook_to(&service, &receiver.url("/refuses"), json!(["order.created"])).await;
+        for n in 0..25 {
+            service
+                .emit(json!({"type": "order.created", "data": {"n": n}}))
+                .await;
+        }
+        wait_for("every delivery finished", Duration::from_secs(30), || async {
+            let (_, list) = service.json(Method::GET, "/webhooks", None).await;
+            let pending: u64 = list["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|w| w["pending"].as_u64().unwrap_or(1))
+                .sum();
+            (pending == 0).then_some(())
+        })
+        .await;
+
+        // The total counts every match, not the page.
+        let (newest_first, pages) =
+            every_page(&service, &format!("webhook_id={bad_id}&status=failed&limit=10")).await;
+        assert_eq!(newest_first.len(), 25);
+        assert_eq!(pages.len(), 3);
+        assert_eq!(pages[0]["total"], 25, "{}", pages[0]);
+        assert_eq!(pages[0]["total_capped"], false);
+        assert!(pages[1].get("total").is_none(), "later pages carry no total: {}", pages[1]);
+        let (all, _) = every_page(&service, "limit=500").await;
+        let (status, first) = service.json(Method::GET, "/deliveries?limit=7", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(first["total"], all.len(), "{first}");
+        assert_eq!(all.len(), 50);
+        let (_, none) = service
+            .json(Method::GET, &format!("/deliveries?webhook_id={ok_id}&status=failed"), None)
+            .await;
+        assert_eq!(none["total"], 0, "{none}");
+
+        // Oldest first, across pages, with the same cursor: the reverse of newest first.
+        let (oldest_first, _) = every_page(
+            &service,
+            &format!("webhook_id={bad_id}&status=failed&limit=10&order=asc"),
+        )
+        .await;
+        let mut reversed = newest_first.clone();
+        reversed.reverse();
+        assert_eq!(oldest_first, reversed);
+        let (_, page) = service
+            .json(Method::GET, "/deliveries?order=asc&limit=1", None)
+            .await;
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(page["items"][0]["id"], sorted[0], "the oldest of the whole history");
+        let (status, refused) = service
+            .json(Method::GET, "/deliveries?order=sideways", None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn a_total_past_the_cap_says_so() {
+    let receiver = Receiver::start().await;
+    let service = TestService::start().await;
+    for _ in 0..20 {
+        webhook_to(&service, &receiver.url("/ok"), json!(["order.created"])).await;
+    }
+    // 501 events to 20 webhooks: 10 020 deliveries, past the cap of 10 000.
+    for n in 0..501 {
+        service
+            .emit(json!({"type": "order.created", "data": {"n": n}}))
+            .await;
+    }
+    let (status, page) = service.json(Method::GET, "/deliveries?limit=1", None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        page["total"],
+        hookpanel::api::DELIVERY_TOTAL_CAP,
+        "{}",
+        page["total"]
+    );
+    assert_eq!(page["total_capped"], true);
+    let (_, page) = service
+        .json(
+            Method::GET,
+            "/deliveries?limit=1&since=2000-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(
+        page["total_capped"], true,
+        "a filter that matches every one"
+    );
+}

@@ -15,6 +15,7 @@ mod e2e_webhooks;
 #[cfg(feature = "panel")]
 mod embedded;
 mod faults;
+mod health;
 #[cfg(feature = "panel")]
 mod keychain;
 mod metrics;

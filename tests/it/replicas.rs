@@ -194,20 +194,19 @@ async fn three_replicas_share_a_burst_and_one_killed_mid_burst_loses_and_doubles
     let migrations: Vec<(i64, bool)> = db
         .rows("SELECT version, success FROM _sqlx_migrations ORDER BY version")
         .await;
-    assert_eq!(
-        migrations,
-        [
-            (1, true),
-            (2, true),
-            (3, true),
-            (4, true),
-            (5, true),
-            (6, true),
-            (7, true),
-            (8, true),
-            (9, true)
-        ]
-    );
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("the migrations folder")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count();
+    let expected: Vec<(i64, bool)> = (1..=i64::try_from(shipped).expect("count"))
+        .map(|version| (version, true))
+        .collect();
+    assert!(shipped >= 10, "{shipped} migrations shipped");
+    assert_eq!(migrations, expected);
     let settled = wait_for("every delivery settled and no claim left", Duration::from_secs(60), || async {
         let mut db = RawConnection::open(database.url()).await;
         let open = count(&mut db, "SELECT COUNT(*) FROM deliveries WHERE status <> 'succeeded' OR lease_until IS NOT NULL").await;

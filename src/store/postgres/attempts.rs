@@ -42,6 +42,7 @@ impl Database {
         let last_attempt_at: Vec<i64> = changes.iter().map(|(_, c)| c.last_attempt_at).collect();
         let last_status_codes: Vec<Option<i64>> =
             changes.iter().map(|(_, c)| c.last_status_code).collect();
+        let last_errors: Vec<Option<&str>> = changes.iter().map(|(_, c)| c.last_error).collect();
         let last_success_at: Vec<Option<i64>> =
             changes.iter().map(|(_, c)| c.last_success_at).collect();
         let failing_since: Vec<Option<i64>> =
@@ -77,13 +78,16 @@ impl Database {
                    error) \
                WHERE d.id = v.id) \
              INSERT INTO webhook_health AS h (webhook_id, last_attempt_at, last_status_code, \
-               last_success_at, failing_since, failed_total) \
+               last_success_at, failing_since, failed_total, last_error) \
              SELECT * FROM UNNEST($11::text[], $12::bigint[], $13::bigint[], $14::bigint[], \
-               $15::bigint[], $16::bigint[]) \
+               $15::bigint[], $16::bigint[], $17::text[]) \
              ON CONFLICT (webhook_id) DO UPDATE SET \
                last_status_code = CASE \
                  WHEN excluded.last_attempt_at >= COALESCE(h.last_attempt_at, 0) \
                  THEN excluded.last_status_code ELSE h.last_status_code END, \
+               last_error = CASE \
+                 WHEN excluded.last_attempt_at >= COALESCE(h.last_attempt_at, 0) \
+                 THEN excluded.last_error ELSE h.last_error END, \
                last_attempt_at = GREATEST(h.last_attempt_at, excluded.last_attempt_at), \
                last_success_at = GREATEST(h.last_success_at, excluded.last_success_at), \
                failing_since = CASE WHEN excluded.last_success_at IS NOT NULL \
@@ -108,6 +112,7 @@ impl Database {
         .bind(last_success_at)
         .bind(failing_since)
         .bind(failed)
+        .bind(last_errors)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()

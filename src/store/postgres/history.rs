@@ -6,7 +6,7 @@ use sqlx::{Postgres, Transaction};
 use super::Database;
 use crate::api::{Attempt, Delivery, DeliveryQuery};
 use crate::store::model::{CountsRow, millis};
-use crate::store::query::{self, Candidates, RequeuedPage, ResendCandidate};
+use crate::store::query::{self, Candidates, RequeuedPage, ResendCandidate, webhook_state_sql};
 use crate::store::{Audit, Result, StoreError};
 
 /// Cancels a webhook's unfinished deliveries, e.g. when it is deactivated or deleted.
@@ -30,14 +30,22 @@ impl Database {
     pub(in crate::store) async fn resend(&self, delivery_id: &str, audit: &Audit) -> Result<()> {
         let now = millis(Utc::now());
         let mut tx = self.pool.begin().await?;
-        let lease: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE id = $1 FOR UPDATE")
-                .bind(delivery_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match lease {
+        let found: Option<(Option<i64>, String)> = sqlx::query_as(concat!(
+            "SELECT lease_until, ",
+            webhook_state_sql!(),
+            " FROM deliveries WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match found {
             None => return Err(StoreError::NotFound),
-            Some(Some(until)) if until > now => return Err(StoreError::Busy),
+            Some((_, state)) if state != "active" => {
+                return Err(StoreError::WebhookInactive {
+                    deleted: state == "gone",
+                });
+            }
+            Some((Some(until), _)) if until > now => return Err(StoreError::Busy),
             Some(_) => {}
         }
         sqlx::query(

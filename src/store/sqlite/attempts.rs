@@ -85,13 +85,14 @@ async fn update_health(
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO webhook_health (webhook_id, last_attempt_at, last_status_code, \
-             last_success_at, failing_since, failed_total) ",
+             last_error, last_success_at, failing_since, failed_total) ",
         );
         upsert.push_values(chunk, |mut values, (webhook_id, change)| {
             values
                 .push_bind(*webhook_id)
                 .push_bind(change.last_attempt_at)
                 .push_bind(change.last_status_code)
+                .push_bind(change.last_error)
                 .push_bind(change.last_success_at)
                 .push_bind(change.failing_since)
                 .push_bind(change.failed);
@@ -102,6 +103,9 @@ async fn update_health(
                last_status_code = CASE \
                  WHEN excluded.last_attempt_at >= COALESCE(webhook_health.last_attempt_at, 0) \
                  THEN excluded.last_status_code ELSE webhook_health.last_status_code END, \
+               last_error = CASE \
+                 WHEN excluded.last_attempt_at >= COALESCE(webhook_health.last_attempt_at, 0) \
+                 THEN excluded.last_error ELSE webhook_health.last_error END, \
                last_attempt_at = MAX(COALESCE(webhook_health.last_attempt_at, 0), \
                  excluded.last_attempt_at), \
                last_success_at = COALESCE(MAX(webhook_health.last_success_at, \

@@ -115,6 +115,7 @@ impl Filter {
             q: (!search.is_empty()).then(|| search.to_owned()),
             cursor: None,
             limit: Some(limit),
+            order: None,
         })
     }
 

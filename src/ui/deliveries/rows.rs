@@ -242,6 +242,8 @@ mod tests {
         DeliveryList {
             items: ids.iter().map(|id| row(id, 1)).collect(),
             next_cursor: next.map(str::to_owned),
+            total: None,
+            total_capped: false,
         }
     }
 
@@ -288,6 +290,8 @@ mod tests {
             DeliveryList {
                 items: vec![row("d4", 1), row("d3", 5), row("d2", 1), row("d1", 3)],
                 next_cursor: None,
+                total: None,
+                total_capped: false,
             },
             name,
         );

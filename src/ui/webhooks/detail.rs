@@ -101,9 +101,33 @@ impl WebhooksView {
                     (None, None) => ui.label("checking…"),
                 };
                 ui.end_row();
+                ui.label("Health");
+                let weak = ui.visuals().weak_text_color();
+                ui.label(
+                    RichText::new(webhook.health.as_str())
+                        .color(theme::health_color(webhook.health, weak))
+                        .strong(),
+                );
+                ui.end_row();
                 ui.label("Last 24 h");
                 health_ui(ui, webhook);
                 ui.end_row();
+                ui.label("Unfinished");
+                ui.label(match webhook.oldest_due_at {
+                    None => "none".to_owned(),
+                    Some(due) => format!(
+                        "{} ({} retrying), the earliest due {}",
+                        webhook.pending,
+                        webhook.retrying,
+                        widgets::time(due)
+                    ),
+                });
+                ui.end_row();
+                if let Some(error) = &webhook.last_error {
+                    ui.label("Last error");
+                    ui.add(egui::Label::new(RichText::new(error).color(theme::FAILURE)).wrap());
+                    ui.end_row();
+                }
                 ui.label("Last success");
                 ui.label(
                     webhook

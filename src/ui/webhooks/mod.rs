@@ -39,6 +39,8 @@ enum Sort {
     Created,
     /// Oldest signing secret first: the next to rotate at the top.
     SecretAge,
+    /// Failing, then degraded, healthy and inactive; within each, the most unfinished first.
+    FailingFirst,
 }
 
 /// The age past which a signing secret is old.
@@ -80,6 +82,7 @@ impl Sort {
         match self {
             Self::Created => "Oldest webhook first",
             Self::SecretAge => "Oldest secret first",
+            Self::FailingFirst => "Failing first",
         }
     }
 }
@@ -157,7 +160,7 @@ impl WebhooksView {
                 egui::ComboBox::from_id_salt("webhook_sort")
                     .selected_text(self.sort.title())
                     .show_ui(ui, |ui| {
-                        for sort in [Sort::Created, Sort::SecretAge] {
+                        for sort in [Sort::Created, Sort::FailingFirst, Sort::SecretAge] {
                             ui.selectable_value(&mut self.sort, sort, sort.title());
                         }
                     })
@@ -203,8 +206,15 @@ impl WebhooksView {
     /// The webhooks the list shows, in its order.
     fn shown<'a>(&self, webhooks: &'a [Webhook]) -> Vec<&'a Webhook> {
         let mut shown: Vec<&Webhook> = webhooks.iter().filter(|w| self.matches(w)).collect();
-        if self.sort == Sort::SecretAge {
-            shown.sort_by_key(|webhook| webhook.secret_created_at);
+        match self.sort {
+            Sort::Created => {}
+            Sort::SecretAge => shown.sort_by_key(|webhook| webhook.secret_created_at),
+            Sort::FailingFirst => shown.sort_by_key(|webhook| {
+                (
+                    table::severity(webhook.health),
+                    std::cmp::Reverse(webhook.pending),
+                )
+            }),
         }
         shown
     }

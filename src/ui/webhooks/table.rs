@@ -5,7 +5,49 @@ use egui_extras::{Column, TableBuilder};
 
 use super::super::{theme, widgets};
 use super::WebhooksView;
-use crate::api::Webhook;
+use crate::api::{Webhook, WebhookHealth};
+
+/// How urgent a health is, most urgent first, for "Failing first".
+pub(super) fn severity(health: WebhookHealth) -> u8 {
+    match health {
+        WebhookHealth::Failing => 0,
+        WebhookHealth::Degraded => 1,
+        WebhookHealth::Healthy => 2,
+        WebhookHealth::Inactive => 3,
+    }
+}
+
+/// The latest attempt in a word or a code: "200", "500", "timeout", "refused"; "—"
+/// before any attempt. The whole error is the cell's tooltip.
+pub(super) fn last_result(webhook: &Webhook) -> String {
+    if let Some(code) = webhook.last_status_code {
+        return code.to_string();
+    }
+    let Some(error) = webhook.last_error.as_deref() else {
+        return "—".to_owned();
+    };
+    let word = if error.starts_with("timed out") {
+        "timeout"
+    } else if error.starts_with("could not connect") {
+        "refused"
+    } else if error.contains("redirect") {
+        "redirect"
+    } else if error.starts_with("the connection broke") {
+        "broken"
+    } else {
+        "error"
+    };
+    word.to_owned()
+}
+
+/// What waits: "12", or "12 (12 retrying)"; "—" for nothing.
+fn unfinished_text(webhook: &Webhook) -> String {
+    match (webhook.pending, webhook.retrying) {
+        (0, _) => "—".to_owned(),
+        (pending, 0) => pending.to_string(),
+        (pending, retrying) => format!("{pending} ({retrying} retrying)"),
+    }
+}
 
 pub(super) fn health_ui(ui: &mut Ui, webhook: &Webhook) {
     ui.horizontal(|ui| {
@@ -30,6 +72,7 @@ impl WebhooksView {
         let shown = self.shown(webhooks);
         let now = chrono::Utc::now();
         let row_height = 26.0;
+        let weak = ui.visuals().weak_text_color();
         TableBuilder::new(ui)
             .striped(true)
             .sense(egui::Sense::click())
@@ -42,10 +85,11 @@ impl WebhooksView {
                     .resizable(true)
                     .clip(true),
             )
-            .column(Column::initial(70.0))
+            .column(Column::initial(60.0))
             .column(Column::initial(110.0))
-            .column(Column::initial(70.0))
-            .column(Column::initial(90.0))
+            .column(Column::initial(130.0).clip(true))
+            .column(Column::initial(80.0))
+            .column(Column::initial(80.0))
             .column(Column::remainder())
             .header(22.0, |mut header| {
                 for title in [
@@ -54,9 +98,10 @@ impl WebhooksView {
                     "URL",
                     "Events",
                     "Last 24 h",
-                    "Last code",
+                    "Unfinished",
+                    "Last result",
                     "Secret age",
-                    "State",
+                    "Health",
                 ] {
                     header.col(|ui| {
                         ui.strong(title);
@@ -67,36 +112,32 @@ impl WebhooksView {
                 body.rows(row_height, shown.len(), |mut row| {
                     let webhook = shown[row.index()];
                     row.set_selected(self.selected.as_deref() == Some(webhook.id.as_str()));
-                    row.col(|ui| {
-                        let color = if !webhook.is_active {
-                            ui.visuals().weak_text_color()
-                        } else if webhook.failed_24h > 0 {
-                            theme::FAILURE
-                        } else if webhook
-                            .last_status_code
-                            .is_some_and(|code| !(200..300).contains(&code))
-                        {
-                            // Retrying: not failed for good yet, but not well either.
-                            theme::WARNING
-                        } else {
-                            theme::SUCCESS
-                        };
-                        widgets::status_dot(ui, color);
-                    });
+                    let health_color = theme::health_color(webhook.health, weak);
+                    row.col(|ui| widgets::status_dot(ui, health_color));
                     row.col(|ui| widgets::cell(ui, RichText::new(&webhook.name).strong()));
                     row.col(|ui| widgets::cell(ui, RichText::new(&webhook.url).monospace()));
                     row.col(|ui| widgets::cell(ui, webhook.events.len().to_string()));
                     row.col(|ui| health_ui(ui, webhook));
                     row.col(|ui| {
-                        let code = webhook
-                            .last_status_code
-                            .map_or_else(|| "—".to_owned(), |c| c.to_string());
+                        let text = RichText::new(unfinished_text(webhook));
+                        let text = if webhook.retrying > 0 {
+                            text.color(theme::WARNING)
+                        } else {
+                            text
+                        };
+                        widgets::cell(ui, text);
+                    });
+                    row.col(|ui| {
                         let color = match webhook.last_status_code {
                             Some(200..=299) => theme::SUCCESS,
-                            Some(_) => theme::FAILURE,
-                            None => ui.visuals().weak_text_color(),
+                            None if webhook.last_error.is_none() => weak,
+                            _ => theme::FAILURE,
                         };
-                        widgets::cell(ui, RichText::new(code).color(color));
+                        let text = RichText::new(last_result(webhook)).color(color);
+                        let cell = ui.add(egui::Label::new(text).selectable(false).truncate());
+                        if let Some(error) = &webhook.last_error {
+                            cell.on_hover_text(error);
+                        }
                     });
                     row.col(|ui| {
                         let age = widgets::age_in_days(now - webhook.secret_created_at);
@@ -107,12 +148,8 @@ impl WebhooksView {
                         }
                     });
                     row.col(|ui| {
-                        let state = if webhook.is_active {
-                            RichText::new("active")
-                        } else {
-                            RichText::new("inactive").weak()
-                        };
-                        widgets::cell(ui, state);
+                        let text = RichText::new(webhook.health.as_str()).color(health_color);
+                        widgets::cell(ui, text.strong());
                     });
                     if row.response().clicked() {
                         self.selected = Some(webhook.id.clone());
