@@ -811,11 +811,11 @@ impl App {
                     continue;
                 }
                 let failed_count = (view == View::Failed)
-                    .then(|| self.failed.count())
+                    .then(|| self.failed.count_text())
                     .flatten();
                 let title = match failed_count {
-                    Some(count) if count > 0 => format!("{} ({count})", view.title()),
-                    _ => view.title().to_owned(),
+                    Some(count) => format!("{} ({count})", view.title()),
+                    None => view.title().to_owned(),
                 };
                 if ui
                     .selectable_label(self.state.view == view, title)

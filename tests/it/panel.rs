@@ -1236,7 +1236,8 @@ fn scrolling_to_the_end_loads_the_next_page() {
 }
 
 /// "Resend all N matching" covers every delivery the filter matches, loaded or not, in
-/// one request, after a confirmation that names how many and of which webhooks.
+/// one request, after a confirmation that names how many and of which webhooks. N, and
+/// the Failed tab's count, are the service's total, not the 200 rows loaded.
 #[test]
 fn resend_all_matching_covers_rows_not_loaded_after_naming_them() {
     let mut panel = Panel::start();
@@ -1267,8 +1268,11 @@ fn resend_all_matching_covers_rows_not_loaded_after_naming_them() {
         std::thread::sleep(Duration::from_millis(50));
     }
     panel.step_until_label("Select all (200+)");
+    // 200 rows are loaded; the tab and the button count what the service counts.
+    panel.step_until_label("↻ Resend all 250 matching…");
+    panel.step_until_label("Failed deliveries (250)");
     receiver.set("/refuses", Behaviour::Status(204));
-    panel.click("↻ Resend all 200+ matching…");
+    panel.click("↻ Resend all 250 matching…");
     panel.step_until_label("↻ Resend 250");
     assert!(
         panel

@@ -123,8 +123,13 @@ impl DeliveriesView {
     }
 
     /// How many deliveries are loaded, once loaded.
-    pub fn count(&self) -> Option<usize> {
-        self.loaded.then_some(self.rows.len())
+    /// How many deliveries match the view's filter, as the service counts them ("3 041",
+    /// "10 000+"); none before the first page, or when none match.
+    pub fn count_text(&self) -> Option<String> {
+        if !self.loaded || self.rows.is_empty() {
+            return None;
+        }
+        Some(self.rows.total_text())
     }
 
     /// The query the filter stands for, or `None` while it has errors (shown by the fields).
@@ -593,7 +598,7 @@ impl DeliveriesView {
                     self.picked.clear();
                 }
             } else if !self.rows.is_empty() {
-                let text = format!("↻ Resend all {}{more} matching…", self.rows.len());
+                let text = format!("↻ Resend all {} matching…", self.rows.total_text());
                 let label = RichText::new(text).strong();
                 let button = egui::Button::new(label).fill(theme::FAILURE.gamma_multiply(0.35));
                 resend_all = ui

@@ -67,9 +67,23 @@ pub struct Rows {
     order: Vec<usize>,
     sort: Sort,
     next_cursor: Option<String>,
+    /// What the service counted for the filter on its latest first page: how many match,
+    /// across every page, and whether that is its cap rather than the count.
+    total: Option<(u64, bool)>,
 }
 
 impl Rows {
+    /// How many deliveries match, as the service counts them: "3 041", or "10 000+" past
+    /// its cap; before it has said, the loaded rows, with "+" while more pages exist.
+    pub fn total_text(&self) -> String {
+        match self.total {
+            Some((count, false)) => count.to_string(),
+            Some((count, true)) => format!("{count}+"),
+            None if self.next_cursor.is_some() => format!("{}+", self.items.len()),
+            None => self.items.len().to_string(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -101,6 +115,7 @@ impl Rows {
 
     /// Replaces every row with a first page (after a filter change).
     pub fn replace(&mut self, page: DeliveryList, name_of: impl Fn(&str) -> String) {
+        self.total = page.total.map(|count| (count, page.total_capped));
         self.items = page.items;
         self.next_cursor = page.next_cursor;
         self.resort(name_of);
@@ -109,6 +124,9 @@ impl Rows {
     /// Merges a fresh newest page: it covers every id from its last row up, so rows in
     /// that range that it lacks no longer match and go; older rows stay as they are.
     pub fn merge_newest(&mut self, page: DeliveryList, name_of: impl Fn(&str) -> String) -> Merged {
+        if let Some(count) = page.total {
+            self.total = Some((count, page.total_capped));
+        }
         let added_on_top = match self.items.first() {
             Some(first) => page.items.iter().take_while(|d| d.id > first.id).count(),
             None => page.items.len(),
@@ -281,6 +299,30 @@ mod tests {
         assert_eq!(merged, Merged::Restarted);
         assert_eq!(rows.ids(), ["d9", "d8"]);
         assert_eq!(rows.next_cursor(), Some("d8"));
+    }
+
+    #[test]
+    fn the_total_is_the_services_count_not_the_loaded_rows() {
+        let mut rows = Rows::default();
+        assert_eq!(rows.total_text(), "0");
+        rows.replace(page(&["d3", "d2"], Some("d2")), name);
+        assert_eq!(
+            rows.total_text(),
+            "2+",
+            "before the service counted: the loaded rows"
+        );
+        let mut counted = page(&["d3", "d2"], Some("d2"));
+        counted.total = Some(3041);
+        rows.replace(counted, name);
+        assert_eq!(rows.total_text(), "3041");
+        let mut capped = page(&["d4", "d3"], Some("d3"));
+        capped.total = Some(10_000);
+        capped.total_capped = true;
+        rows.merge_newest(capped, name);
+        assert_eq!(rows.total_text(), "10000+");
+        // A later page carries no total: the count stays.
+        rows.append(page(&["d1"], None), name);
+        assert_eq!(rows.total_text(), "10000+");
     }
 
     #[test]
