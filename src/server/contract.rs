@@ -308,6 +308,7 @@ fn constrain_parameters(doc: &mut Value) {
                         "enum": crate::api::CodeClass::ALL.map(|c| c.as_str()),
                     }),
                     (Some("query"), Some("bucket")) => json!({"enum": ["hour", "day"]}),
+                    (Some("query"), Some("order")) => json!({"enum": ["asc", "desc"]}),
                     (Some("query"), Some("cursor")) if audit => {
                         json!({"pattern": AUDIT_CURSOR_PATTERN})
                     }
